@@ -1,0 +1,115 @@
+"""The domain errors every layer above the HDFS seam sees.
+
+The FUSE layer turns these into errno values (one table, in
+``fuse_mount.errors``) and the CSI layer into gRPC status codes (one table, in
+``csi_driver.errors``).  Keeping the set small is deliberate: each class must
+have a clear, distinct errno and gRPC code.
+"""
+
+from __future__ import annotations
+
+import errno
+
+
+class HdfsError(Exception):
+    """Base of every error raised through :class:`hdfs_client.HdfsClient`."""
+
+    #: errno a POSIX caller should see; the FUSE table may refine it.
+    errno: int = errno.EIO
+
+    def __init__(self, message: str, path: str | None = None, remote_class: str | None = None):
+        super().__init__(message)
+        self.path = path
+        self.remote_class = remote_class
+
+
+class NotFound(HdfsError):
+    errno = errno.ENOENT
+
+
+class AlreadyExists(HdfsError):
+    errno = errno.EEXIST
+
+
+class PermissionDenied(HdfsError):
+    errno = errno.EACCES
+
+
+class NotEmpty(HdfsError):
+    errno = errno.ENOTEMPTY
+
+
+class NotADirectory(HdfsError):
+    """An ancestor of the path is a file (ParentNotDirectoryException)."""
+
+    errno = errno.ENOTDIR
+
+
+class IsADirectory(HdfsError):
+    """A file operation (open for read/write) was aimed at a directory."""
+
+    errno = errno.EISDIR
+
+
+class QuotaExceeded(HdfsError):
+    """Namespace (file count) or space quota of an ancestor directory is exhausted."""
+
+    errno = errno.EDQUOT
+
+
+class InvalidPath(HdfsError):
+    errno = errno.EINVAL
+
+
+class LeaseConflict(HdfsError):
+    """The file is open for writing by another client (AlreadyBeingCreated / lease)."""
+
+    errno = errno.EBUSY
+
+
+class Unsupported(HdfsError):
+    """The operation exists in POSIX but not in HDFS (e.g. random-offset writes)."""
+
+    errno = errno.ENOTSUP
+
+
+class HdfsIOError(HdfsError):
+    """Transient or unexplained failure: network, DataNode, timeout, client panic.
+
+    Callers may retry these; every other class is a definite answer.
+    """
+
+    errno = errno.EIO
+
+
+class HdfsTimeout(HdfsIOError):
+    """The operation did not finish within the configured bound."""
+
+    errno = errno.EIO
+
+
+# Java exception class name (as sent in RpcResponseHeaderProto) -> domain error.
+# Both the hdfs-native wrapper (which only sees the class name inside the
+# RuntimeError text) and our own small RPC client use this table.
+REMOTE_EXCEPTIONS: dict[str, type[HdfsError]] = {
+    "java.io.FileNotFoundException": NotFound,
+    "org.apache.hadoop.fs.FileAlreadyExistsException": AlreadyExists,
+    "org.apache.hadoop.hdfs.protocol.AlreadyBeingCreatedException": LeaseConflict,
+    "org.apache.hadoop.security.AccessControlException": PermissionDenied,
+    "org.apache.hadoop.fs.PathIsNotEmptyDirectoryException": NotEmpty,
+    "org.apache.hadoop.fs.ParentNotDirectoryException": NotADirectory,
+    "org.apache.hadoop.fs.InvalidPathException": InvalidPath,
+    "org.apache.hadoop.hdfs.protocol.NSQuotaExceededException": QuotaExceeded,
+    "org.apache.hadoop.hdfs.protocol.DSQuotaExceededException": QuotaExceeded,
+    "org.apache.hadoop.hdfs.protocol.QuotaExceededException": QuotaExceeded,
+    "org.apache.hadoop.hdfs.server.namenode.LeaseExpiredException": LeaseConflict,
+    "org.apache.hadoop.hdfs.protocol.SnapshotAccessControlException": PermissionDenied,
+    "java.lang.UnsupportedOperationException": Unsupported,
+    "org.apache.hadoop.ipc.RpcNoSuchMethodException": Unsupported,
+}
+
+
+def from_remote(class_name: str, message: str, path: str | None = None) -> HdfsError:
+    """Build the domain error for a Java exception class name sent by a NameNode."""
+    cls = REMOTE_EXCEPTIONS.get(class_name, HdfsIOError)
+    return cls(message or class_name, path=path, remote_class=class_name)

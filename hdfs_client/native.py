@@ -1,0 +1,325 @@
+"""The real :class:`HdfsClient`: ``hdfs-native`` (Rust, native RPC, no JVM).
+
+hdfs-native maps only three remote exceptions to Python built-ins; everything
+else arrives as ``RuntimeError`` whose text names the Java class, and a bug in
+the Rust core arrives as ``pyo3_runtime.PanicException`` (a BaseException, so
+a plain ``except Exception`` misses it).  :func:`translate_errors` is the one
+place where all of that becomes :mod:`hdfs_client.errors`.
+
+Operations hdfs-native has no API for (quotas, cluster stats) go through our
+own small Hadoop RPC client, :mod:`hdfs_client.admin_rpc`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import threading
+from typing import Any, Callable, Iterator, TypeVar
+
+from hdfs_client import errors
+from hdfs_client.base import ContentSummary, FileStatus, FsStats, HdfsClient, HdfsReader, HdfsWriter
+from hdfs_client.uri import parse_hdfs_uri
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _is_panic(exc: BaseException) -> bool:
+    return type(exc).__name__ == "PanicException"
+
+
+def map_exception(exc: BaseException, path: str | None = None) -> errors.HdfsError:
+    """Turn whatever hdfs-native raised into a domain error."""
+    if isinstance(exc, errors.HdfsError):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return errors.NotFound(str(exc) or "not found", path=path)
+    if isinstance(exc, FileExistsError):
+        text = str(exc)
+        if "AlreadyBeingCreated" in text:
+            return errors.LeaseConflict(text, path=path)
+        return errors.AlreadyExists(text or "already exists", path=path)
+    if isinstance(exc, IsADirectoryError):
+        return errors.IsADirectory(str(exc), path=path)
+    if isinstance(exc, NotADirectoryError):
+        return errors.NotADirectory(str(exc), path=path)
+    if isinstance(exc, PermissionError):
+        return errors.PermissionDenied(str(exc), path=path)
+    if _is_panic(exc):
+        return errors.HdfsIOError(f"HDFS client panicked: {exc}", path=path)
+    text = str(exc)
+    # RuntimeError('RPCError("org.apache...Exception", "message")') and similar
+    for class_name, cls in errors.REMOTE_EXCEPTIONS.items():
+        if class_name in text:
+            return cls(text, path=path, remote_class=class_name)
+    if "Path is not a file" in text:
+        return errors.IsADirectory(text, path=path)
+    if "is not a directory" in text.lower():
+        return errors.NotADirectory(text, path=path)
+    return errors.HdfsIOError(text or type(exc).__name__, path=path)
+
+
+def translate_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorator for methods whose first argument after self is the path."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(self, *args, **kwargs)
+        except errors.HdfsError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - PanicException is a BaseException
+            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+                raise
+            path = args[0] if args and isinstance(args[0], str) else None
+            raise map_exception(exc, path) from exc
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def _guard(path: str | None) -> Iterator[None]:
+    try:
+        yield
+    except errors.HdfsError:
+        raise
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        raise map_exception(exc, path) from exc
+
+
+class NativeReader(HdfsReader):
+    def __init__(self, raw: Any, path: str):
+        self._raw = raw
+        self._path = path
+        self.size = int(raw.size())
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        if offset >= self.size or length <= 0:
+            return b""
+        length = min(length, self.size - offset)
+        with _guard(self._path):
+            return bytes(self._raw.read_range(offset, length))
+
+    def close(self) -> None:
+        with _guard(self._path):
+            self._raw.close()
+
+
+class NativeWriter(HdfsWriter):
+    def __init__(self, raw: Any, path: str):
+        self._raw = raw
+        self._path = path
+        self._closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        with _guard(self._path):
+            return int(self._raw.write(data))
+
+    def hsync(self) -> None:
+        with _guard(self._path):
+            self._raw.hsync()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with _guard(self._path):
+            self._raw.close()
+
+
+def _status(raw: Any, path: str) -> FileStatus:
+    return FileStatus(
+        path=path,
+        is_dir=bool(raw.isdir),
+        length=int(raw.length),
+        permission=int(raw.permission),
+        owner=str(raw.owner),
+        group=str(raw.group),
+        mtime_ms=int(raw.modification_time),
+        atime_ms=int(raw.access_time),
+        replication=int(raw.replication or 0),
+        block_size=int(raw.blocksize or 0),
+    )
+
+
+class NativeHdfsClient(HdfsClient):
+    """hdfs-native behind the seam.
+
+    ``user`` sets the simple-auth identity (what ``HADOOP_USER_NAME`` does for
+    the Hadoop CLI); ``kerberos_principal`` + ``kerberos_keytab`` switch to
+    Kerberos.  ``config`` is passed through as Hadoop configuration keys
+    (HA nameservices, viewfs mount tables), and ``config_dir`` points at a
+    directory with core-site.xml / hdfs-site.xml.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        user: str | None = None,
+        config: dict[str, str] | None = None,
+        config_dir: str | None = None,
+        kerberos_principal: str | None = None,
+        kerberos_keytab: str | None = None,
+    ):
+        import hdfs_native  # imported here so that the seam itself needs no native code
+
+        loc = parse_hdfs_uri(uri)
+        self.uri = loc.cluster_uri
+        self.user = user
+        self._config = dict(config or {})
+        self._kerberos = (kerberos_principal, kerberos_keytab)
+        self._admin: Any = None
+        self._admin_lock = threading.Lock()
+        with _env_user(user), _guard(None):
+            self._client = hdfs_native.Client(
+                self.uri,
+                config=self._config or None,
+                config_dir=config_dir,
+                kerberos_principal=kerberos_principal,
+                kerberos_keytab=kerberos_keytab,
+            )
+
+    # -- metadata -------------------------------------------------------------
+    @translate_errors
+    def get_status(self, path: str) -> FileStatus:
+        return _status(self._client.get_file_info(path), path)
+
+    def list_dir(self, path: str) -> Iterator[FileStatus]:
+        with _guard(path):
+            it = self._client.list_status(path, False)
+            base = path.rstrip("/")
+            while True:
+                try:
+                    raw = next(it)
+                except StopIteration:
+                    return
+                name = str(raw.path)
+                full = name if name.startswith("/") else f"{base}/{name}"
+                yield _status(raw, full)
+
+    @translate_errors
+    def content_summary(self, path: str) -> ContentSummary:
+        s = self._client.get_content_summary(path)
+        return ContentSummary(
+            length=int(s.length),
+            file_count=int(s.file_count),
+            directory_count=int(s.directory_count),
+            quota=_quota(s.quota),
+            space_consumed=int(s.space_consumed),
+            space_quota=_quota(s.space_quota),
+        )
+
+    # -- data -----------------------------------------------------------------
+    @translate_errors
+    def open_reader(self, path: str) -> HdfsReader:
+        return NativeReader(self._client.read(path), path)
+
+    @translate_errors
+    def create(self, path: str, *, overwrite: bool = False, permission: int = 0o644,
+               create_parent: bool = False, replication: int | None = None,
+               block_size: int | None = None) -> HdfsWriter:
+        import hdfs_native
+
+        opts = hdfs_native.WriteOptions(
+            block_size=block_size,
+            replication=replication,
+            permission=permission,
+            overwrite=overwrite,
+            create_parent=create_parent,
+        )
+        return NativeWriter(self._client.create(path, opts), path)
+
+    @translate_errors
+    def append(self, path: str) -> HdfsWriter:
+        return NativeWriter(self._client.append(path), path)
+
+    # -- namespace ------------------------------------------------------------
+    @translate_errors
+    def mkdirs(self, path: str, permission: int = 0o755, create_parent: bool = True) -> None:
+        self._client.mkdirs(path, permission, create_parent)
+
+    @translate_errors
+    def rename(self, src: str, dst: str, overwrite: bool = False) -> None:
+        self._client.rename(src, dst, overwrite)
+
+    @translate_errors
+    def delete(self, path: str, recursive: bool = False) -> bool:
+        return bool(self._client.delete(path, recursive))
+
+    @translate_errors
+    def set_permission(self, path: str, permission: int) -> None:
+        self._client.set_permission(path, permission)
+
+    @translate_errors
+    def set_owner(self, path: str, owner: str | None = None, group: str | None = None) -> None:
+        self._client.set_owner(path, owner, group)
+
+    @translate_errors
+    def set_times(self, path: str, mtime_ms: int, atime_ms: int) -> None:
+        self._client.set_times(path, mtime_ms, atime_ms)
+
+    @translate_errors
+    def set_replication(self, path: str, replication: int) -> bool:
+        return bool(self._client.set_replication(path, replication))
+
+    @translate_errors
+    def recover_lease(self, path: str) -> bool:
+        return bool(self._client.recover_lease(path))
+
+    # -- administration -------------------------------------------------------
+    def _admin_client(self) -> Any:
+        with self._admin_lock:
+            if self._admin is None:
+                from hdfs_client.admin_rpc import AdminRpcClient
+
+                self._admin = AdminRpcClient(
+                    self.uri, user=self.user, config=self._config,
+                    kerberos_principal=self._kerberos[0],
+                )
+            return self._admin
+
+    def set_quota(self, path: str, namespace_quota: int | None, space_quota: int | None) -> None:
+        self._admin_client().set_quota(path, namespace_quota, space_quota)
+
+    def fs_stats(self) -> FsStats:
+        return self._admin_client().fs_stats()
+
+    def close(self) -> None:
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                self._admin.close()
+        self._client = None  # type: ignore[assignment]
+
+
+def _quota(value: int) -> int:
+    value = int(value)
+    # HDFS reports "no quota" as -1 (or 2^64-1 on the wire); normalise both.
+    return -1 if value < 0 or value >= 2**63 else value
+
+
+_env_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _env_user(user: str | None) -> Iterator[None]:
+    """hdfs-native reads the simple-auth user from HADOOP_USER_NAME at construction."""
+    if user is None:
+        yield
+        return
+    with _env_lock:
+        old = os.environ.get("HADOOP_USER_NAME")
+        os.environ["HADOOP_USER_NAME"] = user
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("HADOOP_USER_NAME", None)
+            else:
+                os.environ["HADOOP_USER_NAME"] = old

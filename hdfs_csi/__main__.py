@@ -1,0 +1,5 @@
+import sys
+
+from hdfs_csi.cli import main
+
+sys.exit(main())
