@@ -1,0 +1,1 @@
+"""pytest plugin with minidfs fixtures (see minidfs/__init__.py)."""
