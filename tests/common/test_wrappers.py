@@ -1,0 +1,31 @@
+"""Fault-injecting and throttled wrappers behave as tests and benchmarks assume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hdfs_client import errors
+from hdfs_client.wrappers import FaultInjectingClient, TokenBucket
+
+
+def test_token_bucket_limits_rate() -> None:
+    bucket = TokenBucket(rate=1_000_000, burst=100_000)
+    t0 = time.monotonic()
+    for _ in range(4):
+        bucket.acquire(100_000)
+    elapsed = time.monotonic() - t0
+    # 400 kB at 1 MB/s with a 100 kB burst needs at least ~0.3 s
+    assert elapsed >= 0.25
+
+
+def test_fault_injection_fails_exactly_n_calls(hdfs) -> None:  # type: ignore[no-untyped-def]
+    hdfs.mkdirs("/wrappers")
+    faulty = FaultInjectingClient(hdfs)
+    faulty.fail_next("get_status", 2, errors.HdfsIOError("boom"))
+    for _ in range(2):
+        with pytest.raises(errors.HdfsIOError):
+            faulty.get_status("/wrappers")
+    assert faulty.get_status("/wrappers").is_dir
+    assert faulty.calls["get_status"] == 3
