@@ -1,0 +1,173 @@
+"""Hadoop's own Java client (3.5.0 DistributedFileSystem) against minidfs.
+
+Why: minidfs must be indistinguishable from HDFS to real clients, and the Java
+client is far stricter than hdfs-native (response-length checks, chunk offsets,
+pipeline acks, lease/recovery RPCs).  Each check of tests/java/HdfsJavaSmoke.java
+becomes one test here, run once with one DataNode and once with two; the
+cross-client tests move bytes between the Java client and hdfs-native.
+
+Needs a JDK and the client jars (``scripts/fetch-hadoop-jars.sh``); skips otherwise.
+Run: ``python -m pytest -m java tests/minidfs_java``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import javatier
+
+BS = javatier.BLOCK_SIZE
+_SKIP = javatier.skip_reason()
+
+pytestmark = [pytest.mark.java, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def java_classes() -> Path:
+    if _SKIP:
+        pytest.skip(_SKIP)
+    return javatier.compile_smoke()
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["dn1", "dn2"])
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            java_classes: Path) -> Iterator[tuple[Any, int]]:
+    from minidfs import MiniDFS
+
+    n = request.param
+    data_dir = tmp_path_factory.mktemp(f"minidfs-java-dn{n}")
+    with MiniDFS(str(data_dir), port=0, datanodes=n, block_size=BS) as dfs:
+        yield dfs, n
+
+
+@pytest.fixture(scope="module")
+def smoke(cluster: tuple[Any, int], java_classes: Path) -> javatier.SmokeRun:
+    dfs, n = cluster
+    return javatier.run_smoke(java_classes, dfs.uri, datanodes=n)
+
+
+def test_smoke_program_ran_to_completion(smoke: javatier.SmokeRun) -> None:
+    """The JVM must exit normally (0 all passed, 1 some failed) with a result per check."""
+    assert smoke.returncode in (0, 1), (
+        f"java exited {smoke.returncode}\nstdout:\n{smoke.stdout[-3000:]}\n"
+        f"stderr:\n{smoke.stderr[-6000:]}")
+    assert "SUMMARY " in smoke.stdout
+    missing = [n for n in javatier.check_names() if n not in smoke.results]
+    assert not missing, f"checks without a result: {missing}"
+
+
+@pytest.mark.parametrize("check", javatier.check_names())
+def test_java_check(smoke: javatier.SmokeRun, check: str) -> None:
+    if check not in smoke.results:
+        pytest.fail(f"no result for {check} (JVM exit {smoke.returncode})\n"
+                    f"stderr tail:\n{smoke.stderr[-4000:]}")
+    status, message = smoke.results[check]
+    if status != "PASS":
+        pytest.fail(f"{check}: {message}\n{smoke.failure_detail(check)}", pytrace=False)
+
+
+# ------------------------------------------------------------------ cross-client
+
+
+def _native(dfs: Any) -> Any:
+    import hdfs_client
+
+    return hdfs_client.connect(dfs.uri)
+
+
+def _payload(seed: int, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def _java(java_classes: Path, *args: str) -> None:
+    proc = javatier.run_java(java_classes, [*args, "--block-size", str(BS)], timeout=300)
+    assert proc.returncode == 0, f"java {args[0]} failed:\n{proc.stdout}\n{proc.stderr[-6000:]}"
+
+
+def _remote(tag: str) -> str:
+    return f"/xclient/{tag}-{uuid.uuid4().hex[:8]}.bin"
+
+
+def test_java_writes_native_reads(cluster: tuple[Any, int], java_classes: Path,
+                                  tmp_path: Path) -> None:
+    dfs, _ = cluster
+    data = _payload(1, 2 * BS + 12_345)  # three blocks, unaligned tail
+    local = tmp_path / "java-in.bin"
+    local.write_bytes(data)
+    remote = _remote("java")
+    _java(java_classes, "put", dfs.uri, str(local), remote)
+    client = _native(dfs)
+    assert client.get_status(remote).length == len(data)
+    assert client.read_file(remote) == data
+    with client.open_reader(remote) as r:  # ranged reads across block boundaries
+        assert r.read_range(BS - 7, 20) == data[BS - 7:BS + 13]
+        assert r.read_range(2 * BS, 12_345) == data[2 * BS:]
+
+
+def test_native_writes_java_reads(cluster: tuple[Any, int], java_classes: Path,
+                                  tmp_path: Path) -> None:
+    dfs, _ = cluster
+    data = _payload(2, 2 * BS + 4_321)
+    remote = _remote("native")
+    client = _native(dfs)
+    with client.create(remote, overwrite=True, create_parent=True, block_size=BS) as w:
+        w.write(data[:700_001])
+        w.hsync()
+        w.write(data[700_001:])
+    out = tmp_path / "java-out.bin"
+    _java(java_classes, "get", dfs.uri, remote, str(out))
+    assert out.read_bytes() == data
+
+
+def test_java_appends_to_native_file(cluster: tuple[Any, int], java_classes: Path,
+                                     tmp_path: Path) -> None:
+    dfs, _ = cluster
+    head = _payload(3, 1_500)
+    tail = _payload(4, BS + 777)  # crosses into a second block
+    remote = _remote("native-then-java")
+    client = _native(dfs)
+    client.write_file(remote, head)
+    local = tmp_path / "tail.bin"
+    local.write_bytes(tail)
+    _java(java_classes, "append", dfs.uri, str(local), remote)
+    assert client.read_file(remote) == head + tail
+
+
+def test_native_appends_to_java_file(cluster: tuple[Any, int], java_classes: Path,
+                                     tmp_path: Path) -> None:
+    dfs, _ = cluster
+    head = _payload(5, BS + 999)
+    tail = _payload(6, 3_333)
+    local = tmp_path / "head.bin"
+    local.write_bytes(head)
+    remote = _remote("java-then-native")
+    _java(java_classes, "put", dfs.uri, str(local), remote)
+    client = _native(dfs)
+    with client.append(remote) as w:
+        w.write(tail)
+    out = tmp_path / "both.bin"
+    _java(java_classes, "get", dfs.uri, remote, str(out))
+    assert out.read_bytes() == head + tail
+    assert client.read_file(remote) == head + tail
+
+
+def test_skip_reason_names_the_fix() -> None:
+    """When the tier cannot run, the reason must tell the user what to do."""
+    saved = os.environ.get("HADOOP_JARS_DIR")
+    os.environ["HADOOP_JARS_DIR"] = "/nonexistent/hadoop-jars"
+    try:
+        reason = javatier.skip_reason()
+    finally:
+        if saved is None:
+            os.environ.pop("HADOOP_JARS_DIR", None)
+        else:
+            os.environ["HADOOP_JARS_DIR"] = saved
+    assert reason is not None
+    assert "fetch-hadoop-jars.sh" in reason or "JDK" in reason
