@@ -1,0 +1,338 @@
+"""The processes a benchmark run needs, started and always torn down.
+
+* :class:`MiniDfsProcess`: an embedded HDFS in its own process, so the
+  NameNode and DataNode never compete with the measuring process for its
+  GIL, optionally throttled by a :class:`Profile` to look like a remote
+  cluster.
+* :class:`MountProcess`: ``hdfs-csi mount`` as the CSI node runs it (a
+  daemon, not our child), unmounted and stopped on teardown.
+* :func:`describe_environment`: versions and machine facts for the JSON.
+
+Teardown happens through context managers on every exit path; the CLI turns
+SIGTERM into KeyboardInterrupt so a killed benchmark cleans up like Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+
+from fuse_mount import mounts
+
+log = logging.getLogger(__name__)
+
+
+class SetupError(RuntimeError):
+    """A part of the benchmark environment could not be set up; the message says why."""
+
+
+# -- throttle profiles ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Profile:
+    """How minidfs is slowed down to stand in for a cluster across a network."""
+
+    name: str
+    bandwidth_per_stream: float | None   #: bytes/s per DataNode read stream, None = unlimited
+    latency_s: float                      #: added per RPC and per DataNode request
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+PROFILES: dict[str, Profile] = {
+    "local": Profile("local", None, 0.0, "minidfs on this machine, no throttling"),
+    # a 10 GbE cluster: one TCP stream rarely beats ~1/3 of the link; ~0.25 ms RTT
+    "remote-10g": Profile("remote-10g", 400e6, 0.00025,
+                          "10 Gbit/s network: 400 MB/s per stream, 0.25 ms per request"),
+    # a 1 GbE cluster or a cross-zone link: ~110 MB/s per stream, 1 ms RTT
+    "remote-1g": Profile("remote-1g", 110e6, 0.001,
+                         "1 Gbit/s network: 110 MB/s per stream, 1 ms per request"),
+}
+
+
+# -- child process helpers ----------------------------------------------------------------------
+
+def hdfs_csi_command(*args: str) -> list[str]:
+    """``hdfs-csi ...`` with the interpreter running us (works without the entry point)."""
+    return [sys.executable, "-m", "hdfs_csi", *args]
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    with contextlib.suppress(OSError):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    return ""
+
+
+def _clean_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # a caller's Hadoop settings must not leak into our embedded cluster
+    for k in ("HADOOP_CONF_DIR", "HADOOP_USER_NAME"):
+        env.pop(k, None)
+    return env
+
+
+# -- minidfs ------------------------------------------------------------------------------------
+
+_URI_RE = re.compile(r"hdfs://[\w.\-]+:\d+")
+
+
+class MiniDfsProcess:
+    """``hdfs-csi minidfs`` as a child process; its URI is read from its stdout."""
+
+    def __init__(self, workdir: str, *, profile: Profile, block_size: int,
+                 datanodes: int = 1, start_timeout: float = 60.0):
+        self.workdir = workdir
+        self.data_dir = os.path.join(workdir, "minidfs")
+        self.profile = profile
+        self.block_size = block_size
+        self.datanodes = datanodes
+        self.start_timeout = start_timeout
+        self.log_path = os.path.join(workdir, "minidfs.log")
+        self.uri: str | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._drain: threading.Thread | None = None
+
+    def command(self) -> list[str]:
+        args = ["minidfs", "--data-dir", self.data_dir, "--port", "0",
+                "--block-size", str(self.block_size), "--datanodes", str(self.datanodes)]
+        p = self.profile
+        if p.bandwidth_per_stream:
+            args += ["--bandwidth", str(int(p.bandwidth_per_stream))]
+        if p.latency_s:
+            args += ["--latency", f"{p.latency_s * 1000:g}ms"]
+        return hdfs_csi_command(*args)
+
+    def start(self) -> str:
+        os.makedirs(self.workdir, exist_ok=True)
+        log_fh = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - child keeps it
+        try:
+            self._proc = subprocess.Popen(
+                self.command(), stdout=subprocess.PIPE, stderr=log_fh, text=True,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+                env=_clean_env(),
+            )
+        finally:
+            log_fh.close()
+        assert self._proc.stdout is not None
+        uri = self._wait_uri(self._proc.stdout)
+        self.uri = uri
+        return uri
+
+    def _wait_uri(self, stdout: IO[str]) -> str:
+        assert self._proc is not None
+        found: list[str] = []
+        done = threading.Event()
+
+        def pump() -> None:
+            for line in stdout:
+                if not found:
+                    m = _URI_RE.search(line)
+                    if m:
+                        found.append(m.group(0))
+                        done.set()
+            done.set()
+
+        self._drain = threading.Thread(target=pump, name="minidfs-stdout", daemon=True)
+        self._drain.start()
+        done.wait(self.start_timeout)
+        if found:
+            return found[0]
+        rc = self._proc.poll()
+        self.stop()
+        why = f"exited with status {rc}" if rc is not None else \
+            f"printed no hdfs:// URI within {self.start_timeout:.0f} s"
+        raise SetupError(f"minidfs {why}; log tail:\n{_tail(self.log_path)}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def __enter__(self) -> "MiniDfsProcess":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- the FUSE mount -----------------------------------------------------------------------------
+
+def fuse_unavailable_reason() -> str | None:
+    """None if this machine can FUSE-mount, else why not (for a 'skipped' result)."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing (FUSE not available in this container)"
+    if not shutil.which("fusermount3"):
+        return "fusermount3 is not installed (apt-get install fuse3)"
+    try:
+        import fuse_mount.cli  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any failure means the mount cannot run
+        return f"hdfs-csi mount is unavailable ({type(exc).__name__}: {exc})"
+    return None
+
+
+class MountProcess:
+    """One ``hdfs-csi mount`` daemon over ``source`` (an hdfs:// URI with a path)."""
+
+    def __init__(self, source: str, mountpoint: str, *, cache_dir: str, log_file: str,
+                 pid_file: str, extra_args: list[str] | None = None, timeout: float = 60.0):
+        self.source = source
+        self.mountpoint = mountpoint
+        self.cache_dir = cache_dir
+        self.log_file = log_file
+        self.pid_file = pid_file
+        self.extra_args = list(extra_args or [])
+        self.timeout = timeout
+
+    def command(self) -> list[str]:
+        return hdfs_csi_command(
+            "mount", self.source, self.mountpoint, "--read-only",
+            "--cache-dir", self.cache_dir, "--pid-file", self.pid_file,
+            "--log-file", self.log_file, *self.extra_args)
+
+    def start(self) -> None:
+        os.makedirs(self.mountpoint, exist_ok=True)
+        os.makedirs(self.cache_dir, exist_ok=True)
+        try:
+            proc = subprocess.run(self.command(), capture_output=True, text=True,
+                                  timeout=self.timeout, env=_clean_env())
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise SetupError(f"hdfs-csi mount did not return within {self.timeout:.0f} s; "
+                                    f"log tail:\n{_tail(self.log_file)}") from None
+        if proc.returncode != 0:
+            self.stop()
+            raise SetupError(
+                f"hdfs-csi mount failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
+                f"\nlog tail:\n{_tail(self.log_file)}")
+        if not mounts.wait_mounted(self.mountpoint, timeout=10):
+            self.stop()
+            raise SetupError(f"hdfs-csi mount exited 0 but {self.mountpoint} is not a "
+                                    f"healthy FUSE mount; log tail:\n{_tail(self.log_file)}")
+
+    def daemon_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            with open(self.pid_file, encoding="ascii") as fh:
+                return int(fh.read().strip())
+        return None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Unmount (lazily if the daemon is wedged), then make sure the daemon is gone."""
+        pid = self.daemon_pid()
+        with contextlib.suppress(OSError):
+            mounts.unmount(self.mountpoint, timeout=timeout)
+        if pid is None:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        if _alive(pid):
+            log.warning("mount daemon %d still running after unmount; sending SIGTERM", pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            end = time.monotonic() + 5
+            while time.monotonic() < end and _alive(pid):
+                time.sleep(0.05)
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def __enter__(self) -> "MountProcess":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is gone for our purposes (it is not our child: the daemon double-forked)
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                return False
+    return True
+
+
+# -- environment description ------------------------------------------------------------------------
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str | None:
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return None
+
+
+def _mem_total() -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    return None
+
+
+def _fuse_version() -> str | None:
+    exe = shutil.which("fusermount3")
+    if not exe:
+        return None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=5)
+        return (out.stdout or out.stderr).strip() or None
+    return None
+
+
+def describe_environment() -> dict[str, Any]:
+    from hdfs_csi import __version__
+
+    return {
+        "hdfs_csi": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kernel": platform.release(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": _cpu_model(),
+        "mem_total_bytes": _mem_total(),
+        "load_avg_at_start": list(os.getloadavg()),
+        "fusermount3": _fuse_version(),
+        "packages": {name: _version(name) for name in (
+            "hdfs-native", "mfusepy", "pyarrow", "numpy", "torch", "tqdm", "matplotlib")},
+    }

@@ -1,0 +1,26 @@
+"""The benchmark scenarios, one module each, all with the same small interface.
+
+A scenario module exposes ``NAME``, ``PART`` (the dataset part it reads,
+see :mod:`benchmarks.datasets`), ``DESCRIPTION`` and
+``run(target, ctx) -> ScenarioResult``.  It reads only through the
+:class:`benchmarks.targets.Target` it is given, so the same code measures
+direct HDFS, the FUSE mount and local disk.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from benchmarks.scenarios.base import RunContext, ScenarioOptions, ScenarioResult, Skipped
+
+NAMES = ("seq", "small", "meta", "dataloader", "parquet")
+
+
+def load(name: str) -> ModuleType:
+    if name not in NAMES:
+        raise ValueError(f"unknown scenario {name!r} (choose from {', '.join(NAMES)})")
+    return importlib.import_module(f"benchmarks.scenarios.{name}")
+
+
+__all__ = ["NAMES", "RunContext", "ScenarioOptions", "ScenarioResult", "Skipped", "load"]
