@@ -177,6 +177,8 @@ def _main() -> int:
     ap.add_argument("--datanodes", type=int, default=1)
     ap.add_argument("--only", help="comma-separated check names")
     ap.add_argument("--debug", action="store_true", help="Hadoop client DEBUG logging on stderr")
+    ap.add_argument("--spy", action="store_true",
+                    help="log every NameNode RPC through a proxy (see rpcspy.py)")
     a = ap.parse_args()
     reason = skip_reason()
     if reason:
@@ -187,6 +189,13 @@ def _main() -> int:
     level = "DEBUG" if a.debug else "WARN"
 
     def go(uri: str) -> int:
+        if a.spy:
+            sys.path.insert(0, str(REPO))
+            from rpcspy import RpcSpy
+
+            host, port = uri.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+            spy = RpcSpy((host, int(port)))
+            uri = f"hdfs://127.0.0.1:{spy.port}"
         r = run_smoke(classes, uri, datanodes=a.datanodes, only=only, log_level=level)
         sys.stdout.write(r.stdout)
         sys.stderr.write(r.stderr)
