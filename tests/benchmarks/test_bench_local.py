@@ -1,0 +1,84 @@
+"""`hdfs-csi bench` end to end in local mode (no HDFS needed), and the report pieces."""
+
+import json
+
+import pytest
+from benchcheck import check_document
+
+from benchmarks import report
+from benchmarks.scenarios import NAMES, ScenarioResult
+from benchmarks.stats import Recorder
+from hdfs_csi.cli import main
+
+
+@pytest.mark.timeout(180)
+def test_local_only_run_writes_table_json_and_png(tmp_path, capsys):
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    rc = main(["bench", "--quick", "--scale", "0.1", "--modes", "local", "--workers", "1",
+               "--batch-size", "8", "--compute-ms", "2", "--data-dir", str(tmp_path / "data"),
+               "--json", str(out_json), "--plot", str(out_png), "--no-progress"])
+    assert rc == 0
+    table = capsys.readouterr().out
+    for name in NAMES:
+        assert f"\n{name} " in table
+    doc = json.loads(out_json.read_text())
+    by_key = check_document(doc, list(NAMES), ["local"], allow_skip={"dataloader"})
+    dl = by_key[("dataloader", "local")]
+    if dl["status"] == "ok":
+        au = dl["metrics"]["accel_utilisation"]
+        assert 0 < au <= 1.0
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {d["action"] for d in doc["datasets"]} == {"generated"}
+
+    # a second run reuses the dataset
+    rc = main(["bench", "--quick", "--scale", "0.1", "--modes", "local", "--scenarios", "seq",
+               "--data-dir", str(tmp_path / "data"), "--json", str(out_json),
+               "--plot", str(out_png), "--no-progress"])
+    assert rc == 0
+    assert {d["action"] for d in json.loads(out_json.read_text())["datasets"]} == {"reused"}
+
+
+def test_prepare_only_measures_nothing(tmp_path, capsys):
+    rc = main(["bench", "--quick", "--scale", "0.05", "--modes", "local", "--scenarios", "meta",
+               "--prepare", "--data-dir", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "meta: generated" in out and "MB/s" not in out
+
+
+def test_bad_scenario_name_is_rejected(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--scenarios", "seq,bogus"])
+    assert "choose from" in capsys.readouterr().err
+
+
+def _ok(scenario, mode, mbps, wall=1.0):
+    rec = Recorder(bytes=int(mbps * 1e6 * wall), files=10, ops=10)
+    rec.latencies_s = [0.001, 0.002]
+    rec.ttfb_s = [0.001]
+    rec._t0, rec._t1 = 0.0, wall
+    return ScenarioResult.ok(scenario, mode, rec)
+
+
+def test_report_ratios_table_and_json_handle_skips_and_errors(tmp_path):
+    results = [
+        _ok("seq", "local", 200.0), _ok("seq", "direct", 100.0), _ok("seq", "mount-cold", 50.0),
+        ScenarioResult("seq", "mount-warm", "error", reason="EIO on read"),
+        ScenarioResult("dataloader", "local", "skipped", reason="PyTorch is not installed"),
+    ]
+    rat = report.ratios(results)
+    assert rat[("seq", "mount-cold")] == {"to_direct": 0.5, "to_local": 0.25}
+    assert rat[("seq", "mount-warm")]["to_direct"] is None
+    table = report.format_table(results)
+    assert "error: EIO on read" in table and "skipped: PyTorch is not installed" in table
+    assert "0.50" in table and "0.25" in table
+    assert "| seq | mount-cold |" in report.markdown_table(results)
+    doc = report.build_document(results, environment={}, options={}, datasets=[],
+                                scenarios=["seq", "dataloader"], modes=["local"],
+                                started_at="t0", finished_at="t1", duration_s=float("nan"))
+    report.write_json(str(tmp_path / "d.json"), doc)  # allow_nan=False: would raise on NaN
+    back = json.loads((tmp_path / "d.json").read_text())
+    assert back["duration_s"] is None
+    assert back["results"][2]["ratio_to_direct"] == 0.5
+    report.plot(str(tmp_path / "p.png"), results)
+    assert (tmp_path / "p.png").stat().st_size > 1000
