@@ -86,6 +86,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "hdfs-csi-bench"),
         help="local dataset copies and minidfs storage, reused across runs")
     w.add_argument("--work-dir", help="mountpoints and mount caches (default: a temp dir)")
+    w.add_argument("--drop-caches", action="store_true",
+                   help="also drop the whole machine's page cache before cold passes (root; "
+                        "slows other processes). By default only the benchmark's own files "
+                        "are evicted, with posix_fadvise")
 
     m = parser.add_argument_group("mount options (passed to hdfs-csi mount)")
     m.add_argument("--cache-size", help="disk cache bound, e.g. 2G")
@@ -149,7 +153,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         connect_kwargs=connect_kwargs, mount_args=mount_args,
         options=ScenarioOptions(block_size=args.block_size, seed=args.seed, workers=args.workers,
                                 batch_size=args.batch_size, compute_s=args.compute_ms / 1000),
-        prepare_only=args.prepare, progress=progress,
+        prepare_only=args.prepare, progress=progress, drop_caches=args.drop_caches,
     )
 
 

@@ -46,3 +46,17 @@ def evict_tree(root: str) -> int:
             if evict_file(os.path.join(dirpath, name)):
                 n += 1
     return n
+
+
+def drop_all() -> str | None:
+    """Drop the whole machine's clean page cache (root only); None on success, else why not.
+
+    Opt-in (``--drop-caches``): it slows every other process on the machine.
+    """
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w", encoding="ascii") as fh:
+            fh.write("3\n")
+        return None
+    except OSError as exc:
+        return f"cannot drop caches: {exc}"

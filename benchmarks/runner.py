@@ -71,6 +71,7 @@ class BenchConfig:
     options: ScenarioOptions = field(default_factory=ScenarioOptions)
     prepare_only: bool = False
     progress: bool = True
+    drop_caches: bool = False
 
     def spec(self) -> datasets.DataSpec:
         return datasets.TIERS[self.tier].scaled(self.scale)
@@ -175,6 +176,13 @@ class Bench:
     def _evict_hdfs(self) -> None:
         if self.minidfs is not None:
             pagecache.evict_tree(self.minidfs.data_dir)
+        self._drop_all()
+
+    def _drop_all(self) -> None:
+        if self.cfg.drop_caches:
+            why = pagecache.drop_all()
+            if why:
+                log.warning("%s; relying on per-file eviction", why)
 
     @contextlib.contextmanager
     def _mounted(self, scenario: str) -> Iterator[str]:
@@ -229,6 +237,7 @@ class Bench:
             return [ScenarioResult(scenario, m, "skipped", reason=pre_reason) for m in modes]
         if "local" in modes:
             pagecache.evict_tree(os.path.join(self.local_root, datasets.SCENARIO_PART[scenario]))
+            self._drop_all()
             out.append(self._run_one(scenario, "local", FileSystemTarget(self.local_root), files))
         if "direct" in modes:
             assert self.client is not None and self.hdfs_root is not None
@@ -281,8 +290,19 @@ class Bench:
             env["hdfs"] = (self.client.uri if self.client else None)
             env["minidfs"] = self.minidfs is not None
             env["mountpoint"] = cfg.mountpoint
+            env["mount_defaults"] = _mount_defaults()
         doc = report.build_document(
             results, environment=env, options=cfg.to_dict(), datasets=prepared,
             scenarios=cfg.scenarios, modes=self._modes_for(), started_at=started,
             finished_at=_now(), duration_s=time.perf_counter() - t0)
         return RunOutcome(results, doc, prepared)
+
+
+def _mount_defaults() -> dict[str, Any] | None:
+    """The mount's option defaults, so a result records what the mount was tuned to."""
+    try:
+        from fuse_mount.options import MountOptions
+    except Exception:  # noqa: BLE001 - the mount is optional for local-only runs
+        return None
+    return {k: v for k, v in asdict(MountOptions()).items()
+            if k not in ("pid_file", "log_file", "kerberos_keytab", "kerberos_principal", "user")}
