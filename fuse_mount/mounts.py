@@ -35,6 +35,7 @@ class MountEntry:
     options: tuple[str, ...]
     fstype: str
     source: str
+    dev: str = ""      #: "major:minor" (names the FUSE connection and its bdi)
 
     @property
     def read_only(self) -> bool:
@@ -66,6 +67,7 @@ def mount_table() -> list[MountEntry]:
             entries.append(MountEntry(
                 mount_id=int(f[0]), root=_unescape(f[3]), mountpoint=_unescape(f[4]),
                 options=tuple(f[5].split(",")), fstype=r[0], source=_unescape(r[1]),
+                dev=f[2],
             ))
     return entries
 

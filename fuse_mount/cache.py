@@ -1,0 +1,291 @@
+"""Local disk cache of file data: fixed-size chunks, LRU, bounded in bytes.
+
+Layout: ``<cache-dir>/data/<2 hex>/<key>.<chunk index>``, one file per chunk
+(``chunk_size``, default 1 MiB = the largest FUSE request, so a warm request
+is one ``pread``).  Chunks are written to a temporary name and renamed, so a
+reader never sees half a chunk; the index remembers each chunk's size and a
+short file is treated as a miss.
+
+Identity: ``key = sha256(cluster, path, length, mtime)``.  HDFS has a file id
+that would survive renames, but hdfs-native does not expose it, so a rename
+simply costs a re-fetch.  Because length and mtime come from the metadata cache,
+a file changed in HDFS gets a new key at most ``--metadata-ttl`` after the
+change and the old chunks age out through LRU: stale data is never served
+beyond the TTL.
+
+Failure policy: the cache is an accelerator, never a reason for a read to
+fail.  Any error writing a chunk (disk full, read-only disk, permissions)
+is counted, the chunk is skipped, writes pause for a few seconds, and the read
+is served from the bytes just fetched from HDFS.  A corrupt/short chunk on read
+is dropped and re-fetched.
+
+Only one mount may use a cache directory at a time (``flock`` on
+``<cache-dir>/.lock``): two LRU indexes over the same files would evict each
+other's chunks behind their backs.  The index is rebuilt from the files at
+start-up (ordered by mtime), so a remount finds its warm cache again.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fuse_mount.metrics import MountMetrics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK = 1 << 20
+_WRITE_BACKOFF_S = 5.0
+
+
+class CacheBusy(RuntimeError):
+    """Another mount holds the cache directory."""
+
+
+def cache_key(cluster: str, path: str, length: int, mtime_ms: int) -> str:
+    """File identity (path + length + mtime; hdfs-native gives no file id)."""
+    h = hashlib.sha256(f"{cluster}\0{path}\0{length}\0{mtime_ms}".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:40]
+
+
+class DiskCache:
+    def __init__(self, root: str, max_bytes: int, *, chunk_size: int = DEFAULT_CHUNK,
+                 metrics: "MountMetrics | None" = None):
+        if chunk_size <= 0 or max_bytes <= 0:
+            raise ValueError("chunk_size and max_bytes must be positive")
+        self.root = root
+        self.max_bytes = max_bytes
+        self.chunk_size = chunk_size
+        self.metrics = metrics
+        self._data = os.path.join(root, "data")
+        os.makedirs(self._data, exist_ok=True)
+        self._lock_fd = os.open(os.path.join(root, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock_fd)
+            raise CacheBusy(f"cache directory {root} is in use by another mount") from None
+        self._lock = threading.Lock()
+        self._index: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._pending: set[tuple[str, int]] = set()
+        self._bytes = 0
+        self._no_writes_until = 0.0
+        self._tmp_seq = 0
+        self._rebuild()
+        if metrics is not None:
+            metrics.bind_gauge(metrics.cache_bytes, lambda: self._bytes)
+
+    # -- paths ---------------------------------------------------------------------
+    def _path(self, key: str, idx: int) -> str:
+        return os.path.join(self._data, key[:2], f"{key}.{idx}")
+
+    def chunk_span(self, file_length: int, idx: int) -> int:
+        """Bytes chunk ``idx`` holds for a file of ``file_length`` bytes."""
+        start = idx * self.chunk_size
+        return max(0, min(self.chunk_size, file_length - start))
+
+    # -- start-up ------------------------------------------------------------------
+    def _rebuild(self) -> None:
+        found: list[tuple[float, str, int, int]] = []
+        for sub in os.scandir(self._data):
+            if not sub.is_dir():
+                continue
+            for ent in os.scandir(sub.path):
+                name = ent.name
+                key, _, idx = name.partition(".")
+                try:
+                    st = ent.stat()
+                    if not idx.isdigit():  # leftover temp file of a crash
+                        os.unlink(ent.path)
+                        continue
+                except OSError:
+                    continue
+                found.append((st.st_mtime, key, int(idx), st.st_size))
+        found.sort()
+        for _mtime, key, idx, size in found:
+            self._index[(key, idx)] = size
+            self._bytes += size
+        self._evict_locked(0)
+        if found:
+            log.info("disk cache %s: %d chunks, %d bytes", self.root, len(self._index), self._bytes)
+
+    # -- lookups -------------------------------------------------------------------
+    def has_range(self, key: str, offset: int, size: int) -> bool:
+        """True if every chunk overlapping ``[offset, offset+size)`` is cached."""
+        if size <= 0:
+            return True
+        first, last = offset // self.chunk_size, (offset + size - 1) // self.chunk_size
+        index = self._index
+        return all((key, i) in index for i in range(first, last + 1))
+
+    def read_range(self, key: str, file_length: int, offset: int, size: int) -> bytes | None:
+        """The bytes if all covering chunks are cached and intact, else ``None``."""
+        size = min(size, file_length - offset)
+        if size <= 0:
+            return b""
+        cs = self.chunk_size
+        first, last = offset // cs, (offset + size - 1) // cs
+        with self._lock:
+            for i in range(first, last + 1):
+                if (key, i) not in self._index:
+                    return None
+                self._index.move_to_end((key, i))
+        pieces = []
+        pos = offset
+        end = offset + size
+        for i in range(first, last + 1):
+            lo = pos - i * cs
+            n = min(end, (i + 1) * cs) - pos
+            data = self._pread(key, i, lo, n, self.chunk_span(file_length, i))
+            if data is None:
+                return None
+            pieces.append(data)
+            pos += n
+        if self.metrics is not None:
+            self.metrics.cache_hits.inc(last - first + 1)
+            self.metrics.bytes_from_cache.inc(size)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _pread(self, key: str, idx: int, lo: int, n: int, expected: int) -> bytes | None:
+        path = self._path(key, idx)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            self._drop(key, idx)
+            return None
+        try:
+            data = os.pread(fd, n, lo)
+            if len(data) != n or (lo + n == expected and os.fstat(fd).st_size != expected):
+                log.warning("cache chunk %s is short; dropping it", path)
+                self._drop(key, idx)
+                return None
+            return data
+        except OSError as exc:
+            log.warning("cache chunk %s unreadable (%s); dropping it", path, exc)
+            self._drop(key, idx)
+            return None
+        finally:
+            os.close(fd)
+
+    # -- inserts -------------------------------------------------------------------
+    def put_aligned(self, key: str, file_length: int, offset: int, data: bytes) -> int:
+        """Store every whole chunk inside ``data`` (which starts at ``offset``).
+
+        A chunk is whole when it is ``chunk_size`` long or ends at end of file.
+        Returns the number of chunks stored.
+        """
+        cs = self.chunk_size
+        end = offset + len(data)
+        idx = -(-offset // cs)  # first chunk starting at or after offset
+        stored = 0
+        view = memoryview(data)
+        while idx * cs < end:
+            span = self.chunk_span(file_length, idx)
+            start = idx * cs
+            if span == 0 or start + span > end:
+                break
+            if (key, idx) not in self._index:
+                if not self.put(key, idx, view[start - offset:start - offset + span]):
+                    break
+                stored += 1
+            idx += 1
+        return stored
+
+    def put(self, key: str, idx: int, data: bytes | memoryview) -> bool:
+        size = len(data)
+        if size > self.max_bytes or time.monotonic() < self._no_writes_until:
+            return False
+        path = self._path(key, idx)
+        with self._lock:
+            if (key, idx) in self._index or (key, idx) in self._pending:
+                return True
+            self._evict_locked(size)
+            # reserve before writing so concurrent puts cannot overshoot the bound;
+            # the chunk joins the index (becomes readable) only once it is complete
+            self._bytes += size
+            self._pending.add((key, idx))
+            self._tmp_seq += 1
+            tmp = f"{path}.tmp{self._tmp_seq}"
+        try:
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with self._lock:
+                self._pending.discard((key, idx))
+                self._bytes -= size
+                self._no_writes_until = time.monotonic() + _WRITE_BACKOFF_S
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    # the disk holds less than --cache-size promised: free a tenth
+                    self._shrink_locked(self._bytes - max(self._bytes // 10, size))
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if self.metrics is not None:
+                self.metrics.cache_write_errors.inc()
+            log.warning("cache write failed (%s); reading through for %.0fs", exc, _WRITE_BACKOFF_S)
+            return False
+        with self._lock:
+            self._pending.discard((key, idx))
+            self._index[(key, idx)] = size
+        return True
+
+    # -- eviction ------------------------------------------------------------------
+    def _evict_locked(self, incoming: int) -> None:
+        self._shrink_locked(self.max_bytes - incoming)
+
+    def _shrink_locked(self, target: int) -> None:
+        evicted = 0
+        while self._index and self._bytes > target:
+            (key, idx), size = self._index.popitem(last=False)
+            self._bytes -= size
+            evicted += 1
+            try:
+                os.unlink(self._path(key, idx))
+            except OSError:
+                pass
+        if evicted and self.metrics is not None:
+            self.metrics.cache_evictions.inc(evicted)
+
+    def _drop(self, key: str, idx: int) -> None:
+        with self._lock:
+            size = self._index.pop((key, idx), None)
+            if size is not None:
+                self._bytes -= size
+        try:
+            os.unlink(self._path(key, idx))
+        except OSError:
+            pass
+
+    # -- introspection ---------------------------------------------------------------
+    @property
+    def used_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def close(self) -> None:
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self._lock_fd)

@@ -1,0 +1,753 @@
+"""The filesystem core: POSIX operations over an :class:`HdfsClient`.
+
+``HdfsFilesystem`` takes and returns plain Python values (paths relative to
+the mount, ints, bytes, small dataclasses) and raises either domain errors
+from :mod:`hdfs_client.errors` or :class:`fuse_mount.errors.FsError`.  It
+never imports a FUSE binding: :mod:`fuse_mount.adapter` is the only module
+that does, so the core is tested directly against minidfs without a kernel.
+
+What it adds on top of the client:
+
+* metadata cache (:mod:`fuse_mount.metadata`): attributes, listings and
+  negative entries for ``--metadata-ttl``; a listing fills the attributes of
+  every child so ``ls -l`` is one RPC per directory;
+* read path: per-handle :class:`~fuse_mount.readahead.Prefetcher`, the disk
+  cache (:mod:`fuse_mount.cache`) in front of HDFS, every HDFS call on the
+  shared :class:`~fuse_mount.iopool.IoPool` with ``--io-timeout``;
+* write path: sequential writes streamed into one ``HdfsWriter`` per handle,
+  finished on ``flush`` (i.e. ``close(2)``) so that errors reach the caller;
+  see ``SEMANTICS.md`` for the exact rules.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import grp
+import itertools
+import logging
+import os
+import posixpath
+import pwd
+import stat
+import threading
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+from hdfs_client import errors as herr
+from hdfs_client.base import FileStatus, HdfsClient, HdfsReader, HdfsWriter
+from fuse_mount.cache import DiskCache, cache_key
+from fuse_mount.errors import FsError
+from fuse_mount.iopool import IoPool
+from fuse_mount.metadata import MISSING, MetadataCache
+from fuse_mount.metrics import MountMetrics
+from fuse_mount.options import MountOptions
+from fuse_mount.readahead import MemoryBudget, Prefetcher, ReadaheadConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: st_blksize reported for files: the largest FUSE request.  Buffered readers
+#: (Python's io, cp) size their reads from it, so big requests follow.
+BLKSIZE = 1 << 20
+#: Answer for statfs when HDFS cannot tell (no admin RPC): large, clearly fake numbers.
+FALLBACK_CAPACITY = 1 << 50  # 1 PiB
+_STATFS_TTL = 5.0
+# utimensat sentinels as libfuse passes them (tv_sec 0, tv_nsec UTIME_NOW/UTIME_OMIT)
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+
+
+@dataclass(frozen=True)
+class Attr:
+    mode: int
+    size: int
+    uid: int
+    gid: int
+    mtime_ns: int
+    atime_ns: int
+    nlink: int
+    blksize: int = BLKSIZE
+
+    @property
+    def blocks(self) -> int:
+        return (self.size + 511) // 512
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+
+@dataclass(frozen=True)
+class StatFs:
+    bsize: int
+    frsize: int
+    blocks: int
+    bfree: int
+    bavail: int
+    files: int
+    ffree: int
+    namemax: int = 255
+
+
+# -- handles ------------------------------------------------------------------------------
+class _ReadHandle:
+    """One open-for-read: a snapshot of the file's identity plus its read-ahead."""
+
+    def __init__(self, path: str, hpath: str, status: FileStatus, key: str):
+        self.path = path
+        self.hpath = hpath
+        self.size = status.length
+        self.key = key
+        self.lock = threading.Lock()
+        self.reader: HdfsReader | None = None
+        self.prefetcher: Prefetcher | None = None
+
+
+class _WriteHandle:
+    """One open-for-write: a sequential stream into an HdfsWriter."""
+
+    def __init__(self, path: str, hpath: str, *, append: bool, pos: int | None, base_len: int,
+                 permission: int):
+        self.path = path
+        self.hpath = hpath
+        self.append = append          # O_APPEND: every write goes to the end
+        self.pos = pos                # next expected offset; None = not decided yet
+        self.base_len = base_len      # file length at open
+        self.permission = permission
+        self.writer: HdfsWriter | None = None
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.reads: _ReadHandle | None = None  # O_RDWR reads
+        self.reads_pos: int | None = None
+
+
+class HdfsFilesystem:
+    """POSIX-ish operations over HDFS.  Paths are mount-relative (``/a/b``)."""
+
+    def __init__(self, client: HdfsClient, root: str, options: MountOptions | None = None, *,
+                 metrics: MountMetrics | None = None):
+        self.client = client
+        self.root = posixpath.normpath("/" + root.strip("/")) if root.strip("/") else "/"
+        self.opts = options or MountOptions()
+        self.metrics = metrics or MountMetrics()
+        self.read_only = self.opts.read_only
+        self.timeout = self.opts.io_timeout
+        self.meta = MetadataCache(self.opts.metadata_ttl)
+        self.pool = IoPool(self.opts.io_threads, stuck_after=self.timeout,
+                           on_timeout=self.metrics.hdfs_timeouts.inc)
+        self.budget = MemoryBudget(self.opts.read_ahead_memory)
+        self.metrics.bind_gauge(self.metrics.readahead_memory, lambda: self.budget.used)
+        self.cache: DiskCache | None = None
+        if self.opts.cache_dir:
+            self.cache = DiskCache(self.opts.cache_dir, self.opts.cache_size, metrics=self.metrics)
+        chunk = self.cache.chunk_size if self.cache else 1
+        self.ra_config = ReadaheadConfig(
+            max_window=self.opts.read_ahead_max,
+            streams=self.opts.read_ahead_streams,
+            min_part=max(128 * 1024, chunk),
+            max_part=max(8 << 20, chunk),
+            align=chunk,
+        )
+        self._handles: dict[int, _ReadHandle | _WriteHandle] = {}
+        self._fh = itertools.count(1)
+        self._writing: dict[str, set[_WriteHandle]] = {}
+        self._lock = threading.Lock()
+        self._statfs: tuple[float, StatFs] | None = None
+        self._uid, self._gid = os.getuid(), os.getgid()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def hdfs_path(self, path: str) -> str:
+        if path in ("", "/"):
+            return self.root
+        if self.root == "/":
+            return path
+        return self.root + path
+
+    def _call(self, fn: Callable[..., T], *args: Any, what: str = "HDFS call", **kw: Any) -> T:
+        if kw:
+            return self.pool.call(functools.partial(fn, *args, **kw), timeout=self.timeout, what=what)
+        return self.pool.call(fn, *args, timeout=self.timeout, what=what)
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise FsError(errno.EROFS)
+
+    def _handle(self, fh: int) -> _ReadHandle | _WriteHandle:
+        try:
+            return self._handles[fh]
+        except KeyError:
+            raise FsError(errno.EBADF) from None
+
+    def _invalidate(self, path: str, tree: bool = False) -> None:
+        if tree:
+            self.meta.invalidate_tree(path)
+        else:
+            self.meta.invalidate(path)
+
+    # -- metadata ---------------------------------------------------------------------------
+    def status(self, path: str) -> FileStatus:
+        cached = self.meta.get_attr(path)
+        if cached is None:
+            raise herr.NotFound("not found (cached)", path=path)
+        if cached is not MISSING:
+            return cached  # type: ignore[return-value]
+        try:
+            st = self._call(self.client.get_status, self.hdfs_path(path), what="getattr")
+        except herr.NotFound:
+            self.meta.put_negative(path)
+            raise
+        self.meta.put_attr(path, st)
+        return st
+
+    def getattr(self, path: str, fh: int | None = None) -> Attr:
+        st = self.status(path)
+        size = st.length
+        mtime_ms = st.mtime_ms
+        writers = self._writing.get(path)
+        if writers:
+            for h in list(writers):
+                if h.pos is not None and h.pos > size:
+                    size = h.pos
+                    mtime_ms = max(mtime_ms, int(time.time() * 1000))
+        return self._attr(st, size, mtime_ms)
+
+    def _attr(self, st: FileStatus, size: int, mtime_ms: int) -> Attr:
+        kind = stat.S_IFDIR if st.is_dir else stat.S_IFREG
+        return Attr(
+            mode=kind | (st.permission & 0o7777),
+            size=0 if st.is_dir else size,
+            uid=_uid_of(st.owner, self._uid),
+            gid=_gid_of(st.group, self._gid),
+            mtime_ns=mtime_ms * 1_000_000,
+            atime_ns=(st.atime_ms or mtime_ms) * 1_000_000,
+            nlink=2 if st.is_dir else 1,
+        )
+
+    def readdir(self, path: str) -> list[tuple[str, int]]:
+        """Names with their ``st_mode`` type bits; fills the attribute cache."""
+        children = self.meta.get_listing(path)
+        if children is None:
+            st = self.status(path)
+            if not st.is_dir:
+                raise herr.NotADirectory("not a directory", path=path)
+            children = self._list_dir(self.hdfs_path(path))
+            self.meta.put_listing(path, children)
+        out = [(".", stat.S_IFDIR), ("..", stat.S_IFDIR)]
+        out.extend((c.name, stat.S_IFDIR if c.is_dir else stat.S_IFREG) for c in children)
+        return out
+
+    def _list_dir(self, hpath: str) -> list[FileStatus]:
+        """List with a bound on *lack of progress*, not on total time: a 1M-entry
+        directory may take longer than --io-timeout, a NameNode that stopped may not."""
+        out: list[FileStatus] = []
+
+        def work() -> list[FileStatus]:
+            for child in self.client.list_dir(hpath):
+                out.append(child)
+            return out
+
+        fut = self.pool.submit(work)
+        seen = -1
+        while True:
+            try:
+                return fut.result(timeout=self.timeout)
+            except FutureTimeout:
+                if len(out) == seen:
+                    fut.cancel()
+                    self.metrics.hdfs_timeouts.inc()
+                    raise herr.HdfsTimeout(f"listing {hpath} made no progress for "
+                                           f"{self.timeout:.1f}s", path=hpath) from None
+                seen = len(out)
+
+    def statfs(self) -> StatFs:
+        now = time.monotonic()
+        if self._statfs and now - self._statfs[0] < _STATFS_TTL:
+            return self._statfs[1]
+        frsize = 4096
+        try:
+            fs = self._call(self.client.fs_stats, what="statfs")
+            capacity, remaining = fs.capacity, fs.remaining
+        except Exception as exc:  # noqa: BLE001 - statfs must answer; df is not worth an EIO
+            log.debug("fs_stats unavailable (%s); reporting fixed numbers", exc)
+            capacity, remaining = FALLBACK_CAPACITY, FALLBACK_CAPACITY
+        result = StatFs(
+            bsize=BLKSIZE, frsize=frsize, blocks=capacity // frsize, bfree=remaining // frsize,
+            bavail=remaining // frsize, files=1 << 32, ffree=1 << 31,
+        )
+        self._statfs = (now, result)
+        return result
+
+    # -- open / read ------------------------------------------------------------------------
+    def open(self, path: str, flags: int) -> int:
+        acc = flags & os.O_ACCMODE
+        if acc == os.O_RDONLY:
+            st = self.status(path)
+            if st.is_dir:
+                raise FsError(errno.EISDIR)
+            return self._add(self._read_handle(path, st))
+        self._require_writable()
+        st = self.status(path)
+        if st.is_dir:
+            raise FsError(errno.EISDIR)
+        h = _WriteHandle(path, self.hdfs_path(path), append=bool(flags & os.O_APPEND),
+                         pos=None, base_len=st.length, permission=st.permission & 0o7777)
+        if flags & os.O_TRUNC:
+            h.writer = self._call(self.client.create, h.hpath, overwrite=True,
+                                  permission=h.permission, what="create")
+            h.pos = 0
+            self._invalidate(path)
+        elif h.append:
+            h.pos = st.length
+        return self._add_writer(h)
+
+    def create(self, path: str, mode: int, flags: int = os.O_WRONLY | os.O_CREAT) -> int:
+        self._require_writable()
+        hpath = self.hdfs_path(path)
+        permission = mode & 0o7777
+        try:
+            writer = self._call(self.client.create, hpath, overwrite=bool(flags & os.O_TRUNC),
+                                permission=permission, what="create")
+        except herr.AlreadyExists:
+            if flags & os.O_EXCL:
+                raise
+            self._invalidate(path)  # our negative entry was stale: behave like open()
+            return self.open(path, flags & ~os.O_CREAT)
+        self._invalidate(path)
+        h = _WriteHandle(path, hpath, append=bool(flags & os.O_APPEND), pos=0, base_len=0,
+                         permission=permission)
+        h.writer = writer
+        return self._add_writer(h)
+
+    def _read_handle(self, path: str, st: FileStatus) -> _ReadHandle:
+        key = cache_key(self.client.uri, self.hdfs_path(path), st.length, st.mtime_ms)
+        h = _ReadHandle(path, self.hdfs_path(path), st, key)
+        h.prefetcher = Prefetcher(
+            h.size, functools.partial(self._fetch, h), pool=self.pool, budget=self.budget,
+            config=self.ra_config, timeout=self.timeout, metrics=self.metrics)
+        return h
+
+    def _add(self, h: _ReadHandle | _WriteHandle) -> int:
+        fh = next(self._fh)
+        self._handles[fh] = h
+        return fh
+
+    def _add_writer(self, h: _WriteHandle) -> int:
+        with self._lock:
+            self._writing.setdefault(h.path, set()).add(h)
+        return self._add(h)
+
+    def read(self, fh: int, size: int, offset: int) -> bytes:
+        h = self._handle(fh)
+        if isinstance(h, _WriteHandle):
+            return self._read_while_writing(h, size, offset)
+        if offset >= h.size or size <= 0:
+            return b""
+        cache = self.cache
+        if cache is not None and cache.has_range(h.key, offset, min(size, h.size - offset)):
+            data = cache.read_range(h.key, h.size, offset, size)
+            if data is not None:
+                self.metrics.bytes_served.inc(len(data))
+                return data
+        assert h.prefetcher is not None
+        data = h.prefetcher.read(offset, size)
+        self.metrics.bytes_served.inc(len(data))
+        return data
+
+    def _read_while_writing(self, h: _WriteHandle, size: int, offset: int) -> bytes:
+        """O_RDWR reads: what HDFS has (everything up to the last flush/fsync)."""
+        with h.lock:
+            if h.reads is None or h.reads_pos != h.pos:
+                self.meta.invalidate(h.path, parent=False)
+                st = self.status(h.path)
+                if h.reads is not None:
+                    self._close_read_handle(h.reads)
+                h.reads, h.reads_pos = self._read_handle(h.path, st), h.pos
+            reads = h.reads
+        if offset >= reads.size:
+            return b""
+        assert reads.prefetcher is not None
+        return reads.prefetcher.read(offset, size)
+
+    def _fetch(self, h: _ReadHandle, offset: int, length: int) -> bytes:
+        """Bytes ``[offset, offset+length)`` of ``h``: cache first, else HDFS (then cache them).
+
+        Runs on an IoPool worker, never on a FUSE thread directly.
+        """
+        cache = self.cache
+        if cache is None:
+            return self._read_hdfs(h, offset, length)
+        data = cache.read_range(h.key, h.size, offset, length)
+        if data is not None:
+            return data
+        cs = cache.chunk_size
+        lo = offset - offset % cs
+        hi = min(h.size, -(-(offset + length) // cs) * cs)
+        whole = self._read_hdfs(h, lo, hi - lo)
+        self.metrics.cache_misses.inc(-(-(hi - lo) // cs))
+        cache.put_aligned(h.key, h.size, lo, whole)
+        if lo == offset and len(whole) <= length:
+            return whole
+        return whole[offset - lo:offset - lo + length]
+
+    def _read_hdfs(self, h: _ReadHandle, offset: int, length: int) -> bytes:
+        reader = self._reader(h)
+        try:
+            data = reader.read_range(offset, length)
+        except herr.HdfsTimeout:
+            raise
+        except herr.HdfsIOError as exc:
+            # Block locations go stale when DataNodes restart or move: reopen once.
+            log.info("read of %s at %d failed (%s); reopening", h.hpath, offset, exc)
+            reader = self._reader(h, reopen=reader)
+            data = reader.read_range(offset, length)
+        self.metrics.bytes_from_hdfs.inc(len(data))
+        return data
+
+    def _reader(self, h: _ReadHandle, reopen: HdfsReader | None = None) -> HdfsReader:
+        with h.lock:
+            if h.reader is None or h.reader is reopen:
+                old = h.reader
+                h.reader = self.client.open_reader(h.hpath)
+                if old is not None:
+                    _close_quietly(old)
+            return h.reader
+
+    # -- write ------------------------------------------------------------------------------
+    def write(self, fh: int, data: bytes, offset: int) -> int:
+        h = self._handle(fh)
+        if not isinstance(h, _WriteHandle):
+            raise FsError(errno.EBADF)
+        with h.lock:
+            if h.error is not None:
+                raise FsError(errno.EIO, f"earlier write failed: {h.error}")
+            if h.writer is None:
+                self._open_writer(h, offset)
+            if not h.append and offset != h.pos:
+                raise FsError(errno.ENOTSUP,
+                              f"HDFS files are written sequentially; write at {offset}, "
+                              f"expected {h.pos}")
+            assert h.writer is not None
+            try:
+                self._call(_write_all, h.writer, data, what="write")
+            except BaseException as exc:
+                h.error = exc
+                raise
+            h.pos = (h.pos or 0) + len(data)
+        return len(data)
+
+    def _open_writer(self, h: _WriteHandle, offset: int) -> None:
+        """First write on a handle (or first after a flush): pick create or append."""
+        if h.append:
+            h.writer = self._call(self.client.append, h.hpath, what="append")
+            self.meta.invalidate(h.path, parent=False)
+            h.pos = self.status(h.path).length
+            return
+        if h.pos is None:  # opened without O_TRUNC/O_APPEND: allowed at 0 of empty, or at end
+            if offset == 0 and h.base_len == 0:
+                h.writer = self._call(self.client.create, h.hpath, overwrite=True,
+                                      permission=h.permission, what="create")
+                h.pos = 0
+                return
+            if offset == h.base_len:
+                h.writer = self._call(self.client.append, h.hpath, what="append")
+                h.pos = h.base_len
+                return
+            raise FsError(errno.ENOTSUP,
+                          f"HDFS cannot overwrite in place (write at {offset} of a "
+                          f"{h.base_len}-byte file); open with O_TRUNC or O_APPEND")
+        if offset != h.pos:
+            raise FsError(errno.ENOTSUP, f"write at {offset}, expected {h.pos}")
+        h.writer = self._call(self.client.append, h.hpath, what="append")
+
+    def flush(self, fh: int) -> None:
+        """``close(2)``: finish the HDFS file so that others see it, and report errors."""
+        h = self._handle(fh)
+        if isinstance(h, _WriteHandle):
+            self._finish(h)
+
+    def fsync(self, fh: int, datasync: bool = False) -> None:
+        h = self._handle(fh)
+        if not isinstance(h, _WriteHandle):
+            return
+        with h.lock:
+            if h.error is not None:
+                raise FsError(errno.EIO, f"earlier write failed: {h.error}")
+            if h.writer is not None:
+                try:
+                    self._call(h.writer.hsync, what="hsync")
+                except BaseException as exc:
+                    h.error = exc
+                    raise
+        self.meta.invalidate(h.path)
+
+    def _finish(self, h: _WriteHandle) -> None:
+        with h.lock:
+            writer, h.writer = h.writer, None
+            err = h.error
+            if writer is not None:
+                try:
+                    self._call(writer.close, what="close")
+                except BaseException as exc:
+                    h.error = err = exc
+            self._invalidate(h.path)
+            if err is not None:
+                h.error = None  # reported once, at this close
+                raise err
+
+    def release(self, fh: int) -> None:
+        h = self._handles.pop(fh, None)
+        if h is None:
+            return
+        if isinstance(h, _ReadHandle):
+            self._close_read_handle(h)
+            return
+        try:
+            self._finish(h)
+        except BaseException as exc:  # noqa: BLE001 - release cannot report; flush did
+            log.warning("closing %s failed: %s", h.hpath, exc)
+        finally:
+            if h.reads is not None:
+                self._close_read_handle(h.reads)
+            with self._lock:
+                writers = self._writing.get(h.path)
+                if writers is not None:
+                    writers.discard(h)
+                    if not writers:
+                        del self._writing[h.path]
+            self._invalidate(h.path)
+
+    def _close_read_handle(self, h: _ReadHandle) -> None:
+        if h.prefetcher is not None:
+            h.prefetcher.close()
+        with h.lock:
+            reader, h.reader = h.reader, None
+        if reader is not None:
+            _close_quietly(reader)
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> None:
+        self._require_writable()
+        if length < 0:
+            raise FsError(errno.EINVAL)
+        handle = self._handles.get(fh) if fh is not None else None
+        if not isinstance(handle, _WriteHandle):
+            # mfusepy drops the file handle of ftruncate: find our own writer of this path
+            writers = self._writing.get(path)
+            handle = next(iter(writers)) if writers else None
+        if isinstance(handle, _WriteHandle):
+            with handle.lock:
+                current = handle.pos if handle.pos is not None else handle.base_len
+                if length == current:
+                    return
+                if length != 0:
+                    raise FsError(errno.ENOTSUP, "HDFS files can only be truncated to 0 "
+                                  "or extended")
+                old, handle.writer = handle.writer, None
+                if old is not None:
+                    _close_quietly(old)
+                handle.writer = self._call(self.client.create, handle.hpath, overwrite=True,
+                                           permission=handle.permission, what="create")
+                handle.pos = 0
+                handle.error = None
+            self._invalidate(path)
+            return
+        st = self.status(path)
+        if st.is_dir:
+            raise FsError(errno.EISDIR)
+        if length == st.length:
+            return
+        hpath = self.hdfs_path(path)
+        if length == 0:
+            w = self._call(self.client.create, hpath, overwrite=True,
+                           permission=st.permission & 0o7777, what="create")
+            self._call(w.close, what="close")
+        elif length > st.length:  # extend with zeros, as ftruncate does
+            w = self._call(self.client.append, hpath, what="append")
+            try:
+                remaining = length - st.length
+                zeros = bytes(min(remaining, 1 << 20))
+                while remaining:
+                    n = min(remaining, len(zeros))
+                    self._call(_write_all, w, zeros[:n], what="write")
+                    remaining -= n
+            finally:
+                self._call(w.close, what="close")
+        else:
+            raise FsError(errno.ENOTSUP, "HDFS files can only be truncated to 0 or extended")
+        self._invalidate(path)
+
+    # -- namespace --------------------------------------------------------------------------
+    def mkdir(self, path: str, mode: int) -> None:
+        self._require_writable()
+        if self._exists_fresh(path):
+            raise FsError(errno.EEXIST)
+        self._call(self.client.mkdirs, self.hdfs_path(path), mode & 0o7777, False, what="mkdir")
+        self._invalidate(path)
+
+    def rmdir(self, path: str) -> None:
+        self._require_writable()
+        st = self._fresh_status(path)
+        if not st.is_dir:
+            raise FsError(errno.ENOTDIR)
+        if path == "/":
+            raise FsError(errno.EBUSY)
+        if not self._call(self.client.delete, self.hdfs_path(path), False, what="rmdir"):
+            raise FsError(errno.ENOENT)
+        self._invalidate(path, tree=True)
+
+    def unlink(self, path: str) -> None:
+        self._require_writable()
+        st = self._fresh_status(path)
+        if st.is_dir:
+            raise FsError(errno.EISDIR)
+        if not self._call(self.client.delete, self.hdfs_path(path), False, what="unlink"):
+            raise FsError(errno.ENOENT)
+        self._invalidate(path)
+
+    def rename(self, old: str, new: str) -> None:
+        self._require_writable()
+        src = self._fresh_status(old)
+        try:
+            dst: FileStatus | None = self._fresh_status(new)
+        except herr.NotFound:
+            dst = None
+        if new == old:
+            return
+        if src.is_dir and new.startswith(old.rstrip("/") + "/"):
+            raise FsError(errno.EINVAL, "cannot move a directory into itself")
+        if dst is not None:
+            if src.is_dir and not dst.is_dir:
+                raise FsError(errno.ENOTDIR)
+            if dst.is_dir and not src.is_dir:
+                raise FsError(errno.EISDIR)
+            if dst.is_dir and self._call(_has_children, self.client, self.hdfs_path(new),
+                                         what="rename"):
+                raise FsError(errno.ENOTEMPTY)
+        self._call(self.client.rename, self.hdfs_path(old), self.hdfs_path(new), True,
+                   what="rename")
+        self._invalidate(old, tree=True)
+        self._invalidate(new, tree=True)
+        with self._lock:
+            writers = self._writing.pop(old, None)
+            if writers:  # open writers keep writing the same HDFS inode (lease by file id)
+                for h in writers:
+                    h.path, h.hpath = new, self.hdfs_path(new)
+                self._writing.setdefault(new, set()).update(writers)
+
+    def chmod(self, path: str, mode: int) -> None:
+        self._require_writable()
+        self._call(self.client.set_permission, self.hdfs_path(path), mode & 0o7777, what="chmod")
+        self._invalidate(path)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        self._require_writable()
+        owner = None if uid in (-1, 0xFFFFFFFF) else _user_name(uid)
+        group = None if gid in (-1, 0xFFFFFFFF) else _group_name(gid)
+        if owner is None and group is None:
+            return
+        self._call(self.client.set_owner, self.hdfs_path(path), owner, group, what="chown")
+        self._invalidate(path)
+
+    def utimens(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> None:
+        """Times in ns; ``None`` means "now"; UTIME_OMIT leaves one unchanged."""
+        self._require_writable()
+        now_ms = int(time.time() * 1000)
+
+        def conv(ns: int | None) -> int:
+            if ns is None or ns == UTIME_NOW:
+                return now_ms
+            if ns == UTIME_OMIT:
+                return -1  # HDFS setTimes: -1 = do not change
+            return ns // 1_000_000
+
+        self._call(self.client.set_times, self.hdfs_path(path), conv(mtime_ns), conv(atime_ns),
+                   what="utimens")
+        self._invalidate(path)
+
+    def _fresh_status(self, path: str) -> FileStatus:
+        """Status straight from the NameNode: changes must not act on stale answers."""
+        self.meta.invalidate(path, parent=False)
+        return self.status(path)
+
+    def _exists_fresh(self, path: str) -> bool:
+        try:
+            self._fresh_status(path)
+            return True
+        except herr.NotFound:
+            return False
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def check_root(self) -> None:
+        """Fail early (at mount time) when the mounted HDFS path is unusable."""
+        st = self._call(self.client.get_status, self.root, what="stat of mount root")
+        if not st.is_dir:
+            raise herr.NotADirectory(f"{self.root} is not a directory", path=self.root)
+
+    def close(self) -> None:
+        for fh in list(self._handles):
+            try:
+                self.release(fh)
+            except Exception:  # noqa: BLE001
+                log.exception("release of handle %d at shutdown failed", fh)
+        self.pool.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    def open_handles(self) -> int:
+        return len(self._handles)
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _write_all(writer: HdfsWriter, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = writer.write(view)
+        if n <= 0:
+            raise herr.HdfsIOError("HDFS writer accepted no bytes")
+        view = view[n:]
+
+
+def _has_children(client: HdfsClient, hpath: str) -> bool:
+    for _child in client.list_dir(hpath):
+        return True
+    return False
+
+
+def _close_quietly(obj: HdfsReader | HdfsWriter) -> None:
+    try:
+        obj.close()
+    except Exception as exc:  # noqa: BLE001
+        log.debug("close failed: %s", exc)
+
+
+@functools.lru_cache(maxsize=4096)
+def _uid_of(owner: str, default: int) -> int:
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        return int(owner) if owner.isdigit() else default
+
+
+@functools.lru_cache(maxsize=4096)
+def _gid_of(group: str, default: int) -> int:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return int(group) if group.isdigit() else default
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

@@ -1,0 +1,129 @@
+"""Attribute, directory-listing and negative cache with one TTL.
+
+Why: every ``stat``/``open`` through FUSE starts with a lookup, and a
+NameNode round trip per lookup makes ``ls -l`` of a 100k-entry directory take
+100k RPCs (the classic fuse-dfs complaint).  A listing therefore also fills
+the attribute cache for every child, and "does not exist" answers are cached
+too, because tools probe for files that are not there (``.git``, locale
+files, Python's ``__pycache__``).
+
+Freshness: an entry is trusted for ``ttl`` seconds after it was fetched, so a
+file changed in HDFS by someone else is seen at most ``ttl`` late.  Changes
+made through this mount invalidate the affected paths immediately.
+``ttl == 0`` disables caching.  The number of entries is bounded (LRU) so a
+walk over millions of files cannot grow the process without limit.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable
+
+from hdfs_client.base import FileStatus
+
+#: returned by :meth:`MetadataCache.get_attr` when nothing is cached
+MISSING = object()
+
+
+class MetadataCache:
+    def __init__(self, ttl: float, *, max_entries: int = 1_000_000, max_listings: int = 1024,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.max_listings = max_listings
+        self._clock = clock
+        self._lock = threading.Lock()
+        # path -> (FileStatus | None for "does not exist", expiry)
+        self._attrs: OrderedDict[str, tuple[FileStatus | None, float]] = OrderedDict()
+        # dir path -> (children, expiry)
+        self._dirs: OrderedDict[str, tuple[list[FileStatus], float]] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
+
+    # -- attributes -------------------------------------------------------------
+    def get_attr(self, path: str) -> FileStatus | None | object:
+        """Cached status, ``None`` for a cached "does not exist", or :data:`MISSING`."""
+        if not self.enabled:
+            return MISSING
+        with self._lock:
+            hit = self._attrs.get(path)
+            if hit is None:
+                return MISSING
+            if hit[1] <= self._clock():
+                del self._attrs[path]
+                return MISSING
+            return hit[0]
+
+    def put_attr(self, path: str, status: FileStatus | None) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._put_attr_locked(path, status, self._clock() + self.ttl)
+
+    def put_negative(self, path: str) -> None:
+        self.put_attr(path, None)
+
+    def _put_attr_locked(self, path: str, status: FileStatus | None, expiry: float) -> None:
+        self._attrs[path] = (status, expiry)
+        self._attrs.move_to_end(path)
+        while len(self._attrs) > self.max_entries:
+            self._attrs.popitem(last=False)
+
+    # -- listings ---------------------------------------------------------------
+    def get_listing(self, path: str) -> list[FileStatus] | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            hit = self._dirs.get(path)
+            if hit is None:
+                return None
+            if hit[1] <= self._clock():
+                del self._dirs[path]
+                return None
+            return hit[0]
+
+    def put_listing(self, path: str, children: list[FileStatus]) -> None:
+        """Remember a listing and the attributes of every child (one RPC, not N)."""
+        if not self.enabled:
+            return
+        with self._lock:
+            expiry = self._clock() + self.ttl
+            base = path.rstrip("/")
+            for child in children:
+                self._put_attr_locked(f"{base}/{child.name}", child, expiry)
+            self._dirs[path] = (children, expiry)
+            self._dirs.move_to_end(path)
+            while len(self._dirs) > self.max_listings:
+                self._dirs.popitem(last=False)
+
+    # -- invalidation -----------------------------------------------------------
+    def invalidate(self, path: str, *, parent: bool = True) -> None:
+        """Forget ``path`` (and its parent's listing, which names it)."""
+        with self._lock:
+            self._attrs.pop(path, None)
+            self._dirs.pop(path, None)
+            if parent:
+                self._dirs.pop(posixpath.dirname(path) or "/", None)
+
+    def invalidate_tree(self, path: str) -> None:
+        """Forget ``path`` and everything below it (after a directory rename/delete)."""
+        prefix = path.rstrip("/") + "/"
+        with self._lock:
+            for table in (self._attrs, self._dirs):
+                doomed = [p for p in table if p == path or p.startswith(prefix)]
+                for p in doomed:
+                    del table[p]
+            self._dirs.pop(posixpath.dirname(path) or "/", None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._attrs.clear()
+            self._dirs.clear()
+
+    def __len__(self) -> int:
+        return len(self._attrs)

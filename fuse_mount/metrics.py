@@ -1,0 +1,76 @@
+"""Prometheus metrics of one mount.
+
+Every mount owns its own :class:`~prometheus_client.CollectorRegistry`, so two
+mounts in one process (tests, the benchmark) never mix numbers, and the HTTP
+endpoint (``--metrics-port``) serves exactly one mount.  The counters exist
+whether or not the endpoint is on: the self-benchmark and the tests read them
+directly with :meth:`MountMetrics.value`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class MountMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.bytes_from_hdfs = Counter(
+            "hdfs_fuse_hdfs_read_bytes", "Bytes read from HDFS (DataNodes)", registry=r)
+        self.bytes_from_cache = Counter(
+            "hdfs_fuse_cache_read_bytes", "Bytes served from the local disk cache", registry=r)
+        self.bytes_served = Counter(
+            "hdfs_fuse_served_bytes", "Bytes returned to FUSE read requests", registry=r)
+        self.cache_hits = Counter(
+            "hdfs_fuse_cache_hits", "Cache chunk lookups that found the chunk", registry=r)
+        self.cache_misses = Counter(
+            "hdfs_fuse_cache_misses", "Cache chunk lookups that did not", registry=r)
+        self.cache_evictions = Counter(
+            "hdfs_fuse_cache_evictions", "Chunks evicted to stay under --cache-size", registry=r)
+        self.cache_write_errors = Counter(
+            "hdfs_fuse_cache_write_errors",
+            "Chunks not cached because the cache disk failed (e.g. full); reads went through",
+            registry=r)
+        self.cache_bytes = Gauge(
+            "hdfs_fuse_cache_bytes", "Bytes held in the local disk cache", registry=r)
+        self.readahead_bytes = Counter(
+            "hdfs_fuse_readahead_bytes", "Bytes fetched by read-ahead", registry=r)
+        self.readahead_wasted = Counter(
+            "hdfs_fuse_readahead_wasted_bytes",
+            "Read-ahead bytes dropped without being read (seeks, early close)", registry=r)
+        self.readahead_memory = Gauge(
+            "hdfs_fuse_readahead_memory_bytes", "Read-ahead buffer bytes reserved now", registry=r)
+        self.requests = Histogram(
+            "hdfs_fuse_request_seconds", "Latency of FUSE requests by operation", ["op"],
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.errors = Counter(
+            "hdfs_fuse_errors", "FUSE requests answered with an error", ["op", "errno"],
+            registry=r)
+        self.hdfs_timeouts = Counter(
+            "hdfs_fuse_hdfs_timeouts", "HDFS calls abandoned after --io-timeout", registry=r)
+
+    def value(self, name: str, **labels: str) -> float:
+        """Current value of a sample (``..._total`` for counters), 0 when absent."""
+        v = self.registry.get_sample_value(name, labels or None)
+        return float(v or 0.0)
+
+    def bind_gauge(self, gauge: Gauge, fn: Callable[[], float]) -> None:
+        gauge.set_function(fn)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> int:
+        """Start the HTTP endpoint; return the bound port."""
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        bound = int(server.server_address[1])
+        log.info("metrics on http://%s:%d/metrics", addr, bound)
+        return bound

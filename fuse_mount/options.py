@@ -1,0 +1,215 @@
+"""Mount options: one dataclass, one place for every default and its reason.
+
+The same :class:`MountOptions` is built three ways: from ``hdfs-csi mount``
+flags (:mod:`fuse_mount.cli` generates the flags and their ``--help`` from the
+field metadata below), from CSI volume attributes (:meth:`from_mapping`,
+camelCase keys, strict), and programmatically.  :meth:`to_args` turns it back
+into flags, which is how the CSI node service starts a mount process.
+
+Source URI and mountpoint are deliberately *not* options: they are the two
+positional arguments, and a volume attribute must never be able to change them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from hdfs_csi.units import format_size, parse_duration, parse_size
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+def _opt(default: Any, help: str, *, kind: str = "str", csi: str | None = None,
+         flag: str | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "kind": kind, "csi": csi, "flag": flag})
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    read_only: bool = _opt(
+        False, "Mount read-only: every change fails with EROFS in the kernel and in the "
+        "filesystem. Datasets are usually read-only; say so and nothing can damage them.",
+        kind="bool", csi="readOnly")
+    cache_dir: str | None = _opt(
+        None, "Directory for the local data cache (enables it). Second epochs then read "
+        "local disk instead of the network. Off by default: the node's disk is not ours "
+        "to fill unless an operator says where.", kind="path", csi="cacheDir")
+    cache_size: int = _opt(
+        10 * GiB, "Byte bound of the data cache; least recently used chunks are evicted "
+        "beyond it. 10 GiB holds a typical per-node shard set and fits most node disks.",
+        kind="size", csi="cacheSize")
+    read_ahead_max: int = _opt(
+        64 * MiB, "Largest read-ahead window per open file. The window starts at 128 KiB "
+        "and doubles while reads stay sequential; 64 MiB keeps 8 range reads of 8 MiB in "
+        "flight, enough to hide per-stream limits of a remote DataNode.",
+        kind="size", csi="readAheadMax")
+    read_ahead_memory: int = _opt(
+        256 * MiB, "Memory bound for read-ahead buffers of the whole mount; beyond it reads "
+        "go synchronous instead of growing the process. 256 MiB = four files streaming "
+        "with full windows, small next to a training pod's memory.",
+        kind="size", csi="readAheadMemory")
+    read_ahead_streams: int = _opt(
+        8, "Range reads in flight per sequential file. One HDFS stream is limited by one "
+        "DataNode connection; eight in parallel fill a fast network without overloading "
+        "DataNodes.", kind="int")
+    metadata_ttl: float = _opt(
+        10.0, "Seconds that attributes, directory listings and 'does not exist' answers are "
+        "trusted (also the kernel's attr/entry timeouts). A file changed in HDFS is seen "
+        "at most this late; 10 s makes 'ls -l' of huge directories one listing, not one "
+        "RPC per entry.", kind="duration", csi="metadataTtl")
+    io_timeout: float = _opt(
+        30.0, "Bound on any single HDFS call (metadata RPC, range read, write). A hung "
+        "NameNode or DataNode becomes EIO after this long instead of a read that hangs "
+        "forever; 30 s is far above a healthy call and below kubelet's 2 min timeouts.",
+        kind="duration", csi="ioTimeout")
+    kernel_read_ahead: int = _opt(
+        8 * MiB, "Kernel read-ahead of the mount (bdi read_ahead_kb; needs root). The "
+        "default 128 KiB turns every sequential read into 128 KiB FUSE requests; a few "
+        "MiB lets the kernel send 1 MiB requests, several at a time.", kind="size")
+    fuse_threads: int = _opt(
+        16, "Most FUSE worker threads. Each holds a 1 MiB request buffer; 16 serve many "
+        "concurrent readers while keeping that memory small.", kind="int")
+    io_threads: int = _opt(
+        32, "Threads doing HDFS calls (read-ahead, reads, metadata) for the mount. "
+        "HDFS calls release the GIL, so threads give real parallelism.", kind="int")
+    user: str | None = _opt(
+        None, "HDFS user name for simple authentication (default: HADOOP_USER_NAME or the "
+        "local user).", kind="str")
+    kerberos_principal: str | None = _opt(
+        None, "Kerberos principal; needs --kerberos-keytab.", kind="str")
+    kerberos_keytab: str | None = _opt(
+        None, "Keytab file for --kerberos-principal.", kind="path")
+    allow_other: bool | None = _opt(
+        None, "Let users other than the mounting one use the mount (FUSE allow_other). "
+        "Default: on when mounting as root, since pods run as other users.", kind="bool3")
+    metrics_port: int | None = _opt(
+        None, "Serve Prometheus metrics of this mount on this TCP port (0 = any free one). "
+        "Off by default: one port per mount must be planned by the operator.", kind="int")
+    pid_file: str | None = _opt(None, "Write the mount process id here.", kind="path")
+    log_file: str | None = _opt(
+        None, "Log file of the background mount process (default: discard after start-up; "
+        "in --foreground logs go to stderr).", kind="path")
+    log_level: str = _opt("INFO", "Log level (DEBUG, INFO, WARNING, ERROR).", kind="str")
+    foreground: bool = _opt(
+        False, "Stay in the foreground (logs to stderr) instead of daemonizing.", kind="bool")
+
+    # -- validation ------------------------------------------------------------
+    def __post_init__(self) -> None:
+        def positive(name: str) -> None:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+
+        for name in ("cache_size", "read_ahead_memory", "read_ahead_streams", "io_timeout",
+                     "fuse_threads", "io_threads"):
+            positive(name)
+        if self.read_ahead_max < 128 * KiB:
+            raise ValueError(f"read_ahead_max must be at least 128 KiB, got {self.read_ahead_max}")
+        if self.metadata_ttl < 0:
+            raise ValueError("metadata_ttl must not be negative")
+        if self.kernel_read_ahead < 0:
+            raise ValueError("kernel_read_ahead must not be negative")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics_port out of range: {self.metrics_port}")
+        if self.cache_dir is not None:
+            if not os.path.isabs(self.cache_dir) or ".." in self.cache_dir.split("/"):
+                raise ValueError(f"cache_dir must be an absolute path without '..': {self.cache_dir!r}")
+        if (self.kerberos_principal is None) != (self.kerberos_keytab is None):
+            raise ValueError("kerberos_principal and kerberos_keytab go together")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"unknown log level {self.log_level!r}")
+
+    # -- CSI volume attributes -------------------------------------------------
+    @classmethod
+    def csi_keys(cls) -> frozenset[str]:
+        """The volume-attribute / StorageClass keys :meth:`from_mapping` accepts."""
+        return frozenset(f.metadata["csi"] for f in dataclasses.fields(cls) if f.metadata["csi"])
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, str], **overrides: Any) -> "MountOptions":
+        """Build from CSI keys (``readOnly``, ``cacheDir``, ``cacheSize``, ``readAheadMax``,
+        ``readAheadMemory``, ``metadataTtl``, ``ioTimeout``); strings as Kubernetes sends
+        them.  Unknown keys raise ``ValueError``: a typo must not silently mount with
+        defaults.  ``overrides`` set fields the volume context cannot (user, pid file...).
+        """
+        by_key = {f.metadata["csi"]: f for f in dataclasses.fields(cls) if f.metadata["csi"]}
+        unknown = sorted(set(mapping) - set(by_key))
+        if unknown:
+            raise ValueError(f"unknown mount option(s) {unknown}; known: {sorted(by_key)}")
+        values: dict[str, Any] = {}
+        for key, raw in mapping.items():
+            f = by_key[key]
+            try:
+                values[f.name] = parse_value(f.metadata["kind"], raw)
+            except ValueError as exc:
+                raise ValueError(f"mount option {key}={raw!r}: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    # -- command line ----------------------------------------------------------
+    def to_args(self) -> list[str]:
+        """Flags for ``hdfs-csi mount`` that reproduce these options (defaults left out)."""
+        args: list[str] = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            flag = flag_name(f)
+            kind = f.metadata["kind"]
+            if kind == "bool":
+                args.append(flag if value else f"--no-{flag[2:]}")
+            elif kind == "bool3":
+                args.append(flag if value else f"--no-{flag[2:]}")
+            elif kind == "size":
+                args += [flag, str(int(value))]
+            elif kind == "duration":
+                args += [flag, f"{value:g}"]
+            else:
+                args += [flag, str(value)]
+        return args
+
+    def describe(self) -> str:
+        """One log line; the keytab path is shown, never its contents."""
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["kind"] == "size":
+                value = format_size(value)
+            parts.append(f"{f.name}={value}")
+        return " ".join(parts)
+
+
+def flag_name(f: dataclasses.Field) -> str:  # type: ignore[type-arg]
+    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
+
+
+def parse_bool(raw: str | bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+def parse_value(kind: str, raw: Any) -> Any:
+    """Parse a string from a volume attribute or a flag into the field's type."""
+    if kind in ("bool", "bool3"):
+        return parse_bool(raw)
+    if kind == "size":
+        return parse_size(raw)
+    if kind == "duration":
+        return parse_duration(raw)
+    if kind == "int":
+        return int(str(raw).strip())
+    if kind == "path":
+        text = str(raw)
+        return posixpath.normpath(text) if text else None
+    return str(raw)

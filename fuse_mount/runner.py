@@ -1,0 +1,137 @@
+"""One mount's lifetime: connect, check, mount, serve until unmounted, clean up.
+
+Used in the foreground by ``hdfs-csi mount --foreground`` and inside the
+daemon by the background form; :func:`run_mount` blocks until the filesystem
+is unmounted (``fusermount3 -u``, ``umount``, SIGTERM/SIGINT/SIGHUP, which
+libfuse turns into a clean unmount).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Callable
+
+from fuse_mount import mounts
+from fuse_mount.options import MountOptions
+from hdfs_client.uri import parse_hdfs_uri
+
+log = logging.getLogger(__name__)
+
+
+class MountError(RuntimeError):
+    """The mount could not be set up; the message is meant for the operator."""
+
+
+def prepare_mountpoint(mountpoint: str) -> str:
+    """Absolute mountpoint, created if missing; a dead FUSE mount there is cleared."""
+    mountpoint = os.path.abspath(mountpoint)
+    state = mounts.mount_state(mountpoint)
+    if state is mounts.MountState.HEALTHY:
+        raise MountError(f"{mountpoint} is already mounted")
+    if state is mounts.MountState.DEAD:
+        log.warning("%s holds a dead mount (transport endpoint not connected); detaching it",
+                    mountpoint)
+        mounts.unmount(mountpoint)
+    os.makedirs(mountpoint, exist_ok=True)
+    if not os.path.isdir(mountpoint):
+        raise MountError(f"mountpoint {mountpoint} is not a directory")
+    return mountpoint
+
+
+def tune_kernel_readahead(mountpoint: str, nbytes: int) -> int | None:
+    """Raise the mount's bdi read_ahead_kb (root only); return the value set.
+
+    FUSE mounts start with 128 KiB, which splits every sequential read into
+    128 KiB requests (one round trip each); measured on a null filesystem
+    through this adapter: 128 KiB -> 0.47 GB/s, 4 MiB -> 1.3 GB/s.
+    """
+    if nbytes <= 0:
+        return None
+    entry = mounts.find_mount(mountpoint)
+    if entry is None or not entry.dev:
+        return None
+    path = f"/sys/class/bdi/{entry.dev}/read_ahead_kb"
+    try:
+        with open(path, "w") as fh:
+            fh.write(str(max(nbytes // 1024, 4)))
+        with open(path) as fh:
+            value = int(fh.read().strip())
+        log.info("kernel read-ahead of %s set to %d KiB", mountpoint, value)
+        return value
+    except OSError as exc:
+        log.info("could not set %s (%s); kernel read-ahead stays at its default", path, exc)
+        return None
+
+
+def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
+              on_ready: Callable[[], None] | None = None, client: object | None = None) -> None:
+    """Mount ``source`` (``hdfs://host:port/path``) at ``mountpoint`` and serve it.
+
+    ``on_ready`` is called (from another thread) once the mount answers.
+    Raises :class:`MountError` (or an HDFS error) when set-up fails.
+    """
+    import mfusepy
+
+    import hdfs_client
+    from fuse_mount.adapter import FuseAdapter, fuse_mount_options
+    from fuse_mount.cache import CacheBusy
+    from fuse_mount.fs import HdfsFilesystem
+    from fuse_mount.metrics import MountMetrics
+    from hdfs_client.errors import HdfsError
+
+    try:
+        loc = parse_hdfs_uri(source)
+    except ValueError as exc:
+        raise MountError(str(exc)) from None
+    mountpoint = prepare_mountpoint(mountpoint)
+    if client is None:
+        kw: dict[str, object] = {}
+        if opts.user:
+            kw["user"] = opts.user
+        if opts.kerberos_principal:
+            kw["kerberos_principal"] = opts.kerberos_principal
+            kw["kerberos_keytab"] = opts.kerberos_keytab
+        try:
+            client = hdfs_client.connect(loc.cluster_uri, **kw)
+        except HdfsError as exc:
+            raise MountError(f"cannot connect to {loc.cluster_uri}: {exc}") from None
+    metrics = MountMetrics()
+    try:
+        core = HdfsFilesystem(client, loc.path, opts, metrics=metrics)  # type: ignore[arg-type]
+    except CacheBusy as exc:
+        raise MountError(str(exc)) from None
+    try:
+        try:
+            core.check_root()
+        except HdfsError as exc:
+            raise MountError(f"cannot mount {source}: {type(exc).__name__}: {exc}") from None
+        if opts.metrics_port is not None:
+            metrics.serve(opts.metrics_port)
+        adapter = FuseAdapter(core, opts)
+        fuse_kw = fuse_mount_options(opts, str(loc), os.geteuid() == 0)
+        log.info("mounting %s at %s (%s)", loc, mountpoint, opts.describe())
+
+        def when_mounted() -> None:
+            if mounts.wait_mounted(mountpoint, timeout=60):
+                tune_kernel_readahead(mountpoint, opts.kernel_read_ahead)
+                log.info("%s is mounted", mountpoint)
+                if on_ready is not None:
+                    on_ready()
+            else:
+                log.error("%s did not become ready", mountpoint)
+
+        threading.Thread(target=when_mounted, name="mount-watch", daemon=True).start()
+        try:
+            mfusepy.FUSE(adapter, mountpoint, **fuse_kw)
+        except RuntimeError as exc:
+            raise MountError(f"FUSE mount of {mountpoint} failed (libfuse returned {exc}); "
+                             "is /dev/fuse available and fusermount3 installed?") from None
+        log.info("%s unmounted", mountpoint)
+    finally:
+        core.close()
+        try:
+            client.close()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001
+            pass
