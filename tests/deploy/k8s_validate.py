@@ -238,15 +238,16 @@ def validate_pytorchjob(obj: dict[str, Any]) -> list[str]:
     return errors
 
 
+#: By kind, so that a Notebook with a wrong apiVersion is reported as such.
 CUSTOM_VALIDATORS = {
-    ("kubeflow.org/v1", "Notebook"): validate_notebook,
-    ("kubeflow.org/v1", "PyTorchJob"): validate_pytorchjob,
+    "Notebook": validate_notebook,
+    "PyTorchJob": validate_pytorchjob,
 }
 
 
 def validate(obj: dict[str, Any]) -> list[str]:
     """All model-based errors of one object (built-in or a known custom resource)."""
-    custom = CUSTOM_VALIDATORS.get((obj.get("apiVersion"), obj.get("kind")))
+    custom = CUSTOM_VALIDATORS.get(obj.get("kind", ""))
     return custom(obj) if custom else validate_builtin(obj)
 
 
