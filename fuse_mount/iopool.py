@@ -46,7 +46,8 @@ class IoPool:
         self._on_timeout = on_timeout
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._idle = 0
+        self._idle = 0      # workers not running a task (including ones about to take one)
+        self._pending = 0   # tasks queued and not yet taken by a worker
         self._busy_since: dict[int, float] = {}  # worker id -> start of current task
         self._threads: dict[int, threading.Thread] = {}
         self._ids = itertools.count()
@@ -58,6 +59,7 @@ class IoPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("IoPool is closed")
+            self._pending += 1
             self._queue.put((fut, fn, args))
             self._maybe_spawn_locked()
         return fut
@@ -76,7 +78,9 @@ class IoPool:
             raise HdfsTimeout(f"{what} did not finish within {timeout:.1f}s") from None
 
     def _maybe_spawn_locked(self) -> None:
-        if self._idle > self._queue.qsize() - 1:
+        # A worker that has dequeued a task but not yet updated the counters is still
+        # counted in both _idle and _pending, so this comparison is race-free.
+        if self._idle >= self._pending:
             return  # an idle worker will take it
         now = time.monotonic()
         healthy_busy = sum(1 for t0 in self._busy_since.values() if now - t0 < self.stuck_after)
@@ -101,7 +105,7 @@ class IoPool:
                     item = self._queue.get(timeout=self.idle_exit)
                 except queue.Empty:
                     with self._lock:
-                        if self._queue.empty():
+                        if self._pending == 0:
                             self._idle -= 1
                             return
                     continue
@@ -111,8 +115,11 @@ class IoPool:
                     return
                 fut, fn, args = item
                 if not fut.set_running_or_notify_cancel():
+                    with self._lock:
+                        self._pending -= 1
                     continue
                 with self._lock:
+                    self._pending -= 1
                     self._idle -= 1
                     self._busy_since[wid] = time.monotonic()
                 try:
@@ -126,7 +133,7 @@ class IoPool:
                     with self._lock:
                         self._busy_since.pop(wid, None)
                         self._idle += 1
-                        if not self._queue.empty():
+                        if self._pending:
                             self._maybe_spawn_locked()
         finally:
             with self._lock:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -211,5 +210,5 @@ def parse_value(kind: str, raw: Any) -> Any:
         return int(str(raw).strip())
     if kind == "path":
         text = str(raw)
-        return posixpath.normpath(text) if text else None
+        return text or None  # not normalised: '..' must be seen (and refused), not resolved
     return str(raw)

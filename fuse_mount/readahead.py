@@ -21,8 +21,8 @@ The pipeline, per open file handle
 1. **Sequential detection** is per handle.  The kernel sends read-ahead
    requests from several FUSE threads at once, so requests of one stream can
    arrive slightly out of order; a read counts as sequential when it starts
-   anywhere from ``reorder_tolerance`` (16 MiB, above the kernel's own
-   read-ahead) behind the furthest byte served up to one window ahead of it.
+   within ``reorder_tolerance`` (16 MiB, above the kernel's own read-ahead)
+   of the furthest byte served so far, or inside the current window.
    Only the very first read at offset 0 starts streaming on its own: a
    footer read (Parquet) or a random JPEG read is not a stream.
 2. **Window**: starts at 128 KiB (the default FUSE request; a small file is
@@ -197,7 +197,8 @@ class Prefetcher:
         if nxt is None:
             sequential = offset == 0
         else:
-            sequential = (nxt - self.cfg.reorder_tolerance <= offset <= nxt + self._window)
+            tol = self.cfg.reorder_tolerance
+            sequential = nxt - tol <= offset <= nxt + max(self._window, tol)
             if offset == nxt:
                 sequential = True
         if sequential:

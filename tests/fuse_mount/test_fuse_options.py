@@ -1,0 +1,96 @@
+"""MountOptions: CSI keys, strict validation, round trip through the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import errno
+
+import pytest
+
+from fuse_mount import cli
+from fuse_mount.errors import FsError, errno_for
+from fuse_mount.options import GiB, MiB, MountOptions
+from hdfs_client import errors as herr
+
+
+def test_from_mapping_parses_kubernetes_strings():
+    o = MountOptions.from_mapping({
+        "readOnly": "true", "cacheDir": "/var/cache/hdfs", "cacheSize": "2Gi",
+        "readAheadMax": "16M", "metadataTtl": "2.5s", "ioTimeout": "500ms",
+    })
+    assert o.read_only is True
+    assert o.cache_dir == "/var/cache/hdfs"
+    assert o.cache_size == 2 * GiB
+    assert o.read_ahead_max == 16 * MiB
+    assert o.metadata_ttl == 2.5
+    assert o.io_timeout == 0.5
+
+
+def test_csi_keys_are_the_documented_ones():
+    assert {"readOnly", "cacheDir", "cacheSize", "readAheadMax", "metadataTtl",
+            "ioTimeout"} <= MountOptions.csi_keys()
+
+
+@pytest.mark.parametrize("mapping,match", [
+    ({"readonly": "true"}, "unknown mount option"),        # wrong case is a typo, not a default
+    ({"user": "alice"}, "unknown mount option"),           # identity never comes from attributes
+    ({"readOnly": "maybe"}, "not a boolean"),
+    ({"cacheSize": "lots"}, "not a size"),
+    ({"metadataTtl": "-1"}, "metadataTtl"),
+    ({"cacheDir": "relative/dir"}, "absolute"),
+    ({"cacheDir": "/var/../etc"}, "absolute"),
+    ({"readAheadMax": "4K"}, "at least 128 KiB"),
+    ({"ioTimeout": "0"}, "positive"),
+])
+def test_from_mapping_rejects(mapping, match):
+    with pytest.raises(ValueError, match=match):
+        MountOptions.from_mapping(mapping)
+
+
+def test_overrides_are_applied():
+    o = MountOptions.from_mapping({"readOnly": "false"}, user="alice", pid_file="/run/x.pid")
+    assert o.user == "alice" and o.pid_file == "/run/x.pid"
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser()
+    cli.register(p)
+    return p.parse_args(argv)
+
+
+def test_to_args_round_trips_through_the_cli():
+    o = MountOptions(read_only=True, cache_dir="/c", cache_size=3 * GiB, read_ahead_max=8 * MiB,
+                     metadata_ttl=1.5, io_timeout=7, user="bob", allow_other=False,
+                     metrics_port=9100, foreground=True)
+    args = _parse(["hdfs://nn:8020/data", "/mnt/x", *o.to_args()])
+    assert cli.options_from_args(args) == o
+    assert args.source == "hdfs://nn:8020/data" and args.mountpoint == "/mnt/x"
+
+
+def test_cli_defaults_equal_dataclass_defaults():
+    args = _parse(["hdfs://nn:8020/", "/mnt/x"])
+    assert cli.options_from_args(args) == MountOptions()
+    assert MountOptions().to_args() == []
+
+
+def test_help_documents_every_option_with_default():
+    p = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cli.register(p)
+    text = p.format_help()
+    for f in dataclasses.fields(MountOptions):
+        assert "--" + f.name.replace("_", "-") in text
+    assert "64MiB" in text and "10GiB" in text  # sizes shown the way people write them
+
+
+def test_errno_table():
+    cases = [
+        (herr.NotFound("x"), errno.ENOENT), (herr.AlreadyExists("x"), errno.EEXIST),
+        (herr.PermissionDenied("x"), errno.EACCES), (herr.NotEmpty("x"), errno.ENOTEMPTY),
+        (herr.NotADirectory("x"), errno.ENOTDIR), (herr.IsADirectory("x"), errno.EISDIR),
+        (herr.QuotaExceeded("x"), errno.EDQUOT), (herr.HdfsTimeout("x"), errno.EIO),
+        (herr.HdfsIOError("x"), errno.EIO), (herr.Unsupported("x"), errno.ENOTSUP),
+        (FsError(errno.EROFS), errno.EROFS), (ValueError("bug"), errno.EIO),
+    ]
+    for exc, code in cases:
+        assert errno_for(exc) == code, exc
