@@ -1,0 +1,465 @@
+"""Node core: one FUSE mount per staged volume, bind mounts per pod target.
+
+Lifecycle on a node (what kubelet drives)::
+
+    NodeStageVolume    staging dir (created if missing) <- hdfs-csi mount (daemon)
+    NodePublishVolume  target dir (created if missing)  <- mount --bind staging [ro]
+    NodeUnpublishVolume  umount target, rmdir it if we created it
+    NodeUnstageVolume    umount staging (daemon exits), rmdir if created,
+                         remove keytab file, cache dir and state record
+
+Every step is recorded in the state directory *before* it changes the
+system, and undone on failure, so a repeat of the same call finds either
+"already done" (OK) or a half-done step it can finish.  A FUSE mount found
+dead (ENOTCONN/EIO on stat) at stage, publish, stats or service start is
+recovered: the daemon is stopped, the filesystem mounted again with the
+recorded source, options and identity, and every bind of it re-made.
+
+Directories are only ever created at the exact paths kubelet passed (never
+their parents), and only what the driver created is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from typing import Mapping
+
+from csi_driver.capabilities import SINGLE_TARGET_MODES, AccessMode, Capability, check_capability
+from csi_driver.clients import ClientPool
+from csi_driver.config import Config
+from csi_driver.credentials import CredentialStore
+from csi_driver.errors import (
+    AlreadyExists, DriverError, FailedPrecondition, InvalidArgument, MountFailed, VolumeNotFound,
+)
+from csi_driver.locks import InFlight
+from csi_driver.mounter import FuseMountSpec, Mounter
+from csi_driver.params import (
+    Credentials, MountOptions, parse_secrets, parse_volume_context,
+)
+from csi_driver.paths import canonical_local, check_local_path
+from csi_driver.provisioner import check_context_matches, static_hdfs_path
+from csi_driver.state import StagedVolume, StateStore, Target, volume_key
+from csi_driver.volumes import check_volume_id, decode_volume_id
+from fuse_mount.mounts import MountState
+from hdfs_client import HdfsClient
+from hdfs_client import errors as hdfs_errors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResolvedVolume:
+    cluster_uri: str
+    hdfs_path: str
+    dynamic: bool
+    read_only: bool          #: forced by the volume itself (readOnly attribute, snapshot)
+    mount: MountOptions
+
+
+@dataclass(frozen=True)
+class VolumeStats:
+    bytes: tuple[int, int, int] | None      #: (total, used, available); None if HDFS did not answer
+    inodes: tuple[int, int, int] | None     #: (total, used, available) when there is an inode quota
+    abnormal: bool
+    message: str
+
+
+class NodeManager:
+    def __init__(self, config: Config, pool: ClientPool, mounter: Mounter,
+                 inflight: InFlight | None = None):
+        self.config = config
+        self.pool = pool
+        self.mounter = mounter
+        self.inflight = inflight or InFlight()
+        self.store = StateStore(config.state_dir)
+        self.creds = CredentialStore(config.state_dir)
+        self.mounts_dir = os.path.join(config.state_dir, "mounts")
+        self.cache_root = os.path.join(config.state_dir, "cache")
+
+    # -- resolving what to mount ----------------------------------------------------------------
+    def resolve(self, volume_id: str, context: Mapping[str, str]) -> ResolvedVolume:
+        ref = decode_volume_id(volume_id)
+        ctx = parse_volume_context(context)
+        if ref is not None:
+            check_context_matches(ref, ctx)
+            return ResolvedVolume(ref.cluster_uri, ref.path, True, ctx.mount.read_only, ctx.mount)
+        if ctx.path is None:
+            raise VolumeNotFound("no such volume: the id is not a dynamic volume of this driver and "
+                                 "volume_context names no path")
+        cluster = ctx.hdfs_uri or self.config.hdfs_uri
+        if not cluster:
+            raise InvalidArgument("volume_context has no hdfsUri and the driver has no --hdfs-uri")
+        path = static_hdfs_path(ctx)
+        pinned = ctx.snapshot is not None or ".snapshot" in path.split("/")
+        return ResolvedVolume(cluster, path, False, ctx.mount.read_only or pinned, ctx.mount)
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _client(self, vol: StagedVolume) -> HdfsClient:
+        return self.pool.get(vol.cluster_uri, user=vol.user, principal=vol.principal,
+                             keytab_file=vol.keytab_file)
+
+    def _spec(self, vol: StagedVolume) -> FuseMountSpec:
+        options = parse_volume_context(vol.mount_options).mount
+        creds = Credentials(user=vol.user, principal=vol.principal) if (vol.user or vol.principal) else None
+        return FuseMountSpec(
+            source_uri=vol.source_uri,
+            mountpoint=vol.staging_path,
+            read_only=vol.read_only,
+            option_args=tuple(options.to_mount_args()),
+            identity_args=tuple(self.creds.mount_args(creds, vol.keytab_file, self.config.hdfs_user)),
+            cache_dir=os.path.join(self.cache_root, vol.key),
+            pid_file=os.path.join(self.mounts_dir, f"{vol.key}.pid"),
+            log_file=os.path.join(self.mounts_dir, f"{vol.key}.log"),
+        )
+
+    def _mount(self, vol: StagedVolume) -> None:
+        spec = self._spec(vol)
+        if self.mounter.state(vol.staging_path) is not MountState.ABSENT:
+            self.mounter.stop_fuse(spec)   # a dead or half-started previous mount
+        if vol.keytab_file and not os.path.exists(vol.keytab_file):
+            raise FailedPrecondition("the Kerberos keytab of this volume is gone; "
+                                     "NodeUnstageVolume and stage it again")
+        os.makedirs(self.mounts_dir, mode=0o700, exist_ok=True)
+        assert spec.cache_dir is not None
+        os.makedirs(spec.cache_dir, mode=0o700, exist_ok=True)
+        self.mounter.mount_fuse(spec)
+
+    def _recover(self, vol: StagedVolume, why: str) -> None:
+        """Remount a dead or missing staging mount and re-bind every target."""
+        log.warning("recovering volume %s: %s", vol.volume_id, why)
+        self._mount(vol)
+        failures = []
+        for t in vol.targets.values():
+            state = self.mounter.state(t.path)
+            if state is MountState.HEALTHY:
+                continue
+            try:
+                if state is not MountState.ABSENT:
+                    self.mounter.unmount(t.path)
+                if not os.path.isdir(t.path):
+                    if not t.created_dir:
+                        raise FailedPrecondition(f"target {t.path} no longer exists")
+                    os.mkdir(t.path, 0o750)
+                self.mounter.bind(vol.staging_path, t.path, t.read_only)
+            except (DriverError, OSError) as exc:
+                failures.append(f"{t.path}: {exc}")
+        if failures:
+            raise MountFailed("remounted the volume but could not re-bind: " + "; ".join(failures))
+        log.info("volume %s recovered", vol.volume_id)
+
+    def _ensure_healthy(self, vol: StagedVolume) -> None:
+        state = self.mounter.state(vol.staging_path)
+        if state is not MountState.HEALTHY:
+            self._recover(vol, f"staging mount {vol.staging_path} is {state.value}")
+
+    @staticmethod
+    def _prepare_dir(path: str, what: str) -> bool:
+        """Make sure ``path`` is a plain directory; return True if we created it."""
+        if os.path.islink(path):
+            raise FailedPrecondition(f"{what} {path} is a symbolic link; refusing to mount there")
+        if os.path.isdir(path):
+            return False
+        if os.path.lexists(path):
+            raise FailedPrecondition(f"{what} {path} exists and is not a directory")
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent) or os.path.islink(parent):
+            raise FailedPrecondition(f"the parent directory of {what} {path} does not exist")
+        try:
+            os.mkdir(path, 0o750)
+        except FileExistsError:
+            return False
+        return True
+
+    @staticmethod
+    def _remove_dir(path: str) -> None:
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                log.warning("not removing %s: it is not empty", path)
+            else:
+                raise MountFailed(f"cannot remove {path}: {exc.strerror}") from None
+
+    def _same(self, a: str, b: str) -> bool:
+        return a == b or canonical_local(a) == canonical_local(b)
+
+    # -- NodeStageVolume ------------------------------------------------------------------------------
+    def stage(self, volume_id: str, staging_target_path: str, cap: Capability | None,
+              secrets: Mapping[str, str], context: Mapping[str, str]) -> None:
+        check_volume_id(volume_id)
+        staging = check_local_path("staging_target_path", staging_target_path)
+        check_capability(cap)
+        assert cap is not None
+        resolved = self.resolve(volume_id, context)
+        creds = parse_secrets(secrets)
+        read_only = resolved.read_only or cap.reader_only
+        with self.inflight.hold(volume_id):
+            vol = self.store.load(volume_id)
+            if vol is not None:
+                if not self._same(vol.staging_path, staging):
+                    raise FailedPrecondition(f"volume is already staged at {vol.staging_path}")
+                if (vol.capability != cap.fingerprint() or vol.read_only != read_only
+                        or vol.source_uri != f"{resolved.cluster_uri}{resolved.hdfs_path}"
+                        or vol.mount_options != resolved.mount.to_context()):
+                    raise AlreadyExists("volume is already staged at this path with a different "
+                                        "capability or volume context")
+                if vol.phase == "staged" and self.mounter.state(staging) is MountState.HEALTHY:
+                    return
+                self._recover(vol, "repeated NodeStageVolume found no live mount")
+                vol.phase = "staged"
+                self.store.save(vol)
+                return
+            self._stage_new(volume_id, staging, cap, resolved, creds, read_only)
+
+    def _stage_new(self, volume_id: str, staging: str, cap: Capability, resolved: ResolvedVolume,
+                   creds: Credentials | None, read_only: bool) -> None:
+        if self.mounter.state(staging) is not MountState.ABSENT:
+            raise FailedPrecondition(f"something not staged by this driver is mounted at {staging}")
+        key = volume_key(volume_id)
+        keytab_file = self.creds.write_keytab(key, creds) if creds and creds.kerberos else None
+        vol = StagedVolume(
+            volume_id=volume_id, key=key, staging_path=staging,
+            cluster_uri=resolved.cluster_uri, hdfs_path=resolved.hdfs_path,
+            read_only=read_only, capability=cap.fingerprint(),
+            mount_options=resolved.mount.to_context(), dynamic=resolved.dynamic,
+            user=creds.user if creds else None, principal=creds.principal if creds else None,
+            keytab_file=keytab_file,
+        )
+        created = False
+        try:
+            try:
+                status = self._client(vol).get_status(vol.hdfs_path)
+            except hdfs_errors.NotFound:
+                raise VolumeNotFound(f"{vol.source_uri} does not exist") from None
+            if not status.is_dir:
+                raise FailedPrecondition(f"{vol.source_uri} is not a directory")
+            created = self._prepare_dir(staging, "staging_target_path")
+            vol.created_staging_dir = created
+            self.store.save(vol)
+            self._mount(vol)
+        except BaseException:
+            self._undo_stage(vol, created)
+            raise
+        vol.phase = "staged"
+        self.store.save(vol)
+        log.info("staged volume %s (%s) at %s as %s", volume_id, vol.source_uri, staging,
+                 creds.describe() if creds else "the driver's default user")
+
+    def _undo_stage(self, vol: StagedVolume, created_dir: bool) -> None:
+        with contextlib.suppress(Exception):
+            self.mounter.stop_fuse(self._spec(vol))
+        if created_dir and self.mounter.state(vol.staging_path) is MountState.ABSENT:
+            with contextlib.suppress(Exception):
+                self._remove_dir(vol.staging_path)
+        self._forget(vol)
+
+    def _forget(self, vol: StagedVolume) -> None:
+        """Remove everything the volume left in the state directory."""
+        self.creds.remove(vol.key)
+        self.pool.drop(vol.cluster_uri, user=vol.user, principal=vol.principal,
+                       keytab_file=vol.keytab_file)
+        shutil.rmtree(os.path.join(self.cache_root, vol.key), ignore_errors=True)
+        for suffix in (".pid", ".log"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.mounts_dir, vol.key + suffix))
+        self.store.delete(vol)
+
+    # -- NodeUnstageVolume ------------------------------------------------------------------------------
+    def unstage(self, volume_id: str, staging_target_path: str) -> None:
+        check_volume_id(volume_id)
+        staging = check_local_path("staging_target_path", staging_target_path)
+        with self.inflight.hold(volume_id):
+            vol = self.store.load(volume_id)
+            if vol is None or not self._same(vol.staging_path, staging):
+                log.info("volume %s is not staged at %s: nothing to undo", volume_id, staging)
+                return
+            live = [t.path for t in vol.targets.values()
+                    if self.mounter.state(t.path) is not MountState.ABSENT]
+            if live:
+                raise FailedPrecondition(f"volume is still published at {len(live)} target(s); "
+                                         "NodeUnpublishVolume them first")
+            self.mounter.stop_fuse(self._spec(vol))
+            if self.mounter.state(staging) is not MountState.ABSENT:
+                raise MountFailed(f"{staging} is still mounted after unmount")
+            for t in vol.targets.values():   # stale records of targets that are gone
+                if t.created_dir:
+                    self._remove_dir(t.path)
+            if vol.created_staging_dir:
+                self._remove_dir(staging)
+            self._forget(vol)
+            log.info("unstaged volume %s from %s", volume_id, staging)
+
+    # -- NodePublishVolume ------------------------------------------------------------------------------
+    def publish(self, volume_id: str, staging_target_path: str, target_path: str,
+                cap: Capability | None, readonly: bool, secrets: Mapping[str, str],
+                context: Mapping[str, str]) -> None:
+        check_volume_id(volume_id)
+        target = check_local_path("target_path", target_path)
+        check_capability(cap)
+        assert cap is not None
+        if not staging_target_path:
+            raise FailedPrecondition("staging_target_path is required: this driver stages volumes "
+                                     "(STAGE_UNSTAGE_VOLUME)")
+        staging = check_local_path("staging_target_path", staging_target_path)
+        if target == staging or target.startswith(staging + "/") or staging.startswith(target + "/"):
+            raise InvalidArgument("target_path and staging_target_path must not contain each other")
+        parse_secrets(secrets)   # validated; the mount's identity was fixed at stage time
+        self.resolve(volume_id, context)
+        with self.inflight.hold(volume_id):
+            vol = self.store.load(volume_id)
+            if vol is None:
+                raise FailedPrecondition("volume is not staged on this node; NodeStageVolume first")
+            if not self._same(vol.staging_path, staging):
+                raise FailedPrecondition(f"volume is staged at {vol.staging_path}, not {staging}")
+            read_only = readonly or cap.reader_only or vol.read_only
+            fingerprint = cap.fingerprint()
+            existing = vol.targets.get(target)
+            if existing is not None:
+                if existing.read_only != read_only or existing.capability != fingerprint:
+                    raise AlreadyExists("volume is already published at this target with a "
+                                        "different capability or readonly flag")
+                self._ensure_healthy(vol)
+                state = self.mounter.state(target)
+                if state is MountState.HEALTHY:
+                    return
+                if state is not MountState.ABSENT:
+                    self.mounter.unmount(target)
+                self._prepare_dir(target, "target_path")
+                self.mounter.bind(vol.staging_path, target, read_only)
+                return
+            others = [t for p, t in vol.targets.items()
+                      if self.mounter.state(p) is not MountState.ABSENT]
+            modes = {AccessMode(cap.mode)} | {AccessMode(int(t.capability.get("mode", 0)))
+                                              for t in others}
+            if others and modes & SINGLE_TARGET_MODES:
+                raise FailedPrecondition("volume is published at another target and its access "
+                                         "mode allows a single workload only")
+            if self.mounter.state(target) is not MountState.ABSENT:
+                raise AlreadyExists(f"something else is already mounted at {target}")
+            created = self._prepare_dir(target, "target_path")
+            vol.targets[target] = Target(target, read_only, fingerprint, created)
+            self.store.save(vol)
+            try:
+                self._ensure_healthy(vol)
+                self.mounter.bind(vol.staging_path, target, read_only)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if self.mounter.state(target) is not MountState.ABSENT:
+                        self.mounter.unmount(target)
+                    if created:
+                        self._remove_dir(target)
+                vol.targets.pop(target, None)
+                self.store.save(vol)
+                raise
+            log.info("published volume %s at %s%s", volume_id, target,
+                     " (read-only)" if read_only else "")
+
+    # -- NodeUnpublishVolume ----------------------------------------------------------------------------
+    def unpublish(self, volume_id: str, target_path: str) -> None:
+        check_volume_id(volume_id)
+        target = check_local_path("target_path", target_path)
+        with self.inflight.hold(volume_id):
+            vol = self.store.load(volume_id)
+            recorded = None
+            if vol is not None:
+                recorded = vol.targets.get(target) or next(
+                    (t for p, t in vol.targets.items() if self._same(p, target)), None)
+            if vol is None or recorded is None:
+                log.info("volume %s is not published at %s: nothing to undo", volume_id, target)
+                return
+            self.mounter.unmount(recorded.path)
+            if recorded.created_dir:
+                self._remove_dir(recorded.path)
+            vol.targets.pop(recorded.path, None)
+            self.store.save(vol)
+            log.info("unpublished volume %s from %s", volume_id, recorded.path)
+
+    # -- NodeGetVolumeStats ------------------------------------------------------------------------------
+    def stats(self, volume_id: str, volume_path: str) -> VolumeStats:
+        check_volume_id(volume_id)
+        if not volume_path:
+            raise InvalidArgument("volume_path is required")
+        if "\x00" in volume_path:
+            raise InvalidArgument("volume_path contains a NUL byte")
+        vol = self.store.load(volume_id)
+        if vol is None:
+            raise VolumeNotFound("volume is not staged or published on this node")
+        path = os.path.normpath(volume_path) if volume_path.startswith("/") else None
+        known = [vol.staging_path, *vol.targets]
+        if path is None or not any(self._same(path, k) for k in known):
+            raise VolumeNotFound(f"volume is not available at {volume_path[:256]}")
+        abnormal, message = False, "mount is healthy"
+        state = self.mounter.state(path)
+        if state is not MountState.HEALTHY:
+            abnormal = True
+            try:
+                with self.inflight.hold(volume_id):
+                    fresh = self.store.load(volume_id)
+                    if fresh is not None:
+                        self._recover(fresh, f"{path} is {state.value}")
+                message = f"the mount at {path} was {state.value}; it has been remounted"
+            except DriverError as exc:
+                message = f"the mount at {path} is {state.value} and recovery failed: {exc}"
+        try:
+            return self._usage(vol, abnormal, message)
+        except hdfs_errors.HdfsError as exc:
+            # Usage needs HDFS; the condition is still worth reporting without it.
+            return VolumeStats(None, None, True, f"{message}; HDFS usage unavailable: {exc}")
+
+    def _usage(self, vol: StagedVolume, abnormal: bool, message: str) -> VolumeStats:
+        client = self._client(vol)
+        summary = client.content_summary(vol.hdfs_path)
+        r = self.config.quota_replication
+        used = summary.length
+        if summary.space_quota >= 0:
+            total = summary.space_quota // r
+        else:
+            try:
+                total = used + max(client.fs_stats().remaining, 0) // r
+            except hdfs_errors.HdfsError:
+                total = used
+        inodes = None
+        if summary.quota >= 0:
+            inodes_used = summary.file_count + summary.directory_count
+            inodes = (summary.quota, inodes_used, max(summary.quota - inodes_used, 0))
+        return VolumeStats((total, used, max(total - used, 0)), inodes, abnormal, message)
+
+    # -- service start ----------------------------------------------------------------------------------
+    def adopt(self) -> list[str]:
+        """Take over the volumes a previous node service staged; recover dead mounts.
+
+        Healthy mounts are left untouched (their daemons never depended on the
+        old service process).  Returns the adopted volume ids.
+        """
+        self.store.ensure()
+        adopted = []
+        for vol in self.store.all():
+            adopted.append(vol.volume_id)
+            state = self.mounter.state(vol.staging_path)
+            if state is MountState.HEALTHY:
+                log.info("adopted healthy mount of volume %s at %s", vol.volume_id, vol.staging_path)
+                continue
+            if vol.phase != "staged":
+                log.info("volume %s was being staged when the service stopped; the CO's retry "
+                         "will finish it", vol.volume_id)
+                continue
+            threading.Thread(target=self._adopt_recover, args=(vol.volume_id,),
+                             name=f"recover-{vol.key[:8]}", daemon=True).start()
+        return adopted
+
+    def _adopt_recover(self, volume_id: str) -> None:
+        try:
+            with self.inflight.hold(volume_id):
+                vol = self.store.load(volume_id)
+                if vol is not None:
+                    self._ensure_healthy(vol)
+        except Exception as exc:  # noqa: BLE001 - logged; the next stage/publish/stats retries
+            log.error("could not recover volume %s at start-up: %s", volume_id, exc)
