@@ -1,0 +1,108 @@
+"""Block map, replica locations and DataNode registry (the NameNode's view).
+
+DataNodes run in the same process, so "block reports" and "block received"
+messages are plain method calls; what stays realistic is that the NameNode
+learns where replicas are *from the DataNodes* (a scan at DataNode start),
+never from its own journal, so a wiped or stopped DataNode is seen as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from minidfs.inodes import Block, INodeFile
+
+
+@dataclass
+class DatanodeDescriptor:
+    index: int
+    uuid: str
+    storage_id: str
+    host: str = "127.0.0.1"
+    xfer_port: int = 0
+    alive: bool = False
+    handle: Any = None  #: the in-process DataNode while it runs
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.xfer_port}"
+
+
+@dataclass
+class BlockEntry:
+    """A block known to the namespace: owned by a live file and/or pinned by snapshots."""
+
+    block: Block
+    file: INodeFile | None
+    snap_refs: int = 0
+
+
+@dataclass
+class BlockManager:
+    datanodes: list[DatanodeDescriptor] = field(default_factory=list)
+    blocks: dict[int, BlockEntry] = field(default_factory=dict)
+    #: block id -> DataNode indexes holding a replica, in pipeline order
+    replicas: dict[int, list[int]] = field(default_factory=dict)
+    _next_target: int = 0
+
+    # -- DataNodes --------------------------------------------------------------
+    def live(self) -> list[DatanodeDescriptor]:
+        return [d for d in self.datanodes if d.alive]
+
+    def by_uuid(self, uuid: str) -> DatanodeDescriptor | None:
+        for d in self.datanodes:
+            if d.uuid == uuid:
+                return d
+        return None
+
+    def by_address(self, host: str, port: int) -> DatanodeDescriptor | None:
+        for d in self.datanodes:
+            if d.xfer_port == port and (d.host == host or not host):
+                return d
+        return None
+
+    def choose_targets(self, count: int, exclude: Iterable[int] = ()) -> list[DatanodeDescriptor]:
+        """Round-robin over live DataNodes so blocks spread evenly."""
+        excluded = set(exclude)
+        candidates = [d for d in self.live() if d.index not in excluded]
+        if not candidates:
+            return []
+        start = self._next_target % len(candidates)
+        self._next_target += 1
+        ordered = candidates[start:] + candidates[:start]
+        return ordered[:count]
+
+    # -- replicas ---------------------------------------------------------------
+    def add_replica(self, block_id: int, dn_index: int) -> None:
+        holders = self.replicas.setdefault(block_id, [])
+        if dn_index not in holders:
+            holders.append(dn_index)
+
+    def remove_replica(self, block_id: int, dn_index: int) -> None:
+        holders = self.replicas.get(block_id)
+        if holders and dn_index in holders:
+            holders.remove(dn_index)
+            if not holders:
+                del self.replicas[block_id]
+
+    def locations(self, block_id: int) -> list[DatanodeDescriptor]:
+        """Replica holders, live ones first: clients try them in order."""
+        holders = [self.datanodes[i] for i in self.replicas.get(block_id, ())]
+        return [d for d in holders if d.alive] + [d for d in holders if not d.alive]
+
+    def live_locations(self, block_id: int) -> list[DatanodeDescriptor]:
+        return [self.datanodes[i] for i in self.replicas.get(block_id, ())
+                if self.datanodes[i].alive]
+
+    def invalidate(self, block_id: int) -> None:
+        """Forget a block and delete its replicas on running DataNodes.
+
+        Replicas on stopped DataNodes stay on disk until that DataNode's next
+        block report, which deletes blocks the namespace no longer knows.
+        """
+        self.blocks.pop(block_id, None)
+        for dn_index in self.replicas.pop(block_id, []):
+            dn = self.datanodes[dn_index]
+            if dn.alive and dn.handle is not None:
+                dn.handle.delete_replica(block_id)

@@ -1,0 +1,294 @@
+"""Hadoop RPC v9 server: connection handshake, framing, dispatch, errors.
+
+One thread reads each connection; calls are handed to a worker pool so a
+slow call (injected latency, a big listing) does not hold up the others on
+the same connection - hdfs-native multiplexes many calls over one socket and
+matches responses by call id, in any order.
+
+Failure policy, which the fuzz tests pin down:
+
+* a call that fails for a *reason* (missing file, permission, ...) gets an
+  ERROR response and the connection stays usable;
+* anything that breaks the *protocol* (bad preamble, absurd length, a header
+  or request that does not parse) gets a FATAL response if possible and the
+  connection is closed.  The server itself is never affected.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+from google.protobuf.message import DecodeError
+
+from hdfs_client import hadoop_rpc_wire as w
+from hdfs_csi_pb.hadoop import rpc_pb2
+from minidfs import errors
+from minidfs.faults import Faults
+
+log = logging.getLogger(__name__)
+
+RespHeader = rpc_pb2.RpcResponseHeaderProto
+
+
+class MalformedRequest(Exception):
+    """The request body does not parse: a protocol error that closes the connection."""
+
+
+@dataclass
+class CallContext:
+    user: str
+    real_user: str | None
+    remote: str
+
+
+Dispatcher = Callable[[CallContext, str, bytes], bytes]
+
+
+class _Connection:
+    def __init__(self, sock: socket.socket, remote: str):
+        self.sock = sock
+        self.remote = remote
+        self.send_lock = threading.Lock()
+        self.closed = False
+        self.context: CallContext | None = None
+
+    def send(self, data: bytes) -> None:
+        with self.send_lock:
+            if self.closed:
+                return
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                self.closed = True
+
+    def close(self) -> None:
+        with self.send_lock:
+            self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class RpcServer:
+    def __init__(self, dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 0,
+                 faults: Faults | None = None, workers: int = 16,
+                 max_frame: int = w.MAX_FRAME, idle_timeout: float = 600.0,
+                 name: str = "namenode"):
+        self.dispatcher = dispatcher
+        self.host = host
+        self.port = port
+        self.faults = faults or Faults()
+        self.max_frame = max_frame
+        self.idle_timeout = idle_timeout
+        self.name = name
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-handler")
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._conns: set[_Connection] = set()
+        self._conns_lock = threading.Lock()
+        self.running = False
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        self.port = sock.getsockname()[1]
+        self._listener = sock
+        self.running = True
+        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
+                                               name=f"{self.name}-accept")
+        self._accept_thread.start()
+
+    def stop(self) -> None:
+        self.running = False
+        if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+        with self._conns_lock:
+            conns = list(self._conns)
+        for c in conns:
+            c.close()
+        if self._accept_thread is not None:
+            self._accept_thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while self.running:
+            try:
+                sock, addr = self._listener.accept()
+            except OSError:
+                return
+            if not self.running:
+                sock.close()
+                return
+            conn = _Connection(sock, f"{addr[0]}:{addr[1]}")
+            with self._conns_lock:
+                self._conns.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True,
+                             name=f"{self.name}-conn").start()
+
+    # -- one connection --------------------------------------------------------------
+    def _serve(self, conn: _Connection) -> None:
+        sock = conn.sock
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(self.idle_timeout)
+        try:
+            pre = w.recv_exact(sock, 7)
+            if pre[:4] != w.PREAMBLE_MAGIC or pre[4] != w.RPC_VERSION:
+                raise w.WireError(f"bad RPC preamble {pre!r}")
+            if pre[6] == w.AUTH_SASL:
+                self._sasl_handshake(conn)
+            elif pre[6] != w.AUTH_NONE:
+                raise w.WireError(f"unsupported auth protocol {pre[6]}")
+            while self.running:
+                payload = w.recv_frame(sock, self.max_frame)
+                self._handle_frame(conn, payload)
+        except w.PeerClosed:
+            pass
+        except (w.WireError, DecodeError, MalformedRequest) as exc:
+            log.info("%s: protocol error from %s: %s", self.name, conn.remote, exc)
+            self._send_fatal(conn, str(exc))
+        except socket.timeout:
+            log.debug("%s: idle connection from %s timed out", self.name, conn.remote)
+        except OSError as exc:
+            if self.running and exc.errno not in (errno.ECONNRESET, errno.EPIPE, errno.EBADF):
+                log.info("%s: connection error from %s: %s", self.name, conn.remote, exc)
+        except Exception:  # noqa: BLE001 - never let one client take the server down
+            log.exception("%s: unexpected error on connection from %s", self.name, conn.remote)
+            self._send_fatal(conn, "internal error")
+        finally:
+            conn.close()
+            with self._conns_lock:
+                self._conns.discard(conn)
+
+    def _sasl_handshake(self, conn: _Connection) -> None:
+        """Answer a SASL NEGOTIATE with SUCCESS: "proceed with SIMPLE auth"."""
+        payload = w.recv_frame(conn.sock, 1 << 20)
+        hdr_bytes, pos = w.split_delimited(payload, 0)
+        header = _parse(rpc_pb2.RpcRequestHeaderProto, hdr_bytes)
+        if header.callId != w.CALL_ID_SASL:
+            raise w.WireError(f"expected a SASL frame, got call id {header.callId}")
+        resp = RespHeader(callId=w.CALL_ID_SASL & 0xFFFFFFFF, status=RespHeader.SUCCESS)
+        sasl = rpc_pb2.RpcSaslProto(state=rpc_pb2.RpcSaslProto.SUCCESS)
+        conn.send(w.build_frame(resp.SerializeToString(), sasl.SerializeToString()))
+
+    def _handle_frame(self, conn: _Connection, payload: bytes) -> None:
+        hdr_bytes, pos = w.split_delimited(payload, 0)
+        header = _parse(rpc_pb2.RpcRequestHeaderProto, hdr_bytes)
+        call_id = header.callId
+        if call_id == w.CALL_ID_CONNECTION_CONTEXT:
+            body, _ = w.split_delimited(payload, pos)
+            ctx = _parse(rpc_pb2.IpcConnectionContextProto, body)
+            user = ctx.userInfo.effectiveUser if ctx.HasField("userInfo") else ""
+            if not user:
+                raise MalformedRequest("connection context without effectiveUser")
+            real = ctx.userInfo.realUser if ctx.userInfo.HasField("realUser") else None
+            conn.context = CallContext(user, real, conn.remote)
+            return
+        if call_id == w.CALL_ID_PING:
+            return
+        if call_id == w.CALL_ID_SASL:
+            resp = RespHeader(callId=w.CALL_ID_SASL & 0xFFFFFFFF, status=RespHeader.SUCCESS)
+            sasl = rpc_pb2.RpcSaslProto(state=rpc_pb2.RpcSaslProto.SUCCESS)
+            conn.send(w.build_frame(resp.SerializeToString(), sasl.SerializeToString()))
+            return
+        if call_id < 0:
+            raise w.WireError(f"unexpected out-of-band call id {call_id}")
+        if conn.context is None:
+            raise w.WireError("call before connection context")
+        if header.rpcOp == rpc_pb2.RpcRequestHeaderProto.RPC_CLOSE_CONNECTION:
+            raise w.PeerClosed("client closed the connection")
+        rh_bytes, pos = w.split_delimited(payload, pos)
+        req_header = _parse(rpc_pb2.RequestHeaderProto, rh_bytes)
+        if pos < len(payload):
+            body, pos = w.split_delimited(payload, pos)
+            body_bytes = bytes(body)
+        else:
+            body_bytes = b""
+        if pos != len(payload):
+            raise w.WireError(f"{len(payload) - pos} trailing bytes after the request")
+        self._pool.submit(self._call, conn, header, req_header.methodName, body_bytes)
+
+    def _call(self, conn: _Connection, header: rpc_pb2.RpcRequestHeaderProto, method: str,
+              body: bytes) -> None:
+        ctx = conn.context
+        assert ctx is not None
+        resp = RespHeader(callId=header.callId & 0xFFFFFFFF, status=RespHeader.SUCCESS,
+                          serverIpcVersionNum=w.RPC_VERSION, clientId=header.clientId,
+                          retryCount=header.retryCount)
+        try:
+            faults = self.faults
+            if faults.rpc_latency:
+                time.sleep(faults.rpc_latency)
+            failure = faults.take_failure(method)
+            if failure is not None:
+                raise errors.RemoteError(failure[1], java_class=failure[0])
+            result = self.dispatcher(ctx, method, body)
+            conn.send(w.build_frame(resp.SerializeToString(), result))
+            return
+        except MalformedRequest as exc:
+            log.info("%s: malformed %s request from %s: %s", self.name, method, conn.remote, exc)
+            self._send_fatal(conn, str(exc), call_id=header.callId,
+                             code=RespHeader.FATAL_DESERIALIZING_REQUEST)
+            conn.close()
+            return
+        except errors.NoSuchMethod as exc:
+            resp.status = RespHeader.ERROR
+            resp.errorDetail = RespHeader.ERROR_NO_SUCH_METHOD
+            resp.exceptionClassName = exc.java_class
+            resp.errorMsg = str(exc)
+        except errors.RemoteError as exc:
+            resp.status = RespHeader.ERROR
+            resp.errorDetail = RespHeader.ERROR_APPLICATION
+            resp.exceptionClassName = exc.java_class
+            resp.errorMsg = str(exc)
+            log.debug("%s(%s) -> %s: %s", method, ctx.user, exc.java_class, exc)
+        except Exception as exc:  # noqa: BLE001 - a handler bug is an IOException to clients
+            log.exception("%s: %s failed", self.name, method)
+            resp.status = RespHeader.ERROR
+            resp.errorDetail = RespHeader.ERROR_APPLICATION
+            resp.exceptionClassName = "java.io.IOException"
+            resp.errorMsg = f"minidfs internal error in {method}: {exc!r}"
+        conn.send(w.build_frame(resp.SerializeToString()))
+
+    def _send_fatal(self, conn: _Connection, message: str, call_id: int = -1,
+                    code: int = RespHeader.FATAL_INVALID_RPC_HEADER) -> None:
+        resp = RespHeader(callId=call_id & 0xFFFFFFFF, status=RespHeader.FATAL,
+                          serverIpcVersionNum=w.RPC_VERSION,
+                          exceptionClassName="org.apache.hadoop.ipc.RpcServerException",
+                          errorMsg=message[:1000], errorDetail=code)
+        conn.send(w.build_frame(resp.SerializeToString()))
+
+
+def _parse(cls: type, data: bytes | memoryview) -> object:
+    msg = cls()
+    try:
+        msg.ParseFromString(bytes(data))
+    except DecodeError as exc:
+        raise MalformedRequest(f"malformed {cls.__name__}: {exc}") from None
+    if not msg.IsInitialized():
+        raise MalformedRequest(f"{cls.__name__} misses required fields")
+    return msg
+
+
+def parse_request(cls: type, data: bytes) -> object:
+    """Parse a request message for a handler; malformed input closes the connection."""
+    return _parse(cls, data)
