@@ -97,7 +97,8 @@ class NativeReader(HdfsReader):
     def __init__(self, raw: Any, path: str):
         self._raw = raw
         self._path = path
-        self.size = int(raw.size())
+        size = raw.size  # a property in hdfs-native 0.14 (a method in older releases)
+        self.size = int(size() if callable(size) else size)
 
     def read_range(self, offset: int, length: int) -> bytes:
         if offset >= self.size or length <= 0:
