@@ -26,6 +26,7 @@ COPY . .
 RUN pip wheel --prefer-binary --wheel-dir /wheels . \
  && python -m venv /opt/hdfs-csi \
  && /opt/hdfs-csi/bin/pip install --no-index --find-links /wheels hdfs-csi \
+ && /opt/hdfs-csi/bin/pip uninstall -y -q pip \
  && /opt/hdfs-csi/bin/hdfs-csi --version
 
 FROM ${PYTHON_IMAGE}
