@@ -276,3 +276,18 @@ def test_bad_flags_are_rejected(argv: list[str], monkeypatch: pytest.MonkeyPatch
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ValueError):
         config_from_args(build_parser().parse_args(argv))
+
+
+def test_capacity_that_overflows_the_quota_is_out_of_range(tmp_path: os.PathLike[str]) -> None:
+    from csi_driver.clients import ClientPool
+    from csi_driver.config import Config
+    from csi_driver.provisioner import CapacityRange, Provisioner
+
+    cfg = Config(endpoint="unix:///x.sock", node_id="n", state_dir=str(tmp_path),
+                 quota_replication=3, max_capacity=0).validate()
+    prov = Provisioner(cfg, ClientPool(None))
+    assert prov._resolve_capacity(CapacityRange(2**61, 0)) == 2**61
+    with pytest.raises(errors.OutOfRange):
+        prov._resolve_capacity(CapacityRange(2**62, 0))      # x3 does not fit in int64
+    assert prov._resolve_capacity(None) == cfg.default_capacity
+    assert prov._resolve_capacity(CapacityRange(0, 5)) == 5
