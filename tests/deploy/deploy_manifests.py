@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from kustomize_render import find_kustomizations, load_yaml_documents, render
 
@@ -37,7 +38,7 @@ def rel(path: Path) -> str:
     return str(path.relative_to(REPO))
 
 
-@lru_cache(maxsize=None)
+@cache
 def rendered(directory: str) -> tuple[dict[str, Any], ...]:
     return tuple(render(REPO / directory))
 
@@ -52,7 +53,7 @@ def example_files() -> list[Path]:
     return sorted(EXAMPLES.glob("*.yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def example_objects() -> tuple[tuple[str, dict[str, Any]], ...]:
     return tuple((rel(f), obj) for f in example_files() for obj in load_yaml_documents(f))
 

@@ -22,7 +22,7 @@ shape is checked by hand here and their pod templates strictly as
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import kubernetes.client
@@ -61,7 +61,7 @@ def model_name(obj: dict[str, Any]) -> str:
     return name
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fields(model: str) -> dict[str, str]:
     """JSON field name -> openapi type string of a client model."""
     cls = getattr(kubernetes.client, model)
@@ -136,7 +136,7 @@ def deserialize(value: dict[str, Any], model: str) -> Any:
     """The client's own deserialization: raises ValueError on missing required
     fields and on enum values the model knows to be invalid."""
     client = kubernetes.client.ApiClient()
-    return client._ApiClient__deserialize(value, model)  # noqa: SLF001 - the documented trick
+    return client._ApiClient__deserialize(value, model)
 
 
 def validate_builtin(obj: dict[str, Any]) -> list[str]:
@@ -260,6 +260,6 @@ def schema_errors(obj: dict[str, Any], version: str) -> list[str]:
         kubernetes_validate.validate(obj, version, strict=True)
     except kubernetes_validate.ValidationError as exc:
         where = "/".join(str(p) for p in exc.path) if exc.path else ""
-        return [f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')} "
-                f"@ {where}: {exc.message}"]
+        return [(f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')} "
+                f"@ {where}: {exc.message}")]
     return []

@@ -37,8 +37,9 @@ from __future__ import annotations
 import base64
 import copy
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 

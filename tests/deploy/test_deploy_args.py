@@ -16,13 +16,25 @@ import argparse
 import contextlib
 import importlib
 import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-
-from deploy_manifests import (DRIVER_IMAGE, DRIVER_NAME, PLUGIN_DIR, all_rendered, container,
-                              containers, example_objects, find, flag_values, mount_at,
-                              pod_specs, rendered, volume_for_mount)
+from deploy_manifests import (
+    DRIVER_IMAGE,
+    DRIVER_NAME,
+    PLUGIN_DIR,
+    all_rendered,
+    container,
+    containers,
+    example_objects,
+    find,
+    flag_values,
+    mount_at,
+    pod_specs,
+    rendered,
+    volume_for_mount,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -106,7 +118,7 @@ def test_driver_args_parse_and_fit_the_pod(ident: str, obj: dict[str, Any],
 
     # --node-id comes from the downward API.
     assert ns.node_id == "$(NODE_ID)"
-    node_id = [e for e in c["env"] if e["name"] == "NODE_ID"][0]
+    node_id = next(e for e in c["env"] if e["name"] == "NODE_ID")
     assert node_id["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
 
     if obj["kind"] == "DaemonSet":
@@ -231,8 +243,8 @@ def test_registrar_registers_the_driver_socket() -> None:
 
 @pytest.mark.parametrize("kind", ["Deployment", "DaemonSet"])
 def test_liveness_probe_targets_the_livenessprobe_sidecar(kind: str) -> None:
-    obj = [o for o in rendered("deploy/base") if o["kind"] == kind
-           and o["metadata"]["name"].startswith("hdfs-csi")][0]
+    obj = next(o for o in rendered("deploy/base") if o["kind"] == kind
+           and o["metadata"]["name"].startswith("hdfs-csi"))
     driver = container(obj, "hdfs-csi-driver")
     probe = driver["livenessProbe"]["httpGet"]
     port = {p["name"]: p["containerPort"] for p in driver["ports"]}[probe["port"]]

@@ -15,11 +15,25 @@ from typing import Any
 
 import pytest
 import yaml
-
-from deploy_manifests import (DEPLOY, DRIVER_IMAGE, DRIVER_NAME, DRIVER_TAG, KUBELET_DIR,
-                              PLUGIN_DIR, all_rendered, container, containers, env_value,
-                              example_objects, find, mount_at, pod_specs, rel, rendered,
-                              volume_for_mount)
+from deploy_manifests import (
+    DEPLOY,
+    DRIVER_IMAGE,
+    DRIVER_NAME,
+    DRIVER_TAG,
+    KUBELET_DIR,
+    PLUGIN_DIR,
+    all_rendered,
+    container,
+    containers,
+    env_value,
+    example_objects,
+    find,
+    mount_at,
+    pod_specs,
+    rel,
+    rendered,
+    volume_for_mount,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -286,14 +300,14 @@ def test_example_claims_resolve() -> None:
 
 
 def test_static_dataset_is_read_only_many() -> None:
-    pv = [o for _, o in ALL if o["kind"] == "PersistentVolume"][0]
+    pv = next(o for _, o in ALL if o["kind"] == "PersistentVolume")
     assert pv["spec"]["accessModes"] == ["ReadOnlyMany"]
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
     assert pv["spec"]["csi"]["readOnly"] is True
 
 
 def test_notebook_mounts_the_dataset_at_home_data() -> None:
-    nb = [o for _, o in ALL if o["kind"] == "Notebook"][0]
+    nb = next(o for _, o in ALL if o["kind"] == "Notebook")
     spec = pod_specs(nb)[0]
     c = spec["containers"][0]
     mount = mount_at(c, "/home/jovyan/data")
@@ -303,10 +317,10 @@ def test_notebook_mounts_the_dataset_at_home_data() -> None:
 
 
 def test_pytorchjob_workers_read_the_dataset() -> None:
-    job = [o for _, o in ALL if o["kind"] == "PyTorchJob"][0]
+    job = next(o for _, o in ALL if o["kind"] == "PyTorchJob")
     assert job["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] >= 2
     for spec in pod_specs(job):
-        c = [c for c in spec["containers"] if c["name"] == "pytorch"][0]
+        c = next(c for c in spec["containers"] if c["name"] == "pytorch")
         volume = volume_for_mount(spec, mount_at(c, "/data"))
         assert volume["persistentVolumeClaim"]["readOnly"] is True
 

@@ -13,7 +13,6 @@ import copy
 from typing import Any
 
 import pytest
-
 from deploy_manifests import all_rendered, example_objects
 from k8s_validate import schema_errors, validate
 

@@ -30,8 +30,9 @@ import subprocess
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -55,8 +56,8 @@ def kubectl(*args: str, input: str | None = None, check: bool = True,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     binary = _kubectl_binary()
     assert binary
-    out = subprocess.run([binary, *args], input=input, capture_output=True, text=True,
-                         timeout=timeout)
+    out = subprocess.run([binary, *args], check=False, input=input, capture_output=True,
+                         text=True, timeout=timeout)
     if check and out.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({out.returncode}):\n"
                              f"{out.stdout}\n{out.stderr}")
@@ -219,10 +220,17 @@ def run_pod(manifest: dict[str, Any], timeout: int = 300) -> str:
     return logs
 
 
+def pseudo_random(seed: str, n: int) -> bytes:
+    """n bytes from a seed: SHA-256 in counter mode (same bytes on any Python)."""
+    return b"".join(hashlib.sha256(f"{seed}:{i}".encode()).digest()
+                    for i in range(n // 32 + 1))[:n]
+
+
+#: The same function as one line of Python for the pod's ``python -c``;
+#: test_pod_side_generator_matches checks that the two agree.
 PSEUDO_RANDOM_SRC = ("import hashlib; pseudo_random = lambda seed, n: b\"\".join("
                      "hashlib.sha256(f\"{seed}:{i}\".encode()).digest() "
                      "for i in range(n // 32 + 1))[:n]")
-exec(PSEUDO_RANDOM_SRC)  # defines pseudo_random(seed, n) here exactly as in the pod
 
 
 # -- the tests -------------------------------------------------------------------------------
@@ -321,3 +329,13 @@ def test_skip_reason_is_specific(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBECTL", "")
     monkeypatch.setenv("PATH", "/nonexistent")
     assert no_cluster_reason() == "no kubectl binary on PATH (or $KUBECTL)"
+
+
+def test_pod_side_generator_matches() -> None:
+    """The one-liner the writer pod runs makes exactly the bytes we expect."""
+    import sys
+
+    script = (f"{PSEUDO_RANDOM_SRC}; import sys; "
+              "sys.stdout.buffer.write(pseudo_random('s33d', 100000))")
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    assert out.stdout == pseudo_random("s33d", 100000)
