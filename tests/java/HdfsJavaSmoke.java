@@ -31,6 +31,8 @@ import org.apache.hadoop.fs.ContentSummary;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FSDataOutputStream;
 import org.apache.hadoop.fs.FileAlreadyExistsException;
+import org.apache.hadoop.fs.FileChecksum;
+import org.apache.hadoop.fs.FsShell;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.FsServerDefaults;
@@ -40,11 +42,15 @@ import org.apache.hadoop.fs.Options;
 import org.apache.hadoop.fs.ParentNotDirectoryException;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.fs.RemoteIterator;
+import org.apache.hadoop.fs.Trash;
+import org.apache.hadoop.fs.permission.AclStatus;
 import org.apache.hadoop.fs.permission.FsPermission;
 import org.apache.hadoop.hdfs.DistributedFileSystem;
 import org.apache.hadoop.hdfs.client.HdfsDataOutputStream;
+import org.apache.hadoop.hdfs.protocol.HdfsConstants;
 import org.apache.hadoop.security.AccessControlException;
 import org.apache.hadoop.security.UserGroupInformation;
+import org.apache.hadoop.util.ToolRunner;
 
 /**
  * Smoke test of Hadoop's own Java client (DistributedFileSystem, Hadoop 3.5.0)
@@ -61,6 +67,7 @@ import org.apache.hadoop.security.UserGroupInformation;
  *   HdfsJavaSmoke put URI LOCAL REMOTE   (multi-block write with hflush/hsync)
  *   HdfsJavaSmoke get URI REMOTE LOCAL
  *   HdfsJavaSmoke append URI LOCAL REMOTE
+ *   HdfsJavaSmoke hold URI LOCAL REMOTE  (hflush half, print FLUSHED, wait for stdin, finish)
  * </pre>
  * Check names are declared with {@code check("name", ...)} on one line each;
  * the pytest tier parses them from this file to parametrize its tests.
@@ -78,6 +85,10 @@ public final class HdfsJavaSmoke {
 
     CheckFailed(String msg) {
       super(msg);
+    }
+
+    CheckFailed(String msg, Throwable cause) {
+      super(msg, cause);
     }
   }
 
@@ -159,7 +170,7 @@ public final class HdfsJavaSmoke {
           return t;
         }
       }
-      throw new CheckFailed(what + ": expected one of " + names(types) + " but got " + t);
+      throw new CheckFailed(what + ": expected one of " + names(types) + " but got " + t, t);
     }
     throw new CheckFailed(what + ": expected one of " + names(types) + " but nothing was thrown");
   }
@@ -178,7 +189,7 @@ public final class HdfsJavaSmoke {
           return t;
         }
       }
-      throw new CheckFailed(what + ": expected " + Arrays.toString(classNames) + " but got " + t);
+      throw new CheckFailed(what + ": expected " + Arrays.toString(classNames) + " but got " + t, t);
     }
     throw new CheckFailed(what + ": expected " + Arrays.toString(classNames) + " but nothing thrown");
   }
@@ -421,6 +432,16 @@ public final class HdfsJavaSmoke {
       expectEq(1, mid.length, "blocks overlapping [bs+1, bs+11)");
       expectEq(blockSize, mid[0].getOffset(), "offset of the overlapping block");
     });
+    check("block_replicas_match_replication", () -> {
+      requireBig();
+      FileStatus st = fs.getFileStatus(big);
+      for (BlockLocation bl : fs.getFileBlockLocations(st, 0, st.getLen())) {
+        expectEq((int) st.getReplication(), bl.getHosts().length,
+            "hosts of the block at " + bl.getOffset() + " vs the file's replication");
+        expectEq(bl.getHosts().length, new HashSet<>(Arrays.asList(bl.getNames())).size(),
+            "distinct datanodes");
+      }
+    });
     check("create_no_overwrite", () -> {
       Path f = p("exists.txt");
       write(f, "one".getBytes(), true);
@@ -549,8 +570,8 @@ public final class HdfsJavaSmoke {
         expect(seen.add(it.next().getPath().getName()), "duplicate in listStatusIterator");
       }
       expectEq(n, seen.size(), "entries via listStatusIterator");
-      expectEq(n, fs.getContentSummary(d).getDirectoryCount() + fs.getContentSummary(d)
-          .getFileCount() - 1, "content summary counts");
+      ContentSummary cs = fs.getContentSummary(d);
+      expectEq((long) n, cs.getDirectoryCount() + cs.getFileCount() - 1, "content summary counts");
     });
     check("list_located_status", () -> {
       requireBig();
@@ -896,6 +917,258 @@ public final class HdfsJavaSmoke {
       }
       expect(dfs.isFileClosed(f), "isFileClosed after close");
     });
+    check("concurrent_clients", () -> {
+      // Several writers and readers at once: the server must not serialise them into a deadlock.
+      int n = 4;
+      int len = (int) (blockSize + blockSize / 4);
+      ExecutorService ex = Executors.newFixedThreadPool(n);
+      try {
+        List<Future<Void>> fs2 = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+          final int k = i;
+          fs2.add(ex.submit(() -> {
+            try (FileSystem c = newClient()) {
+              Path f = p("conc/" + k);
+              byte[] d = data(60 + k, len);
+              try (FSDataOutputStream out = c.create(f, true)) {
+                out.write(d, 0, len / 2);
+                out.hflush();
+                out.write(d, len / 2, len - len / 2);
+              }
+              byte[] got = readAll(c, f);
+              expectEq(len, got.length, "length of " + f);
+              expectBytes(d, 0, got, 0, len, "content of " + f);
+            }
+            return null;
+          }));
+        }
+        for (Future<Void> f : fs2) {
+          f.get(120, TimeUnit.SECONDS);
+        }
+        // Concurrent preads on one shared stream (DFSInputStream pread is thread-safe).
+        requireBig();
+        try (FSDataInputStream in = fs.open(big)) {
+          List<Future<Void>> rs = new ArrayList<>();
+          for (int i = 0; i < n; i++) {
+            final int k = i;
+            rs.add(ex.submit(() -> {
+              Random r = new Random(k);
+              for (int j = 0; j < 10; j++) {
+                int m = 1 + r.nextInt(100_000);
+                int pos = r.nextInt(bigData.length - m);
+                byte[] buf = new byte[m];
+                in.readFully(pos, buf);
+                expectBytes(bigData, pos, buf, 0, m, "concurrent pread@" + pos);
+              }
+              return null;
+            }));
+          }
+          for (Future<Void> f : rs) {
+            f.get(120, TimeUnit.SECONDS);
+          }
+        }
+      } finally {
+        ex.shutdownNow();
+      }
+    });
+    check("idle_reconnect", () -> {
+      // The Java client drops idle NameNode connections (10 s by default) and cached
+      // DataNode sockets (3 s); shortened here so reconnecting is exercised quickly.
+      Configuration ic = new Configuration(conf);
+      ic.setInt("ipc.client.connection.maxidletime", 300);
+      ic.setLong("dfs.client.socketcache.expiryMsec", 300);
+      Path f = p("idle.bin");
+      byte[] d = data(70, 5000);
+      try (FileSystem c = FileSystem.newInstance(uri, ic)) {
+        try (FSDataOutputStream out = c.create(f, true)) {
+          out.write(d);
+        }
+        for (int i = 0; i < 3; i++) {
+          Thread.sleep(1000);
+          expectEq(5000L, c.getFileStatus(f).getLen(), "stat after idle " + i);
+          byte[] got = readAll(c, f);
+          expectBytes(d, 0, got, 0, d.length, "read after idle " + i);
+        }
+      }
+    });
+    check("writer_heartbeats", () -> {
+      // DataStreamer sends heartbeat packets (seqno -1) every socket-timeout/2 while idle.
+      Configuration hc = new Configuration(conf);
+      hc.setInt("dfs.client.socket-timeout", 4000);
+      Path f = p("heartbeat.bin");
+      byte[] d = data(71, 200_000);
+      try (FileSystem c = FileSystem.newInstance(uri, hc);
+          FSDataOutputStream out = c.create(f, true)) {
+        out.write(d, 0, 100_000);
+        out.hflush();
+        Thread.sleep(5000); // >= 2 heartbeats
+        out.write(d, 100_000, 100_000);
+        out.close();
+        byte[] got = readAll(c, f);
+        expectEq(d.length, got.length, "length");
+        expectBytes(d, 0, got, 0, d.length, "content");
+      }
+    });
+    // ---- extended: features real HDFS has that the product (or ops tooling) may touch
+    check("acl_status", () -> {
+      Path f = p("acl");
+      write(f, new byte[1], true);
+      fs.setPermission(f, new FsPermission((short) 0640));
+      AclStatus a = fs.getAclStatus(f);
+      expectEq(user, a.getOwner(), "owner");
+      expectEq(0, a.getEntries().size(), "no extended entries");
+      expectEq(FsPermission.createImmutable((short) 0640), a.getPermission(), "permission");
+    });
+    check("snapshots", () -> {
+      Path d = p("snapdir");
+      Path f = new Path(d, "f");
+      Path g = new Path(d, "g");
+      byte[] v1 = data(40, 3000);
+      write(f, v1, true);
+      write(g, data(41, 100), true);
+      dfs.allowSnapshot(d);
+      expect(fs.getFileStatus(d).isSnapshotEnabled(), "isSnapshotEnabled flag");
+      Path snap = dfs.createSnapshot(d, "s1");
+      expectEq(new Path(d, ".snapshot/s1").toUri().getPath(), snap.toUri().getPath(), "path");
+      write(f, data(42, 10), true);
+      try (FSDataOutputStream out = fs.append(g)) {
+        out.write(new byte[50]);
+      }
+      fs.delete(g, false);
+      byte[] old = readAll(fs, new Path(snap, "f"));
+      expectEq(v1.length, old.length, "snapshot length of overwritten file");
+      expectBytes(v1, 0, old, 0, v1.length, "snapshot content");
+      expectEq(100L, fs.getFileStatus(new Path(snap, "g")).getLen(), "deleted file in snapshot");
+      FileStatus[] snaps = fs.listStatus(new Path(d, ".snapshot"));
+      expectEq(1, snaps.length, "entries in .snapshot");
+      expectEq("s1", snaps[0].getPath().getName(), "snapshot name");
+      boolean listed = false;
+      for (org.apache.hadoop.hdfs.protocol.SnapshottableDirectoryStatus st
+          : dfs.getSnapshottableDirListing()) {
+        listed |= st.getFullPath().toUri().getPath().equals(d.toUri().getPath());
+      }
+      expect(listed, "getSnapshottableDirListing lists the dir");
+      expectThrows(() -> fs.create(new Path(snap, "new"), true).close(),
+          "snapshots are read-only", IOException.class);
+      dfs.renameSnapshot(d, "s1", "s2");
+      expect(fs.exists(new Path(d, ".snapshot/s2/f")), "renamed snapshot");
+      dfs.deleteSnapshot(d, "s2");
+      expect(!fs.exists(new Path(d, ".snapshot/s2")), "deleted snapshot");
+      dfs.disallowSnapshot(d);
+    });
+    check("quota", () -> {
+      Path d = p("quota");
+      fs.mkdirs(d);
+      dfs.setQuota(d, 3, HdfsConstants.QUOTA_DONT_SET);
+      expectEq(3L, fs.getContentSummary(d).getQuota(), "namespace quota");
+      write(new Path(d, "a"), new byte[1], true);
+      write(new Path(d, "b"), new byte[1], true);
+      expectThrowsNamed(() -> write(new Path(d, "c"), new byte[1], true),
+          "3rd entry over a namespace quota of 3", "NSQuotaExceededException");
+      dfs.setQuota(d, HdfsConstants.QUOTA_RESET, HdfsConstants.QUOTA_DONT_SET);
+      expectEq(-1L, fs.getContentSummary(d).getQuota(), "quota cleared");
+      Path e = p("dsquota");
+      fs.mkdirs(e);
+      dfs.setQuota(e, HdfsConstants.QUOTA_DONT_SET, blockSize / 2);
+      expectEq(blockSize / 2, fs.getContentSummary(e).getSpaceQuota(), "space quota");
+      expectThrowsNamed(() -> write(new Path(e, "big"), new byte[1000], true),
+          "write over a space quota smaller than one block", "DSQuotaExceededException");
+      dfs.setQuota(e, HdfsConstants.QUOTA_DONT_SET, HdfsConstants.QUOTA_RESET);
+      write(new Path(e, "big2"), new byte[1000], true);
+    });
+    check("trash", () -> {
+      Path f = p("trashme");
+      write(f, new byte[5], true);
+      Configuration tc = new Configuration(conf);
+      tc.set("fs.trash.interval", "10");
+      expect(Trash.moveToAppropriateTrash(fs, f, tc), "moveToAppropriateTrash returned false");
+      expect(!fs.exists(f), "source gone");
+      Path inTrash = new Path(fs.getTrashRoot(f), "Current" + f.toUri().getPath());
+      expectEq(5L, fs.getFileStatus(inTrash).getLen(), "file in " + inTrash);
+    });
+    check("file_checksum", () -> {
+      requireBig();
+      Path copy = p("big-copy.bin");
+      write(copy, bigData, true);
+      FileChecksum a = fs.getFileChecksum(big);
+      FileChecksum b = fs.getFileChecksum(copy);
+      expect(a != null, "checksum not null");
+      expectEq(a, b, "same content and block size give the same checksum");
+      write(copy, data(43, bigData.length), true);
+      expect(!a.equals(fs.getFileChecksum(copy)), "different content, different checksum");
+    });
+    check("truncate", () -> {
+      Path f = p("trunc");
+      byte[] d = data(44, (int) blockSize + 5000);
+      write(f, d, true);
+      expect(fs.truncate(f, blockSize), "truncate at a block boundary completes at once");
+      expectEq(blockSize, fs.getFileStatus(f).getLen(), "length after truncate");
+      boolean done = fs.truncate(f, 1000);
+      for (int i = 0; i < 40 && !done; i++) {
+        Thread.sleep(250);
+        done = dfs.isFileClosed(f);
+      }
+      expect(done, "mid-block truncate finished");
+      byte[] got = readAll(fs, f);
+      expectEq(1000, got.length, "length after mid-block truncate");
+      expectBytes(d, 0, got, 0, 1000, "content after truncate");
+    });
+    check("shell_put_cat_ls_stat", () -> {
+      java.io.File local = java.io.File.createTempFile("smoke", ".bin");
+      local.deleteOnExit();
+      byte[] d = data(50, 300_000);
+      Files.write(local.toPath(), d);
+      Path dir = p("shell");
+      shell(0, "-mkdir", "-p", dir.toString());
+      shell(0, "-put", local.getPath(), dir + "/f.bin");
+      String cat = shell(0, "-cat", dir + "/f.bin");
+      expectEq(d.length, cat.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1).length,
+          "bytes from -cat");
+      String ls = shell(0, "-ls", "-R", dir.toString());
+      expect(ls.contains("f.bin") && ls.contains("300000"), "-ls -R output: " + ls);
+      String stat = shell(0, "-stat", "%b %r %o %u %F", dir + "/f.bin").trim();
+      expectEq("300000 " + datanodes + " " + blockSize + " " + user + " regular file", stat,
+          "-stat");
+      shell(0, "-appendToFile", local.getPath(), dir + "/f.bin");
+      expectEq(600_000L, fs.getFileStatus(new Path(dir, "f.bin")).getLen(), "-appendToFile");
+      shell(0, "-test", "-e", dir + "/f.bin");
+      shell(1, "-test", "-e", dir + "/nope");
+      shell(1, "-cat", dir + "/nope");
+    });
+    check("shell_du_count_df", () -> {
+      Path dir = p("shell2");
+      write(new Path(dir, "a"), new byte[1000], true);
+      write(new Path(dir, "s/b"), new byte[24], true);
+      String du = shell(0, "-du", "-s", dir.toString()).trim();
+      expect(du.startsWith("1024 "), "-du -s: " + du);
+      String count = shell(0, "-count", "-q", dir.toString()).trim();
+      expect(count.matches("none\\s+inf\\s+none\\s+inf\\s+2\\s+2\\s+1024\\s+.*"),
+          "-count -q: " + count);
+      String df = shell(0, "-df", dir.toString());
+      expect(df.contains("Filesystem") && df.split("\n").length >= 2, "-df: " + df);
+    });
+    check("shell_mv_cp_rm_chmod_setrep", () -> {
+      Path dir = p("shell3");
+      write(new Path(dir, "a"), data(51, 5000), true);
+      shell(0, "-cp", dir + "/a", dir + "/b");
+      expectEq(5000L, fs.getFileStatus(new Path(dir, "b")).getLen(), "-cp");
+      shell(0, "-mv", dir + "/b", dir + "/c");
+      expect(!fs.exists(new Path(dir, "b")) && fs.exists(new Path(dir, "c")), "-mv");
+      shell(0, "-chmod", "-R", "700", dir.toString());
+      expectEq((short) 0700, fs.getFileStatus(new Path(dir, "c")).getPermission().toShort(),
+          "-chmod -R");
+      shell(0, "-chown", "-R", "alice:staff", dir.toString());
+      expectEq("alice", fs.getFileStatus(new Path(dir, "c")).getOwner(), "-chown -R");
+      shell(0, "-touchz", dir + "/z");
+      expectEq(0L, fs.getFileStatus(new Path(dir, "z")).getLen(), "-touchz");
+      // -setrep -w polls until every block has that many hosts: fail fast instead of hanging.
+      FileStatus ast = fs.getFileStatus(new Path(dir, "a"));
+      expectEq(datanodes, fs.getFileBlockLocations(ast, 0, ast.getLen())[0].getHosts().length,
+          "hosts of a's block (-setrep -w would wait forever)");
+      shell(0, "-setrep", "-w", Integer.toString(datanodes), dir + "/a");
+      shell(0, "-rm", "-r", "-skipTrash", dir.toString());
+      expect(!fs.exists(dir), "-rm -r");
+    });
     check("permission_denied_other_user", () -> {
       Path priv = p("private");
       fs.mkdirs(priv);
@@ -949,6 +1222,33 @@ public final class HdfsJavaSmoke {
       // The superuser (the client running this program) can still read it.
       expectEq(2010, readAll(fs, f).length, "superuser reads bob's 0600 file");
     });
+  }
+
+  /** Run one FsShell command in-process; return its stdout, require exit code rc. */
+  String shell(int rc, String... args) throws Exception {
+    java.io.PrintStream oldOut = System.out;
+    java.io.PrintStream oldErr = System.err;
+    ByteArrayOutputStream bout = new ByteArrayOutputStream();
+    ByteArrayOutputStream berr = new ByteArrayOutputStream();
+    int got;
+    synchronized (HdfsJavaSmoke.class) {
+      Configuration sc = new Configuration(conf);
+      sc.set("fs.defaultFS", uri.toString());
+      try {
+        System.setOut(new java.io.PrintStream(bout, true, "ISO-8859-1"));
+        System.setErr(new java.io.PrintStream(berr, true, "ISO-8859-1"));
+        got = ToolRunner.run(new FsShell(sc), args);
+      } finally {
+        System.setOut(oldOut);
+        System.setErr(oldErr);
+      }
+    }
+    String out = bout.toString("ISO-8859-1");
+    if (got != rc) {
+      throw new CheckFailed("hadoop fs " + String.join(" ", args) + " exited " + got + " (want "
+          + rc + "): " + berr.toString("ISO-8859-1").trim());
+    }
+    return out;
   }
 
   FileSystem clientAsSafe(String name) throws IOException {
@@ -1005,6 +1305,7 @@ public final class HdfsJavaSmoke {
             }
           }
         }
+        System.err.println("=== end " + name);
         fut.cancel(true);
       } catch (java.util.concurrent.ExecutionException ee) {
         cause = ee.getCause();
@@ -1021,6 +1322,7 @@ public final class HdfsJavaSmoke {
           StringWriter sw = new StringWriter();
           cause.printStackTrace(new PrintWriter(sw));
           System.err.print(sw);
+          System.err.println("=== end " + name);
         }
       }
       System.out.flush();
@@ -1069,6 +1371,23 @@ public final class HdfsJavaSmoke {
     return 0;
   }
 
+  /** Cross-client helper: write the first half, hflush, wait for a line on stdin, finish. */
+  static int hold(URI uri, String local, String remote, long blockSize) throws IOException {
+    byte[] d = Files.readAllBytes(Paths.get(local));
+    try (FileSystem f = FileSystem.newInstance(uri, clientConf(1, blockSize));
+        FSDataOutputStream out = f.create(new Path(remote), true)) {
+      int half = d.length / 2;
+      out.write(d, 0, half);
+      out.hflush();
+      System.out.println("FLUSHED " + half);
+      System.out.flush();
+      new java.io.BufferedReader(new java.io.InputStreamReader(System.in)).readLine();
+      out.write(d, half, d.length - half);
+    }
+    System.out.println("CLOSED");
+    return 0;
+  }
+
   static int get(URI uri, String remote, String local, long blockSize) throws IOException {
     try (FileSystem f = FileSystem.newInstance(uri, clientConf(1, blockSize))) {
       Files.write(Paths.get(local), readAll(f, new Path(remote)));
@@ -1078,7 +1397,7 @@ public final class HdfsJavaSmoke {
 
   public static void main(String[] args) throws Exception {
     if (args.length < 2) {
-      System.err.println("usage: HdfsJavaSmoke smoke|put|get|append URI ...");
+      System.err.println("usage: HdfsJavaSmoke smoke|put|get|append|hold URI ...");
       System.exit(64);
     }
     String mode = args[0];
@@ -1110,6 +1429,9 @@ public final class HdfsJavaSmoke {
         break;
       case "append":
         rc = append(uri, rest.get(0), rest.get(1), blockSize);
+        break;
+      case "hold":
+        rc = hold(uri, rest.get(0), rest.get(1), blockSize);
         break;
       default:
         System.err.println("unknown mode " + mode);

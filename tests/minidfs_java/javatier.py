@@ -127,6 +127,14 @@ def run_java(classes: Path, args: list[str], *, timeout: float, log_level: str =
                           capture_output=True, text=True, timeout=timeout, env=java_env(user))
 
 
+def popen_java(classes: Path, args: list[str], *, log_level: str = "WARN",
+               user: str | None = None) -> subprocess.Popen[str]:
+    """Start the program with pipes (for the interactive ``hold`` mode)."""
+    return subprocess.Popen(java_command(classes, args, log_level=log_level), text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=java_env(user))
+
+
 _CHECK_RE = re.compile(r'^\s*check\("([a-z0-9_]+)",', re.M)
 _RESULT_RE = re.compile(r"^(PASS|FAIL) ([a-z0-9_]+)(?:: (.*)| \(\d+ ms\))?$", re.M)
 
@@ -145,7 +153,7 @@ class SmokeRun:
 
     def failure_detail(self, name: str) -> str:
         """The stack trace the program printed for ``name`` (stderr section)."""
-        m = re.search(rf"^=== {re.escape(name)} (?:failed|timed out).*?(?=^=== |\Z)",
+        m = re.search(rf"^=== {re.escape(name)} (?:failed|timed out).*?^=== end {re.escape(name)}$",
                       self.stderr, re.M | re.S)
         return m.group(0) if m else self.stderr[-4000:]
 

@@ -158,6 +158,37 @@ def test_native_appends_to_java_file(cluster: tuple[Any, int], java_classes: Pat
     assert client.read_file(remote) == head + tail
 
 
+def test_native_reads_java_file_open_after_hflush(cluster: tuple[Any, int], java_classes: Path,
+                                                 tmp_path: Path) -> None:
+    """A FUSE reader (hdfs-native) must see what a Java writer has hflushed, before close."""
+    dfs, _ = cluster
+    data = _payload(7, BS + 300_000)
+    local = tmp_path / "held.bin"
+    local.write_bytes(data)
+    remote = _remote("held")
+    proc = javatier.popen_java(java_classes, ["hold", dfs.uri, str(local), remote,
+                                              "--block-size", str(BS)])
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        line = proc.stdout.readline()
+        assert line.startswith("FLUSHED "), f"{line!r} {proc.stderr.read() if proc.stderr else ''}"
+        half = int(line.split()[1])
+        client = _native(dfs)
+        with client.open_reader(remote) as r:
+            assert r.size == half
+            assert r.read_range(0, half) == data[:half]
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-4000:]
+        assert "CLOSED" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert client.read_file(remote) == data
+
+
 def test_skip_reason_names_the_fix() -> None:
     """When the tier cannot run, the reason must tell the user what to do."""
     saved = os.environ.get("HADOOP_JARS_DIR")
