@@ -286,7 +286,7 @@ def test_example_claims_resolve() -> None:
         else:
             pv = pvs[pvc["spec"]["volumeName"]]
             assert set(pvc["spec"]["accessModes"]) <= set(pv["spec"]["accessModes"])
-            ref = pv["spec"]["csi"]["nodePublishSecretRef"]
+            ref = pv["spec"]["csi"]["nodeStageSecretRef"]
             assert (ref["namespace"], ref["name"]) in secrets
     for _src, obj in ALL:
         for spec in pod_specs(obj):
@@ -297,6 +297,31 @@ def test_example_claims_resolve() -> None:
                 if "csi" in v and "nodePublishSecretRef" in v["csi"]:
                     key = (obj["metadata"]["namespace"], v["csi"]["nodePublishSecretRef"]["name"])
                     assert key in secrets
+
+
+SECRET_PARAM = re.compile(r"^csi\.storage\.k8s\.io/([a-z-]+)-secret-(name|namespace)$")
+
+
+def test_storage_class_secrets_fit_the_driver_and_rbac() -> None:
+    """The FUSE mount (and its identity) is made at NodeStage, so node secrets
+    are stage secrets; controller secrets can only be read in the driver's
+    namespace (the one Role that grants secrets)."""
+    role_ns = {o["metadata"]["namespace"] for o in rendered("deploy/base") if o["kind"] == "Role"
+               and any("secrets" in r["resources"] for r in o["rules"])}
+    for src, sc in _storage_classes():
+        kinds: dict[str, dict[str, str]] = {}
+        for key, value in sc["parameters"].items():
+            m = SECRET_PARAM.match(key)
+            if m:
+                kinds.setdefault(m.group(1), {})[m.group(2)] = value
+        # The minikube class has none: minidfs trusts the driver's own users.
+        assert set(kinds) <= {"provisioner", "controller-expand", "node-stage"}, (src, kinds)
+        if src.startswith("deploy/examples") or "kerberos" in src:
+            assert set(kinds) == {"provisioner", "controller-expand", "node-stage"}, src
+        for kind in set(kinds) & {"provisioner", "controller-expand"}:
+            assert kinds[kind]["namespace"] in role_ns, (src, kind)
+        for ref in kinds.values():
+            assert set(ref) == {"name", "namespace"}, (src, ref)
 
 
 def test_static_dataset_is_read_only_many() -> None:
