@@ -254,6 +254,11 @@ public final class HdfsJavaSmoke {
       expect(st.isDirectory(), "/ is a directory");
       expectEq("/", st.getPath().toUri().getPath(), "root path");
       expect(fs.mkdirs(base), "mkdirs(base) returned false");
+      boolean listed = false;
+      for (FileStatus c : fs.listStatus(new Path("/"))) {
+        listed |= c.getPath().toUri().getPath().equals(base.toUri().getPath());
+      }
+      expect(listed, "base dir listed under /");
     });
     check("mkdirs", () -> {
       Path d = p("mk/a/b/c");
@@ -468,6 +473,13 @@ public final class HdfsJavaSmoke {
         expectEq(-1, in.read(), "read of empty file");
       }
       expectEq(0, fs.getFileBlockLocations(st, 0, 10).length, "no blocks");
+      Path g = p("empty-flushed");
+      try (FSDataOutputStream out = fs.create(g, true)) {
+        out.hflush();
+        out.hsync();
+        ((HdfsDataOutputStream) out).hsync(EnumSet.of(HdfsDataOutputStream.SyncFlag.UPDATE_LENGTH));
+      }
+      expectEq(0L, fs.getFileStatus(g).getLen(), "length of a flushed empty file");
     });
     check("unicode_names", () -> {
       Path d = p("üñí 文件");
@@ -703,6 +715,11 @@ public final class HdfsJavaSmoke {
       expect(fs.rename(d, e), "rename dir");
       expectEq(7L, fs.getFileStatus(new Path(e, "x/y")).getLen(), "child moved");
       expect(!fs.exists(d), "old dir gone");
+      // HDFS: the old rename swallows the error (false), rename2 throws.
+      expect(!fs.rename(e, new Path(e, "x/inside")), "old rename of a dir into itself is false");
+      expectThrows(() -> dfs.rename(e, new Path(e, "x/inside"), Options.Rename.NONE),
+          "rename2 of a dir into itself", IOException.class);
+      expect(fs.exists(new Path(e, "x/y")), "dir intact after the refused rename");
     });
     check("rename_with_options", () -> {
       Path a = p("ren5/a");
@@ -860,6 +877,19 @@ public final class HdfsJavaSmoke {
           in.readFully(d.length - 100, tail);
         }
         expectBytes(d, d.length - 100, tail, 0, 100, "pread of the tail of an open file");
+        FileStatus ost = reader.getFileStatus(f);
+        expectEq(2, reader.getFileBlockLocations(ost, 0, Long.MAX_VALUE).length,
+            "block locations of the open file");
+        boolean seen = false;
+        RemoteIterator<LocatedFileStatus> it = reader.listLocatedStatus(f.getParent());
+        while (it.hasNext()) {
+          LocatedFileStatus st = it.next();
+          if (st.getPath().getName().equals(f.getName())) {
+            seen = true;
+            expectEq(2, st.getBlockLocations().length, "listLocatedStatus blocks of open file");
+          }
+        }
+        expect(seen, "open file in listLocatedStatus");
       }
       expectEq((long) d.length, fs.getFileStatus(f).getLen(), "length after close");
     });
@@ -1007,6 +1037,67 @@ public final class HdfsJavaSmoke {
         byte[] got = readAll(c, f);
         expectEq(d.length, got.length, "length");
         expectBytes(d, 0, got, 0, d.length, "content");
+      }
+    });
+    check("bare_config_client", () -> {
+      // What most users run: no dfs.replication (3), no dfs.blocksize (128 MiB).
+      Configuration bare = new Configuration();
+      Path f = p("bare.bin");
+      byte[] d = data(80, 300_000);
+      try (FileSystem c = FileSystem.newInstance(uri, bare)) {
+        try (FSDataOutputStream out = c.create(f, true)) {
+          out.write(d, 0, 100_000);
+          out.hflush();
+          out.write(d, 100_000, 100_000);
+        }
+        try (FSDataOutputStream out = c.append(f)) {
+          out.write(d, 200_000, 100_000);
+          out.hsync();
+        }
+        FileStatus st = c.getFileStatus(f);
+        expectEq(128L << 20, st.getBlockSize(), "block size from the client's default");
+        expectEq((short) Math.min(3, datanodes), st.getReplication(),
+            "replication = min(requested 3, #datanodes)");
+        byte[] got = readAll(c, f);
+        expectEq(d.length, got.length, "length");
+        expectBytes(d, 0, got, 0, d.length, "content");
+      }
+    });
+    check("crc32_checksum_type", () -> {
+      // Writers may choose CRC32 (not C) and another bytes-per-checksum; HDFS stores per block.
+      Configuration cc = new Configuration(conf);
+      cc.set("dfs.checksum.type", "CRC32");
+      cc.setInt("dfs.bytes-per-checksum", 1024);
+      Path f = p("crc32.bin");
+      byte[] d = data(81, (int) blockSize + 3000);
+      try (FileSystem c = FileSystem.newInstance(uri, cc)) {
+        try (FSDataOutputStream out = c.create(f, true)) {
+          out.write(d, 0, 5000);
+          out.hflush();
+          out.write(d, 5000, d.length - 5000);
+        }
+        try (FSDataOutputStream out = c.append(f)) {
+          out.write(d, 0, 777);
+        }
+      }
+      byte[] got = readAll(fs, f);
+      expectEq(d.length + 777, got.length, "length");
+      expectBytes(d, 0, got, 0, d.length, "content");
+      expectBytes(d, 0, got, d.length, 777, "appended content");
+    });
+    check("datanode_hostname_mode", () -> {
+      // Clients outside the cluster network set this and connect to DatanodeID.hostName.
+      Configuration hc = new Configuration(conf);
+      hc.setBoolean("dfs.client.use.datanode.hostname", true);
+      Path f = p("hostname.bin");
+      byte[] d = data(82, 100_000);
+      try (FileSystem c = FileSystem.newInstance(uri, hc)) {
+        try (FSDataOutputStream out = c.create(f, true)) {
+          out.write(d);
+        }
+        byte[] got = readAll(c, f);
+        expectBytes(d, 0, got, 0, d.length, "content");
+        expectEq(d.length, got.length, "length");
       }
     });
     // ---- extended: features real HDFS has that the product (or ops tooling) may touch
@@ -1339,6 +1430,12 @@ public final class HdfsJavaSmoke {
   }
 
   static String oneLine(Throwable t) {
+    // try-with-resources over a DFSOutputStream that rethrows its stored failure from close()
+    // yields "Self-suppression not permitted" with the real exception as the cause.
+    while (t instanceof IllegalArgumentException && t.getCause() != null
+        && "Self-suppression not permitted".equals(t.getMessage())) {
+      t = t.getCause();
+    }
     String s = (t instanceof CheckFailed) ? t.getMessage() : t.toString();
     return s == null ? t.getClass().getName() : s.replace('\n', ' ').replace('\r', ' ');
   }
