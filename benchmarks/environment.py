@@ -18,15 +18,13 @@ import contextlib
 import logging
 import os
 import platform
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from fuse_mount import mounts
 
@@ -87,86 +85,51 @@ def _clean_env() -> dict[str, str]:
 
 # -- minidfs ------------------------------------------------------------------------------------
 
-_URI_RE = re.compile(r"hdfs://[\w.\-]+:\d+")
-
-
 class MiniDfsProcess:
-    """``hdfs-csi minidfs`` as a child process; its URI is read from its stdout."""
+    """minidfs in a child process (``MiniDFS.spawn``), throttled by a :class:`Profile`.
 
-    def __init__(self, workdir: str, *, profile: Profile, block_size: int,
+    Its data directory persists across runs, so an uploaded dataset is reused.
+    """
+
+    def __init__(self, data_dir: str, *, profile: Profile, block_size: int,
                  datanodes: int = 1, start_timeout: float = 60.0):
-        self.workdir = workdir
-        self.data_dir = os.path.join(workdir, "minidfs")
+        self.data_dir = data_dir
         self.profile = profile
         self.block_size = block_size
         self.datanodes = datanodes
         self.start_timeout = start_timeout
-        self.log_path = os.path.join(workdir, "minidfs.log")
+        self.log_path = os.path.join(data_dir, "minidfs.log")
         self.uri: str | None = None
-        self._proc: subprocess.Popen[str] | None = None
-        self._drain: threading.Thread | None = None
+        self._proc: Any = None
 
-    def command(self) -> list[str]:
-        args = ["minidfs", "--data-dir", self.data_dir, "--port", "0",
-                "--block-size", str(self.block_size), "--datanodes", str(self.datanodes)]
+    def options(self) -> dict[str, Any]:
         p = self.profile
-        if p.bandwidth_per_stream:
-            args += ["--bandwidth", str(int(p.bandwidth_per_stream))]
-        if p.latency_s:
-            args += ["--latency", f"{p.latency_s * 1000:g}ms"]
-        return hdfs_csi_command(*args)
+        opts: dict[str, Any] = {
+            # the dataset is written once and can be regenerated: skip fsync per block
+            "no_fsync": True,
+            "rpc_latency": f"{p.latency_s * 1000:g}ms" if p.latency_s else None,
+            "stream_bandwidth": str(int(p.bandwidth_per_stream)) if p.bandwidth_per_stream else None,
+        }
+        return {k: v for k, v in opts.items() if v is not None}
 
     def start(self) -> str:
-        os.makedirs(self.workdir, exist_ok=True)
-        log_fh = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - child keeps it
+        from minidfs import MiniDFS
+
+        os.makedirs(self.data_dir, exist_ok=True)
         try:
-            self._proc = subprocess.Popen(
-                self.command(), stdout=subprocess.PIPE, stderr=log_fh, text=True,
-                start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
-                env=_clean_env(),
-            )
-        finally:
-            log_fh.close()
-        assert self._proc.stdout is not None
-        uri = self._wait_uri(self._proc.stdout)
-        self.uri = uri
-        return uri
+            self._proc = MiniDFS.spawn(self.data_dir, datanodes=self.datanodes,
+                                       block_size=self.block_size, log_file=self.log_path,
+                                       startup_timeout=self.start_timeout, **self.options())
+        except (RuntimeError, OSError) as exc:
+            raise SetupError(f"minidfs did not start: {exc}; log tail:\n{_tail(self.log_path)}") \
+                from exc
+        self.uri = self._proc.uri
+        return self._proc.uri
 
-    def _wait_uri(self, stdout: IO[str]) -> str:
-        assert self._proc is not None
-        found: list[str] = []
-        done = threading.Event()
-
-        def pump() -> None:
-            for line in stdout:
-                if not found:
-                    m = _URI_RE.search(line)
-                    if m:
-                        found.append(m.group(0))
-                        done.set()
-            done.set()
-
-        self._drain = threading.Thread(target=pump, name="minidfs-stdout", daemon=True)
-        self._drain.start()
-        done.wait(self.start_timeout)
-        if found:
-            return found[0]
-        rc = self._proc.poll()
-        self.stop()
-        why = f"exited with status {rc}" if rc is not None else \
-            f"printed no hdfs:// URI within {self.start_timeout:.0f} s"
-        raise SetupError(f"minidfs {why}; log tail:\n{_tail(self.log_path)}")
-
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if proc is not None:
+            proc.stop()
 
     def __enter__(self) -> "MiniDfsProcess":
         self.start()

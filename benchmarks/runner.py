@@ -110,6 +110,7 @@ class Bench:
         self.minidfs: MiniDfsProcess | None = None
         self.hdfs_root: str | None = None
         self.mount_source: str | None = None
+        self.mount_root = ""  #: dataset root inside a user-given --mountpoint
         self.local_root = os.path.join(cfg.data_dir, "datasets", cfg.dataset_name())
         self.work_dir = ""
 
@@ -147,7 +148,7 @@ class Bench:
                 uri = cfg.hdfs_uri
             else:
                 block = cfg.minidfs_block_size or (8 << 20 if cfg.tier == "quick" else 64 << 20)
-                mini = MiniDfsProcess(os.path.join(cfg.data_dir, f"minidfs-{cfg.dataset_name()}"),
+                mini = MiniDfsProcess(os.path.join(cfg.data_dir, "minidfs", cfg.dataset_name()),
                                       profile=PROFILES[cfg.profile], block_size=block)
                 self.stack.enter_context(mini)
                 self.minidfs = mini

@@ -120,6 +120,12 @@ class _FsOpener(Opener):
             return f.read()
 
 
+def _entry(name: str, st: os.stat_result) -> Entry:
+    is_dir = stat_mod.S_ISDIR(st.st_mode)
+    # directories report 0 like HDFS does, so listings compare across targets
+    return Entry(name, is_dir, 0 if is_dir else st.st_size)
+
+
 class FileSystemTarget(Target):
     kind = "fs"
 
@@ -139,12 +145,11 @@ class FileSystemTarget(Target):
         with os.scandir(self._p(rel)) as it:
             for de in it:
                 st = de.stat(follow_symlinks=False)
-                out.append(Entry(de.name, stat_mod.S_ISDIR(st.st_mode), st.st_size))
+                out.append(_entry(de.name, st))
         return out
 
     def stat(self, rel: str) -> Entry:
-        st = os.stat(self._p(rel))
-        return Entry(os.path.basename(rel.rstrip("/")), stat_mod.S_ISDIR(st.st_mode), st.st_size)
+        return _entry(os.path.basename(rel.rstrip("/")), os.stat(self._p(rel)))
 
     def arrow_filesystem(self) -> tuple[Any, str]:
         import pyarrow.fs as pafs

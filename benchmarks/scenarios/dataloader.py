@@ -63,6 +63,10 @@ def unavailable() -> str | None:
 _ctx: Any = None
 
 
+def _noop() -> None:
+    pass
+
+
 def _mp_context() -> Any:
     global _ctx
     if _ctx is None:
@@ -72,9 +76,13 @@ def _mp_context() -> Any:
 
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["torch", "numpy", __name__])
-        # start it now (importing torch there takes a second or more), so the
-        # first measured pass does not pay for what later passes get for free
+        # start it now and wait until its preload is done (importing torch takes a
+        # second or more): the first measured pass must not pay for what later
+        # passes get for free
         multiprocessing.forkserver.ensure_running()
+        p = ctx.Process(target=_noop)
+        p.start()
+        p.join()
         _ctx = ctx
     return _ctx
 
