@@ -46,7 +46,10 @@ def test_object_matches_client_models(ident: str, obj: dict[str, Any]) -> None:
 @pytest.mark.skipif(kubernetes_validate is None, reason=NO_SCHEMAS or "n/a")
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS or ["none"])
 def test_objects_match_release_schemas(version: str) -> None:
-    errors = [e for _, o in BUILTIN for e in schema_errors(o, version)]
+    try:
+        errors = [e for _, o in BUILTIN for e in schema_errors(o, version)]
+    except kubernetes_validate.SchemaNotFoundError as exc:
+        pytest.skip(f"this kubernetes-validate has no schemas for {version}: {exc}")
     assert errors == []
 
 

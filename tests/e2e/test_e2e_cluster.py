@@ -45,6 +45,8 @@ DRIVER = "hdfs.csi.hdfs-csi.io"
 NAMESPACE = "hdfs-csi"
 DEFAULT_IMAGE = "ghcr.io/hdfs-csi/hdfs-csi:0.1.0"
 HDFS_URI = f"hdfs://minidfs.{NAMESPACE}.svc.cluster.local:8020"
+#: Under the overlay's HDFS_BASE_PATH: the driver refuses a basePath outside its allowed roots.
+E2E_BASE = "/k8s/volumes/e2e"
 
 
 # -- kubectl ----------------------------------------------------------------------------------
@@ -243,7 +245,7 @@ def test_dynamic_volume_write_read_and_delete(installed: str, namespace: str) ->
     apply([{
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": sc}, "provisioner": DRIVER,
-        "parameters": {"hdfsUri": HDFS_URI, "basePath": "/e2e", "mode": "0777",
+        "parameters": {"hdfsUri": HDFS_URI, "basePath": E2E_BASE, "mode": "0777",
                        "onDelete": "delete"},
         "reclaimPolicy": "Delete", "allowVolumeExpansion": True,
     }, {
@@ -270,7 +272,7 @@ def test_dynamic_volume_write_read_and_delete(installed: str, namespace: str) ->
         assert digest in logs
 
         # And so does HDFS itself, at <basePath>/<pv name>.
-        assert hdfs("sha256", f"/e2e/{pv}/payload.bin") == digest
+        assert hdfs("sha256", f"{E2E_BASE}/{pv}/payload.bin") == digest
 
         kubectl("-n", namespace, "delete", "pod", "writer", "reader", "--wait=true")
         kubectl("-n", namespace, "delete", "pvc", "data", "--wait=true")
@@ -278,7 +280,7 @@ def test_dynamic_volume_write_read_and_delete(installed: str, namespace: str) ->
         while get("pv", pv) is not None and time.monotonic() < deadline:
             time.sleep(2)
         assert get("pv", pv) is None, f"PV {pv} was not deleted"
-        assert hdfs("exists", f"/e2e/{pv}") == "no", "onDelete: delete left the directory"
+        assert hdfs("exists", f"{E2E_BASE}/{pv}") == "no", "onDelete: delete left the directory"
     finally:
         kubectl("delete", "storageclass", sc, "--ignore-not-found", check=False)
 
