@@ -23,7 +23,8 @@ Supported (and nothing more):
 * ``configMapGenerator`` / ``secretGenerator``: ``files``, ``literals``,
   ``envs``; ``behavior`` create / replace / merge; name hashes must be
   disabled (``generatorOptions`` or per-generator ``options``);
-* ``patches``: strategic-merge patches (from ``path`` or inline ``patch``;
+* ``patches``: one document each (kubectl 1.28's kustomize reads no more):
+  strategic-merge patches (from ``path`` or inline ``patch``;
   merge keys of the Pod API for containers, volumes, mounts, env, ports;
   ``$patch: delete``) and JSON 6902 patches (add / remove / replace) with a
   ``target``.
@@ -303,7 +304,10 @@ def _apply_patch_entry(objs: list[Obj], entry: Obj, directory: Path, kfile: Path
     text = (_file_inside(directory, entry["path"], kfile).read_text()
             if "path" in entry else entry["patch"])
     docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    if len(docs) == 1 and isinstance(docs[0], list):
+    if len(docs) != 1:
+        # kustomize before v5.1 (the one in kubectl 1.28) cannot parse them.
+        raise KustomizeError(f"{kfile}: a patch must hold exactly one document, found {len(docs)}")
+    if isinstance(docs[0], list):
         if "target" not in entry:
             raise KustomizeError(f"{kfile}: a JSON 6902 patch needs a target")
         for obj in _select(objs, entry["target"], kfile):
