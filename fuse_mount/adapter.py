@@ -14,6 +14,7 @@ are unchanged) and path-based callbacks for free.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import logging
@@ -131,7 +132,7 @@ class FuseAdapter(mfusepy.Operations):
         return self.core.create(path, mode, flags)
 
     @_op("read")
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes | memoryview:
         return self.core.read(fh, size, offset)
 
     @_op("write")
@@ -194,6 +195,51 @@ class FuseAdapter(mfusepy.Operations):
         atime, mtime = times if times is not None else (None, None)
         self.core.utimens(path, atime, mtime)
         return 0
+
+
+class _PyBuffer(ctypes.Structure):
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
+                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p),
+                ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
+                ("internal", ctypes.c_void_p)]
+
+
+_GetBuffer = ctypes.pythonapi.PyObject_GetBuffer
+_GetBuffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+_ReleaseBuffer = ctypes.pythonapi.PyBuffer_Release
+_ReleaseBuffer.argtypes = [ctypes.POINTER(_PyBuffer)]
+
+
+def copy_into(dest: Any, data: bytes | memoryview) -> int:
+    """Copy ``data`` into the C buffer ``dest`` with one memcpy, views included.
+
+    mfusepy accepts only ``bytes``; turning a read-ahead slice into ``bytes``
+    first would copy every byte twice.
+    """
+    n = len(data)
+    if not n:
+        return 0
+    if type(data) is bytes:
+        ctypes.memmove(dest, data, n)
+        return n
+    view = _PyBuffer()
+    _GetBuffer(data, ctypes.byref(view), 0)  # PyBUF_SIMPLE: contiguous bytes
+    try:
+        ctypes.memmove(dest, view.buf, n)
+    finally:
+        _ReleaseBuffer(ctypes.byref(view))
+    return n
+
+
+class HdfsFUSE(mfusepy.FUSE):
+    """mfusepy's FUSE with a read callback that also takes memoryviews (see copy_into)."""
+
+    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        data = self.operations.read(None, size, offset, fip.contents.fh)
+        if len(data) > size:
+            raise OSError(errno.EIO, "read returned more than asked")
+        return copy_into(buf, data)
 
 
 def _stat_dict(a: Attr) -> dict[str, Any]:

@@ -149,7 +149,9 @@ class HdfsFilesystem:
             max_window=self.opts.read_ahead_max,
             streams=self.opts.read_ahead_streams,
             min_part=max(128 * 1024, chunk),
-            max_part=max(8 << 20, chunk),
+            # window / streams: the whole window is in flight as `streams` parts
+            max_part=max(min(8 << 20, self.opts.read_ahead_max // self.opts.read_ahead_streams),
+                         chunk, 128 * 1024),
             align=chunk,
         )
         self._handles: dict[int, _ReadHandle | _WriteHandle] = {}
@@ -340,7 +342,8 @@ class HdfsFilesystem:
             self._writing.setdefault(h.path, set()).add(h)
         return self._add(h)
 
-    def read(self, fh: int, size: int, offset: int) -> bytes:
+    def read(self, fh: int, size: int, offset: int) -> bytes | memoryview:
+        """Bytes at ``offset``; a memoryview when it is a slice of a read-ahead buffer."""
         h = self._handle(fh)
         if isinstance(h, _WriteHandle):
             return self._read_while_writing(h, size, offset)
@@ -357,7 +360,7 @@ class HdfsFilesystem:
         self.metrics.bytes_served.inc(len(data))
         return data
 
-    def _read_while_writing(self, h: _WriteHandle, size: int, offset: int) -> bytes:
+    def _read_while_writing(self, h: _WriteHandle, size: int, offset: int) -> bytes | memoryview:
         """O_RDWR reads: what HDFS has (everything up to the last flush/fsync)."""
         with h.lock:
             if h.reads is None or h.reads_pos != h.pos:
@@ -523,6 +526,9 @@ class HdfsFilesystem:
     def _close_read_handle(self, h: _ReadHandle) -> None:
         if h.prefetcher is not None:
             h.prefetcher.close()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("closed %s: read-ahead %s, window %d", h.hpath, h.prefetcher.stats,
+                          h.prefetcher.window)
         with h.lock:
             reader, h.reader = h.reader, None
         if reader is not None:

@@ -65,6 +65,38 @@ def tune_kernel_readahead(mountpoint: str, nbytes: int) -> int | None:
         return None
 
 
+def tune_malloc() -> None:
+    """Make freed read-ahead buffers cheap to reuse and quick to give back.
+
+    Every read-ahead part is a fresh multi-MiB buffer (in the client, then as
+    ``bytes``).  Measured reading 4 x 512 MiB through the mount:
+
+    ==========================  ===========  ==========  ===========
+    glibc setting               page faults  CPU ticks   peak RSS
+    ==========================  ===========  ==========  ===========
+    defaults (dynamic mmap)     ~150k/pass   ~110        728 MB
+    mmap every buffer >= 1 MiB  ~550k/pass   ~190        344 MB
+    2 arenas, 32 MiB mmap
+    threshold, 8 MiB trim       ~20k/pass    ~90         277 MB
+    ==========================  ===========  ==========  ===========
+
+    The defaults keep one heap per thread (up to 8 per core) and grow each to
+    its peak, so RSS ends far above the live data; mmapping every buffer
+    bounds RSS but faults every page in again.  Two arenas with fixed
+    thresholds give the low CPU of heap reuse and a small, bounded footprint.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+    libc.mallopt(M_ARENA_MAX, 2)
+    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    libc.mallopt(M_TRIM_THRESHOLD, 8 << 20)
+
+
 def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
               on_ready: Callable[[], None] | None = None, client: object | None = None) -> None:
     """Mount ``source`` (``hdfs://host:port/path``) at ``mountpoint`` and serve it.
@@ -72,10 +104,8 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
     ``on_ready`` is called (from another thread) once the mount answers.
     Raises :class:`MountError` (or an HDFS error) when set-up fails.
     """
-    import mfusepy
-
     import hdfs_client
-    from fuse_mount.adapter import FuseAdapter, fuse_mount_options
+    from fuse_mount.adapter import FuseAdapter, HdfsFUSE, fuse_mount_options
     from fuse_mount.cache import CacheBusy
     from fuse_mount.fs import HdfsFilesystem
     from fuse_mount.metrics import MountMetrics
@@ -86,6 +116,7 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
     except ValueError as exc:
         raise MountError(str(exc)) from None
     mountpoint = prepare_mountpoint(mountpoint)
+    tune_malloc()
     if client is None:
         kw: dict[str, object] = {}
         if opts.user:
@@ -124,7 +155,7 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
 
         threading.Thread(target=when_mounted, name="mount-watch", daemon=True).start()
         try:
-            mfusepy.FUSE(adapter, mountpoint, **fuse_kw)
+            HdfsFUSE(adapter, mountpoint, **fuse_kw)
         except RuntimeError as exc:
             raise MountError(f"FUSE mount of {mountpoint} failed (libfuse returned {exc}); "
                              "is /dev/fuse available and fusermount3 installed?") from None

@@ -80,7 +80,7 @@ def test_help_documents_every_option_with_default():
     text = p.format_help()
     for f in dataclasses.fields(MountOptions):
         assert "--" + f.name.replace("_", "-") in text
-    assert "64MiB" in text and "10GiB" in text  # sizes shown the way people write them
+    assert "32MiB" in text and "10GiB" in text  # sizes shown the way people write them
 
 
 def test_errno_table():

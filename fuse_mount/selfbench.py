@@ -1,0 +1,292 @@
+"""Quick self-benchmark of the mount against the direct client, in one run.
+
+``python -m fuse_mount.selfbench [--size 1G] [--small-files 10000] [--only NAME ...]``
+
+Starts one MiniDFS, writes the data sets, and prints ratios that the
+issue sets as targets (all measured against the same cluster in this run):
+
+  seq        sequential read of one big file: mount / direct hdfs-native   >= 0.8
+  throttled  50 MB/s + 2 ms per packet per DataNode stream: mount / one
+             direct stream                                                 >= 4
+  warm       re-read from the disk cache after a remount / local file      >= 0.7
+  small      ~110 KB files, files/s: mount / direct client                 >= 0.5
+  memory     peak RSS of the mount process reading 4 x the big file
+             (page cache dropped between passes) <= read-ahead bound + 150 MB
+
+The full, configurable benchmark is ``hdfs-csi bench``; this one exists so the
+FUSE layer can check its own targets quickly and reproducibly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from fuse_mount import mounts
+from hdfs_csi.units import format_size, parse_size
+
+MiB = 1 << 20
+READ = 1 << 20  # application read size, like the benchmark CLI (unbuffered 1 MiB reads)
+
+
+def _pattern(size: int, seed: int = 1) -> Iterator[bytes]:
+    block = random.Random(seed).randbytes(16 * MiB)
+    left = size
+    i = 0
+    while left:
+        n = min(left, len(block))
+        # rotate so that no two 16 MiB blocks are identical
+        rot = (i * 7919) % len(block)
+        piece = block[rot:] + block[:rot]
+        yield piece[:n]
+        left -= n
+        i += 1
+
+
+def write_file(client, path: str, size: int, seed: int = 1) -> None:  # type: ignore[no-untyped-def]
+    with client.create(path, overwrite=True, create_parent=True) as w:
+        for chunk in _pattern(size, seed):
+            view = memoryview(chunk)
+            while view:
+                view = view[w.write(view):]
+
+
+def read_local(path: str) -> int:
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            b = f.read(READ)
+            if not b:
+                return n
+            n += len(b)
+
+
+def drop_page_cache(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def read_direct(client, path: str) -> int:  # type: ignore[no-untyped-def]
+    with client.open_reader(path) as r:
+        pos = 0
+        while pos < r.size:
+            pos += len(r.read_range(pos, READ))
+        return pos
+
+
+def timed(fn, *args) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return time.perf_counter() - t0, out
+
+
+@contextmanager
+def mounted(uri: str, mnt: str, *args: str, log: str) -> Iterator[int]:
+    pid_file = mnt.rstrip("/") + ".pid"
+    cmd = [sys.executable, "-m", "hdfs_csi.cli", "mount", uri, mnt, "--log-file", log,
+           "--pid-file", pid_file, *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise SystemExit(f"mount failed: {r.stderr}\n{open(log).read()[-3000:]}")
+    pid = int(open(pid_file).read())
+    try:
+        yield pid
+    finally:
+        mounts.unmount(mnt)
+        for _ in range(100):
+            if not os.path.exists(f"/proc/{pid}"):
+                break
+            time.sleep(0.05)
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakRss:
+    def __init__(self, pid: int):
+        self.pid, self.peak = pid, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, rss_bytes(self.pid))
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    def __enter__(self) -> "PeakRss":
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="1G", help="big file size")
+    ap.add_argument("--throttled-size", default="128M", help="file size for the throttled run")
+    ap.add_argument("--small-files", type=int, default=10_000)
+    ap.add_argument("--small-size", default="110K")
+    ap.add_argument("--threads", type=int, default=8, help="reader threads for small files")
+    ap.add_argument("--only", nargs="*", default=None,
+                    choices=["seq", "throttled", "warm", "small", "memory"])
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--json", default=None, help="write results here")
+    ap.add_argument("--mount-args", default="", help="extra mount flags (quoted)")
+    args = ap.parse_args(argv)
+    only = set(args.only or ["seq", "throttled", "warm", "small", "memory"])
+    size = parse_size(args.size)
+    extra = args.mount_args.split()
+
+    import hdfs_client
+    from minidfs import MiniDFS
+
+    work = args.workdir or tempfile.mkdtemp(prefix="fuse-selfbench-")
+    os.makedirs(work, exist_ok=True)
+    results: dict[str, dict[str, float]] = {}
+    log = os.path.join(work, "mount.log")
+
+    def report(name: str, **vals: float) -> None:
+        results[name] = vals
+        shown = ", ".join(f"{k}={v:.3g}" for k, v in vals.items())
+        print(f"{name:10s} {shown}", flush=True)
+
+    with MiniDFS(os.path.join(work, "dfs"), datanodes=1) as dfs:
+        client = hdfs_client.connect(dfs.uri)
+        uri = dfs.uri + "/bench"
+        mnt = os.path.join(work, "mnt")
+        print(f"minidfs at {dfs.uri}; work dir {work}", flush=True)
+        need_big = only & {"seq", "warm", "memory"}
+        if need_big:
+            t, _ = timed(write_file, client, "/bench/big", size)
+            print(f"wrote {format_size(size)} in {t:.1f}s", flush=True)
+
+        if "seq" in only:
+            read_direct(client, "/bench/big")  # warm the DataNode's page cache once
+            td, n = timed(read_direct, client, "/bench/big")
+            with mounted(uri, mnt, "--read-only", *extra, log=log):
+                tm, n2 = timed(read_local, f"{mnt}/big")
+            assert n == n2 == size, (n, n2)
+            report("seq", direct_MBps=size / td / 1e6, mount_MBps=size / tm / 1e6,
+                   ratio=td / tm)
+
+        if "warm" in only:
+            cache = os.path.join(work, "cache")
+            shutil.rmtree(cache, ignore_errors=True)
+            local = os.path.join(work, "local-big")
+            with open(local, "wb") as f:
+                for chunk in _pattern(size):
+                    f.write(chunk)
+            read_local(local)
+            tl, _ = timed(read_local, local)
+            cargs = ["--read-only", "--cache-dir", cache, "--cache-size", str(2 * size), *extra]
+            with mounted(uri, mnt, *cargs, log=log):
+                tc, _ = timed(read_local, f"{mnt}/big")  # fills the cache
+                tp, _ = timed(read_local, f"{mnt}/big")  # page cache (auto_cache keeps it)
+            with mounted(uri, mnt, *cargs, log=log):     # new mount: cold page cache
+                tw, n = timed(read_local, f"{mnt}/big")
+            assert n == size
+            os.unlink(local)
+            report("warm", local_MBps=size / tl / 1e6, cold_fill_MBps=size / tc / 1e6,
+                   disk_cache_MBps=size / tw / 1e6, page_cache_MBps=size / tp / 1e6,
+                   ratio=tl / tw, page_cache_ratio=tl / tp)
+
+        if "memory" in only:
+            ra_mem = 256 * MiB
+            with mounted(uri, mnt, "--read-only", "--read-ahead-memory", str(ra_mem), *extra,
+                         log=log) as pid:
+                base = rss_bytes(pid)
+                with PeakRss(pid) as peak:
+                    total = 0
+                    while total < 4 * 1024 * MiB:
+                        drop_page_cache(f"{mnt}/big")
+                        total += read_local(f"{mnt}/big")
+            report("memory", read_GiB=total / 1024 / MiB, rss_start_MB=base / 1e6,
+                   rss_peak_MB=peak.peak / 1e6, bound_MB=(ra_mem + 150e6) / 1e6,
+                   ok=float(peak.peak <= ra_mem + 150e6))
+
+        if "throttled" in only:
+            tsize = parse_size(args.throttled_size)
+            write_file(client, "/bench/throttled", tsize, seed=3)
+            dfs.faults.stream_bandwidth = 50e6
+            dfs.faults.packet_latency = 0.002
+            try:
+                td, _ = timed(read_direct, client, "/bench/throttled")
+                with mounted(uri, mnt, "--read-only", *extra, log=log):
+                    tm, n = timed(read_local, f"{mnt}/throttled")
+                assert n == tsize
+            finally:
+                dfs.faults.stream_bandwidth = None
+                dfs.faults.packet_latency = 0.0
+            report("throttled", direct_MBps=tsize / td / 1e6, mount_MBps=tsize / tm / 1e6,
+                   ratio=td / tm)
+
+        if "small" in only:
+            nfiles, fsize = args.small_files, parse_size(args.small_size)
+            payload = random.Random(5).randbytes(fsize + 4096)
+            names = [f"d{i // 1000:02d}/f{i:05d}.jpg" for i in range(nfiles)]
+            t0 = time.perf_counter()
+
+            def put(i_name: tuple[int, str]) -> None:
+                i, name = i_name
+                n = fsize - 2048 + (i * 37) % 4096  # ~110 KB, not all equal
+                client.write_file(f"/bench/small/{name}", payload[:n])
+
+            with cf.ThreadPoolExecutor(8) as ex:
+                list(ex.map(put, enumerate(names)))
+            print(f"wrote {nfiles} small files in {time.perf_counter() - t0:.1f}s", flush=True)
+            order = names[:]
+            random.Random(11).shuffle(order)
+
+            def direct_one(name: str) -> int:
+                return len(client.read_file(f"/bench/small/{name}"))
+
+            def run(fn) -> float:  # type: ignore[no-untyped-def]
+                t = time.perf_counter()
+                with cf.ThreadPoolExecutor(args.threads) as ex:
+                    total = sum(ex.map(fn, order))
+                assert total > 0
+                return nfiles / (time.perf_counter() - t)
+
+            direct_fps = run(direct_one)
+            with mounted(uri, mnt, "--read-only", *extra, log=log):
+                def mount_one(name: str) -> int:
+                    with open(f"{mnt}/small/{name}", "rb") as f:
+                        return len(f.read())
+                mount_fps = run(mount_one)
+            report("small", direct_files_per_s=direct_fps, mount_files_per_s=mount_fps,
+                   ratio=mount_fps / direct_fps)
+        client.close()
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
