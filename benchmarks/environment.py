@@ -113,16 +113,23 @@ class MiniDfsProcess:
         return {k: v for k, v in opts.items() if v is not None}
 
     def start(self) -> str:
-        from minidfs import MiniDFS
+        # MiniDFS.spawn() would be MiniDFSProcess(...).start(); keeping the handle
+        # before start() lets an interrupt during start-up still stop the child
+        from minidfs.process import MiniDFSProcess
 
         os.makedirs(self.data_dir, exist_ok=True)
+        self._proc = MiniDFSProcess(self.data_dir, datanodes=self.datanodes,
+                                    block_size=self.block_size, log_file=self.log_path,
+                                    startup_timeout=self.start_timeout, **self.options())
         try:
-            self._proc = MiniDFS.spawn(self.data_dir, datanodes=self.datanodes,
-                                       block_size=self.block_size, log_file=self.log_path,
-                                       startup_timeout=self.start_timeout, **self.options())
+            self._proc.start()
         except (RuntimeError, OSError) as exc:
+            self.stop()
             raise SetupError(f"minidfs did not start: {exc}; log tail:\n{_tail(self.log_path)}") \
                 from exc
+        except BaseException:
+            self.stop()
+            raise
         self.uri = self._proc.uri
         return self._proc.uri
 
@@ -166,6 +173,7 @@ class MountProcess:
         self.pid_file = pid_file
         self.extra_args = list(extra_args or [])
         self.timeout = timeout
+        self._started = False
 
     def command(self) -> list[str]:
         return hdfs_csi_command(
@@ -176,13 +184,18 @@ class MountProcess:
     def start(self) -> None:
         os.makedirs(self.mountpoint, exist_ok=True)
         os.makedirs(self.cache_dir, exist_ok=True)
+        self._started = True
         try:
             proc = subprocess.run(self.command(), capture_output=True, text=True,
                                   timeout=self.timeout, env=_clean_env())
         except subprocess.TimeoutExpired:
             self.stop()
             raise SetupError(f"hdfs-csi mount did not return within {self.timeout:.0f} s; "
-                                    f"log tail:\n{_tail(self.log_file)}") from None
+                             f"log tail:\n{_tail(self.log_file)}") from None
+        except BaseException:
+            # interrupted while the daemon was coming up: it may already be mounted
+            self.stop()
+            raise
         if proc.returncode != 0:
             self.stop()
             raise SetupError(
@@ -200,25 +213,30 @@ class MountProcess:
         return None
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Unmount (lazily if the daemon is wedged), then make sure the daemon is gone."""
+        """Unmount, make sure the daemon is gone, and leave no dead mount behind.
+
+        Also right after an interrupted start, when the daemon may still be on
+        its way to mounting: SIGTERM is its documented way to stop (it unmounts).
+        """
         pid = self.daemon_pid()
+        end = time.monotonic() + 2
+        while pid is None and self._started and time.monotonic() < end:
+            time.sleep(0.05)  # interrupted before the daemon wrote its pid file
+            pid = self.daemon_pid()
         with contextlib.suppress(OSError):
             mounts.unmount(self.mountpoint, timeout=timeout)
-        if pid is None:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.05)
-        if _alive(pid):
-            log.warning("mount daemon %d still running after unmount; sending SIGTERM", pid)
+        if pid is not None and not _wait_gone(pid, 2.0):
+            log.info("mount daemon %d still running; sending SIGTERM", pid)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            end = time.monotonic() + 5
-            while time.monotonic() < end and _alive(pid):
-                time.sleep(0.05)
-            if _alive(pid):
+            if not _wait_gone(pid, timeout):
+                log.warning("mount daemon %d ignored SIGTERM; killing it", pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 5.0)
+        with contextlib.suppress(OSError):
+            mounts.unmount(self.mountpoint, timeout=timeout)  # whatever a kill left behind
+        self._started = False
 
     def __enter__(self) -> "MountProcess":
         self.start()
@@ -226,6 +244,15 @@ class MountProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _alive(pid: int) -> bool:

@@ -79,6 +79,12 @@ def _f(x: float | None, fmt: str = "{:,.1f}") -> str:
     return fmt.format(x)
 
 
+def _ms(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.3f}" if x < 1 else f"{x:,.2f}"
+
+
 def _note(res: ScenarioResult) -> str:
     if res.status != "ok":
         return f"{res.status}: {res.reason}"
@@ -110,9 +116,9 @@ def format_table(results: list[ScenarioResult]) -> str:
             r.scenario, r.mode,
             _f(m.mb_per_s if m else None), _f(m.files_per_s if m else None, "{:,.0f}"),
             _f(m.ops_per_s if m else None, "{:,.0f}"),
-            _f(m.latency_p50_ms if m else None, "{:,.2f}"),
-            _f(m.latency_p99_ms if m else None, "{:,.2f}"),
-            _f(m.ttfb_p50_ms if m else None, "{:,.2f}"),
+            _ms(m.latency_p50_ms if m else None),
+            _ms(m.latency_p99_ms if m else None),
+            _ms(m.ttfb_p50_ms if m else None),
             _f(rr["to_direct"], "{:.2f}"), _f(rr["to_local"], "{:.2f}"),
             _note(r),
         ])
@@ -140,9 +146,9 @@ def markdown_table(results: list[ScenarioResult]) -> str:
             r.scenario, r.mode,
             _f(m.mb_per_s if m else None), _f(m.files_per_s if m else None, "{:,.0f}"),
             _f(m.ops_per_s if m else None, "{:,.0f}"),
-            _f(m.latency_p50_ms if m else None, "{:,.2f}"),
-            _f(m.latency_p99_ms if m else None, "{:,.2f}"),
-            _f(m.ttfb_p50_ms if m else None, "{:,.2f}"),
+            _ms(m.latency_p50_ms if m else None),
+            _ms(m.latency_p99_ms if m else None),
+            _ms(m.ttfb_p50_ms if m else None),
             _f(rr["to_direct"], "{:.2f}"), _f(rr["to_local"], "{:.2f}"), _note(r),
         ]) + " |")
     return "\n".join(out)

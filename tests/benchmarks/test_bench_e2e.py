@@ -8,6 +8,7 @@ tier so every pull request exercises minidfs + mount + JSON schema.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -54,26 +55,55 @@ def _bench(args, tmp_path, timeout):
 
 @needs_fuse
 @pytest.mark.fuse
-@pytest.mark.timeout(300)
-def test_small_cut_every_mode(tmp_path):
-    scenarios = ["seq", "small", "meta", "parquet"]
-    doc, table, _ = _bench(["--quick", "--scale", "0.1", "--scenarios", ",".join(scenarios),
-                            "--no-progress"], tmp_path, 280)
-    check_document(doc, scenarios, ALL_MODES)
-    for sc in scenarios:
+@pytest.mark.timeout(600)
+def test_quick_run_every_scenario_and_mode(tmp_path):
+    # the acceptance run: ~30 s on 2 idle cores, so it stays in the default tier
+    doc, table, took = _bench(["--quick", "--no-progress"], tmp_path, 580)
+    check_document(doc, list(NAMES), ALL_MODES, allow_skip={"dataloader"})
+    for sc in NAMES:
         for mode in ALL_MODES:
             assert any(line.startswith(sc) and f" {mode} " in line for line in table.splitlines())
     assert doc["environment"]["minidfs"] is True
+    assert {d["where"] for d in doc["datasets"]} >= {"local"}
+    print(f"hdfs-csi bench --quick took {took:.0f} s")
 
 
 @needs_fuse
 @pytest.mark.fuse
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_quick_run_every_scenario_and_mode(tmp_path):
-    doc, _, took = _bench(["--quick", "--no-progress"], tmp_path, 580)
-    check_document(doc, list(NAMES), ALL_MODES, allow_skip={"dataloader"})
-    print(f"hdfs-csi bench --quick took {took:.0f} s")
+@pytest.mark.timeout(180)
+def test_interrupt_tears_down_mount_and_minidfs(tmp_path):
+    work = tmp_path / "work"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hdfs_csi", "bench", "--quick", "--scale", "0.1", "--scenarios",
+         "seq", "--modes", "mount-cold,mount-warm", "--data-dir", str(tmp_path / "data"),
+         "--work-dir", str(work), "--json", str(tmp_path / "x.json"), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(m.mountpoint.startswith(str(work)) for m in mounts.mount_table()):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "bench finished before a mount was seen"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not [m for m in mounts.mount_table() if m.mountpoint.startswith(str(work))]
+    # no process (minidfs, mount daemon) still refers to this test's directories
+    left = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if str(tmp_path).encode() in f.read():
+                        left.append(pid)
+            except OSError:
+                pass
+    assert not left, f"processes left behind: {left}"
 
 
 @needs_fuse
