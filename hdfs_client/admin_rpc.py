@@ -1,0 +1,252 @@
+"""A minimal Hadoop RPC v9 client for the calls hdfs-native has no API for.
+
+hdfs-native (our data-path client) cannot set quotas, read cluster
+capacity or manage snapshots, and those are exactly what dynamic CSI volumes
+and pinned datasets need.  Pulling in a JVM for four calls is out of the
+question, so this speaks ClientNamenodeProtocol directly with the framing in
+:mod:`hdfs_client.hadoop_rpc_wire` (shared with minidfs' server side).
+
+Scope and known gaps:
+
+* SIMPLE authentication only.  Asking for Kerberos raises
+  :class:`hdfs_client.errors.Unsupported` (SASL/GSSAPI is not implemented).
+* HA: a nameservice URI (``hdfs://ns``) is resolved through the usual
+  ``dfs.ha.namenodes.<ns>`` / ``dfs.namenode.rpc-address.<ns>.<nn>`` keys in
+  ``config``; the client fails over on connection errors and on
+  ``StandbyException``.
+* One connection, one call in flight at a time (a lock): admin calls are rare.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+import threading
+import uuid
+from typing import Any, TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from hdfs_client import errors
+from hdfs_client import hadoop_rpc_wire as w
+from hdfs_client.base import FsStats
+from hdfs_client.uri import DEFAULT_PORT, parse_hdfs_uri
+from hdfs_csi_pb.hadoop import namenode_pb2 as nn
+from hdfs_csi_pb.hadoop import rpc_pb2
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+
+_STANDBY = "org.apache.hadoop.ipc.StandbyException"
+
+
+def _addresses(authority: str, config: dict[str, str]) -> list[tuple[str, int]]:
+    """host:port list for an authority that is either an address or an HA nameservice."""
+    nn_ids = config.get(f"dfs.ha.namenodes.{authority}")
+    if nn_ids:
+        out = []
+        for nn_id in (x.strip() for x in nn_ids.split(",") if x.strip()):
+            addr = config.get(f"dfs.namenode.rpc-address.{authority}.{nn_id}")
+            if addr:
+                out.append(_split_hostport(addr))
+        if out:
+            return out
+    return [_split_hostport(authority)]
+
+
+def _split_hostport(text: str) -> tuple[str, int]:
+    if text.startswith("["):  # [v6]:port
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest.lstrip(":") or DEFAULT_PORT)
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, DEFAULT_PORT
+    return host, int(port)
+
+
+class AdminRpcClient:
+    """Thread-safe client for setQuota, getFsStats and the snapshot calls."""
+
+    def __init__(self, uri: str, *, user: str | None = None,
+                 config: dict[str, str] | None = None,
+                 kerberos_principal: str | None = None, timeout: float = 30.0):
+        if kerberos_principal:
+            raise errors.Unsupported(
+                "AdminRpcClient speaks SIMPLE authentication only; Kerberos (SASL/GSSAPI) is "
+                "not implemented, so quotas/capacity/snapshots are unavailable on secure "
+                "clusters (known gap)")
+        loc = parse_hdfs_uri(uri)
+        self.uri = loc.cluster_uri
+        self.user = user or os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
+        self.timeout = timeout
+        self._addresses = _addresses(loc.authority, dict(config or {}))
+        self._active = 0
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._call_id = 0
+        self._client_id = uuid.uuid4().bytes
+
+    # -- public API -------------------------------------------------------------------
+    def set_quota(self, path: str, namespace_quota: int | None,
+                  space_quota: int | None) -> None:
+        """``None`` leaves a quota unchanged, ``-1`` clears it (HDFS QUOTA_RESET)."""
+        req = nn.SetQuotaRequestProto(path=path,
+                                      namespaceQuota=self._quota(namespace_quota, "namespace"),
+                                      storagespaceQuota=self._quota(space_quota, "space"))
+        self.call("setQuota", req, nn.SetQuotaResponseProto, path=path)
+
+    @staticmethod
+    def _quota(value: int | None, kind: str) -> int:
+        if value is None:
+            return w.QUOTA_DONT_SET
+        if value == -1:
+            return w.QUOTA_RESET
+        if value < 0 or (kind == "namespace" and value == 0):
+            raise ValueError(f"invalid {kind} quota {value} (use None to keep, -1 to clear)")
+        return value
+
+    def fs_stats(self) -> FsStats:
+        resp = self.call("getFsStats", nn.GetFsStatusRequestProto(), nn.GetFsStatsResponseProto)
+        return FsStats(capacity=resp.capacity, used=resp.used, remaining=resp.remaining)
+
+    def allow_snapshot(self, path: str) -> None:
+        self.call("allowSnapshot", nn.AllowSnapshotRequestProto(snapshotRoot=path),
+                  nn.AllowSnapshotResponseProto, path=path)
+
+    def disallow_snapshot(self, path: str) -> None:
+        self.call("disallowSnapshot", nn.DisallowSnapshotRequestProto(snapshotRoot=path),
+                  nn.DisallowSnapshotResponseProto, path=path)
+
+    def create_snapshot(self, path: str, name: str | None = None) -> str:
+        """Returns the snapshot's path, ``<path>/.snapshot/<name>``."""
+        req = nn.CreateSnapshotRequestProto(snapshotRoot=path)
+        if name is not None:
+            req.snapshotName = name
+        return self.call("createSnapshot", req, nn.CreateSnapshotResponseProto,
+                         path=path).snapshotPath
+
+    def delete_snapshot(self, path: str, name: str) -> None:
+        self.call("deleteSnapshot", nn.DeleteSnapshotRequestProto(snapshotRoot=path,
+                                                                  snapshotName=name),
+                  nn.DeleteSnapshotResponseProto, path=path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._disconnect()
+
+    def __enter__(self) -> "AdminRpcClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- calls -------------------------------------------------------------------------
+    def call(self, method: str, request: Message, response_cls: type[M], *,
+             path: str | None = None) -> M:
+        """One ClientNamenodeProtocol call; remote exceptions become domain errors.
+
+        A broken connection (or a standby NameNode) is retried once per known
+        NameNode address: every call made through this client is idempotent.
+        """
+        payload = request.SerializeToString()
+        attempts = max(2, len(self._addresses) + 1)
+        last_exc: Exception | None = None
+        with self._lock:
+            for _ in range(attempts):
+                try:
+                    self._connect()
+                    return self._call_locked(method, payload, response_cls, path)
+                except errors.HdfsError as exc:
+                    if exc.remote_class != _STANDBY:
+                        raise
+                    last_exc = exc
+                    self._disconnect()
+                    self._active = (self._active + 1) % len(self._addresses)
+                except (OSError, w.WireError) as exc:
+                    last_exc = exc
+                    self._disconnect()
+                    if len(self._addresses) > 1:
+                        self._active = (self._active + 1) % len(self._addresses)
+        if isinstance(last_exc, errors.HdfsError):
+            raise last_exc
+        if isinstance(last_exc, socket.timeout):
+            raise errors.HdfsTimeout(f"{method} to {self.uri} timed out", path=path)
+        raise errors.HdfsIOError(f"{method} to {self.uri} failed: {last_exc}", path=path)
+
+    def _connect(self) -> None:
+        if self._sock is not None:
+            return
+        host, port = self._addresses[self._active]
+        sock = socket.create_connection((host, port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        header = rpc_pb2.RpcRequestHeaderProto(
+            rpcKind=rpc_pb2.RPC_PROTOCOL_BUFFER,
+            rpcOp=rpc_pb2.RpcRequestHeaderProto.RPC_FINAL_PACKET,
+            callId=w.CALL_ID_CONNECTION_CONTEXT, clientId=self._client_id, retryCount=-1)
+        ctx = rpc_pb2.IpcConnectionContextProto(protocol=w.CLIENT_PROTOCOL)
+        ctx.userInfo.effectiveUser = self.user
+        try:
+            sock.sendall(w.preamble(w.AUTH_NONE) +
+                         w.build_frame(header.SerializeToString(), ctx.SerializeToString()))
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        self._call_id = 0
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+
+    def _call_locked(self, method: str, payload: bytes, response_cls: type[M],
+                     path: str | None) -> M:
+        assert self._sock is not None
+        call_id = self._call_id
+        self._call_id += 1
+        header = rpc_pb2.RpcRequestHeaderProto(
+            rpcKind=rpc_pb2.RPC_PROTOCOL_BUFFER,
+            rpcOp=rpc_pb2.RpcRequestHeaderProto.RPC_FINAL_PACKET,
+            callId=call_id, clientId=self._client_id, retryCount=0)
+        req_header = rpc_pb2.RequestHeaderProto(
+            methodName=method, declaringClassProtocolName=w.CLIENT_PROTOCOL,
+            clientProtocolVersion=w.CLIENT_PROTOCOL_VERSION)
+        self._sock.sendall(w.build_frame(header.SerializeToString(),
+                                         req_header.SerializeToString(), payload))
+        while True:
+            frame = w.recv_frame(self._sock)
+            hdr_bytes, pos = w.split_delimited(frame, 0)
+            resp_header = rpc_pb2.RpcResponseHeaderProto()
+            try:
+                resp_header.ParseFromString(bytes(hdr_bytes))
+            except DecodeError as exc:
+                raise w.WireError(f"bad response header: {exc}") from None
+            if resp_header.callId != call_id & 0xFFFFFFFF:
+                continue  # a stale answer to an abandoned call
+            status = resp_header.status
+            if status == rpc_pb2.RpcResponseHeaderProto.SUCCESS:
+                body, _ = w.split_delimited(frame, pos)
+                resp = response_cls()
+                try:
+                    resp.ParseFromString(bytes(body))
+                except DecodeError as exc:
+                    raise w.WireError(f"bad {response_cls.__name__}: {exc}") from None
+                return resp
+            if status == rpc_pb2.RpcResponseHeaderProto.FATAL:
+                self._disconnect()
+            raise errors.from_remote(resp_header.exceptionClassName or "java.io.IOException",
+                                     resp_header.errorMsg, path=path)
+
+    def raw_call(self, method: str, request: Message, response_cls: type[M]) -> M:
+        """Any ClientNamenodeProtocol call (tests use it to reach methods the seam lacks)."""
+        return self.call(method, request, response_cls)
+
+
+def connect_admin(uri: str, **kwargs: Any) -> AdminRpcClient:
+    return AdminRpcClient(uri, **kwargs)
