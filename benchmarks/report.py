@@ -79,6 +79,12 @@ def _f(x: float | None, fmt: str = "{:,.1f}") -> str:
     return fmt.format(x)
 
 
+def _rate(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.2f}" if x < 10 else f"{x:,.0f}"
+
+
 def _ms(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return "-"
@@ -114,8 +120,8 @@ def format_table(results: list[ScenarioResult]) -> str:
         rr = rat[(r.scenario, r.mode)]
         rows.append([
             r.scenario, r.mode,
-            _f(m.mb_per_s if m else None), _f(m.files_per_s if m else None, "{:,.0f}"),
-            _f(m.ops_per_s if m else None, "{:,.0f}"),
+            _f(m.mb_per_s if m else None), _rate(m.files_per_s if m else None),
+            _rate(m.ops_per_s if m else None),
             _ms(m.latency_p50_ms if m else None),
             _ms(m.latency_p99_ms if m else None),
             _ms(m.ttfb_p50_ms if m else None),
@@ -144,8 +150,8 @@ def markdown_table(results: list[ScenarioResult]) -> str:
         rr = rat[(r.scenario, r.mode)]
         out.append("| " + " | ".join([
             r.scenario, r.mode,
-            _f(m.mb_per_s if m else None), _f(m.files_per_s if m else None, "{:,.0f}"),
-            _f(m.ops_per_s if m else None, "{:,.0f}"),
+            _f(m.mb_per_s if m else None), _rate(m.files_per_s if m else None),
+            _rate(m.ops_per_s if m else None),
             _ms(m.latency_p50_ms if m else None),
             _ms(m.latency_p99_ms if m else None),
             _ms(m.ttfb_p50_ms if m else None),
@@ -252,3 +258,44 @@ def plot(path: str, results: list[ScenarioResult], title: str = "hdfs-csi bench"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# -- reading a document back ------------------------------------------------------------------
+
+def results_from_document(doc: dict[str, Any]) -> list[ScenarioResult]:
+    """Rebuild results from a JSON document (to re-render a table or chart later)."""
+    from benchmarks.stats import Metrics
+
+    fields = set(Metrics.__dataclass_fields__) - {"extra"}
+    out = []
+    for r in doc["results"]:
+        m = r.get("metrics")
+        metrics = None
+        if m:
+            metrics = Metrics(**{k: m.get(k) for k in fields},
+                              extra={k: v for k, v in m.items() if k not in fields})
+        out.append(ScenarioResult(r["scenario"], r["mode"], r["status"], reason=r.get("reason"),
+                                  metrics=metrics, target=r.get("target"),
+                                  notes=r.get("notes") or {}))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.report RUN.json [--plot OUT.png]``: Markdown table of a run."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
+    p.add_argument("json_file")
+    p.add_argument("--plot", help="also redraw the chart here")
+    a = p.parse_args(argv)
+    with open(a.json_file, encoding="utf-8") as f:
+        doc = json.load(f)
+    results = results_from_document(doc)
+    print(markdown_table(results))
+    if a.plot:
+        plot(a.plot, results)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

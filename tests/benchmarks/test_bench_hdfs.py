@@ -77,3 +77,25 @@ def test_pyarrow_dataset_reads_through_the_seam(hdfs, hdfs_root, local_copy):
     here = pads.dataset(f"{lbase}/parquet", format="parquet", filesystem=lfs).to_table()
     assert remote.num_rows == here.num_rows == TINY.parquet.files * TINY.parquet.rows_per_file
     assert remote.sort_by("id").equals(here.sort_by("id"))
+
+
+@pytest.mark.timeout(180)
+def test_remote_profile_slows_minidfs_down(tmp_path):
+    # remote-1g adds 1 ms to every NameNode RPC: a direct stat cannot answer faster
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hdfs_csi", "bench", "--quick", "--scale", "0.05", "--scenarios",
+         "meta", "--modes", "direct", "--profile", "remote-1g", "--data-dir", str(tmp_path / "d"),
+         "--json", str(out), "--plot", str(tmp_path / "r.png"), "--no-progress"],
+        capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["options"]["profile"] == "remote-1g"
+    assert doc["options"]["profile_detail"]["latency_s"] == 0.001
+    (res,) = doc["results"]
+    assert res["status"] == "ok", res["reason"]
+    assert res["metrics"]["latency_p50_ms"] >= 1.0

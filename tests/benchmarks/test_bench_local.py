@@ -82,3 +82,16 @@ def test_report_ratios_table_and_json_handle_skips_and_errors(tmp_path):
     assert back["results"][2]["ratio_to_direct"] == 0.5
     report.plot(str(tmp_path / "p.png"), results)
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_document_round_trips_to_the_same_markdown(tmp_path, capsys):
+    results = [_ok("seq", "local", 200.0), _ok("seq", "direct", 100.0),
+               ScenarioResult("dataloader", "local", "skipped", reason="no torch")]
+    results[0].metrics.extra["note"] = 1
+    doc = report.build_document(results, environment={}, options={}, datasets=[],
+                                scenarios=["seq"], modes=["local", "direct"], started_at="a",
+                                finished_at="b", duration_s=1.0)
+    path = tmp_path / "d.json"
+    report.write_json(str(path), doc)
+    assert report.main([str(path)]) == 0
+    assert capsys.readouterr().out.strip() == report.markdown_table(results)
