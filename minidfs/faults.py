@@ -18,8 +18,10 @@ class TokenBucket:
 
     def __init__(self, rate: float):
         self.rate = float(rate)
-        self.capacity = max(self.rate / 20.0, 65536.0)
-        self._tokens = self.capacity
+        # a stream starts with no credit and may bank at most 50 ms worth: the cap then
+        # holds for short streams too (a 64 KiB block read is one stream)
+        self.capacity = self.rate * 0.05
+        self._tokens = 0.0
         self._stamp = time.monotonic()
 
     def take(self, n: int) -> None:

@@ -78,7 +78,9 @@ class MiniDFSProcess:
 
     def start(self) -> "MiniDFSProcess":
         stderr: Any = subprocess.DEVNULL
+        os.makedirs(self.data_dir, exist_ok=True)
         if self.log_file:
+            os.makedirs(os.path.dirname(os.path.abspath(self.log_file)), exist_ok=True)
             stderr = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
             self.command_line(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
