@@ -290,7 +290,13 @@ class HdfsFilesystem:
             st = self.status(path)
             if st.is_dir:
                 raise FsError(errno.EISDIR)
-            return self._add(self._read_handle(path, st))
+            h = self._read_handle(path, st)
+            if self.cache is None or not self.cache.has_range(h.key, 0, h.size):
+                # Open the HDFS reader now: HDFS checks permissions when a file is
+                # opened (getBlockLocations), and EACCES belongs to open(2), not to
+                # the first read.  A file entirely in the disk cache needs no RPC.
+                self._call(self._reader, h, what="open")
+            return self._add(h)
         self._require_writable()
         st = self.status(path)
         if st.is_dir:

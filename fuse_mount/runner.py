@@ -121,6 +121,11 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
         kw: dict[str, object] = {}
         if opts.user:
             kw["user"] = opts.user
+            # One mount process = one HDFS identity.  hdfs-native reads the simple-auth
+            # user from the environment when it connects (lazily, on the first call),
+            # so it must stay set for the life of the process, not only while the
+            # client object is built.
+            os.environ["HADOOP_USER_NAME"] = opts.user
         if opts.kerberos_principal:
             kw["kerberos_principal"] = opts.kerberos_principal
             kw["kerberos_keytab"] = opts.kerberos_keytab

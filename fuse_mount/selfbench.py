@@ -108,7 +108,11 @@ def mounted(uri: str, mnt: str, *args: str, log: str) -> Iterator[int]:
     finally:
         mounts.unmount(mnt)
         for _ in range(100):
-            if not os.path.exists(f"/proc/{pid}"):
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        break
+            except OSError:
                 break
             time.sleep(0.05)
 

@@ -52,11 +52,7 @@ class Mount:
     args: list[str] = field(default_factory=list)
 
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
+        return pid_alive(self.pid)
 
     def metrics(self) -> dict[str, float]:
         """Scrape the mount's Prometheus endpoint into {sample_name{labels}: value}."""
@@ -77,6 +73,15 @@ class Mount:
             return self.log.read_text(errors="replace")
         except OSError:
             return ""
+
+
+def pid_alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def free_port() -> int:

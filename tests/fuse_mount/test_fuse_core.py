@@ -1,0 +1,340 @@
+"""The filesystem core against minidfs, without a kernel.
+
+These call :class:`fuse_mount.fs.HdfsFilesystem` directly: the same code the
+FUSE adapter calls, so the logic is checked where failures are easy to read.
+Faults minidfs cannot produce on demand at this layer (one failed read, a
+client call that hangs) come from ``hdfs_client.wrappers.FaultInjectingClient``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import stat
+import time
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
+
+from fuse_mount.errors import FsError, errno_for
+from fuse_mount.fs import HdfsFilesystem
+from fuse_mount.options import MountOptions
+from hdfs_client import errors as herr
+from hdfs_client.wrappers import FaultInjectingClient
+
+pytestmark = pytest.mark.timeout(120)
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def base(hdfs):
+    path = f"/core-{uuid.uuid4().hex[:8]}"
+    hdfs.mkdirs(path)
+    return path
+
+
+def make_fs(client, base, **opts):
+    opts.setdefault("io_timeout", 10)
+    return HdfsFilesystem(client, base, MountOptions(**opts))
+
+
+@pytest.fixture
+def fs(hdfs, base):
+    f = make_fs(hdfs, base)
+    yield f
+    f.close()
+
+
+def read_all(fs, path, chunk=MiB):
+    fh = fs.open(path, os.O_RDONLY)
+    try:
+        out = bytearray()
+        while True:
+            b = fs.read(fh, chunk, len(out))
+            if not b:
+                return bytes(out)
+            out += b
+    finally:
+        fs.release(fh)
+
+
+def errno_of(fn, *args):
+    try:
+        fn(*args)
+    except BaseException as exc:  # noqa: BLE001
+        return errno_for(exc)
+    return 0
+
+
+# -- metadata -------------------------------------------------------------------------------
+def test_getattr_and_negative_cache(fs, hdfs, base, minidfs):
+    hdfs.write_file(f"{base}/f", b"x" * 1234)
+    a = fs.getattr("/f")
+    assert stat.S_ISREG(a.mode) and a.size == 1234 and a.nlink == 1
+    assert stat.S_ISDIR(fs.getattr("/").mode)
+    before = minidfs.faults.calls.get("getFileInfo", 0)
+    for _ in range(5):
+        assert errno_of(fs.getattr, "/missing") == errno.ENOENT
+    # one RPC, then the negative entry answers
+    assert minidfs.faults.calls.get("getFileInfo", 0) - before == 1
+
+
+def test_listing_fills_attribute_cache(fs, hdfs, base, minidfs):
+    names = [f"f{i:04d}" for i in range(1500)]  # more than one listing page (1000)
+    for n in names[:3]:
+        hdfs.write_file(f"{base}/{n}", b"abc")
+    for n in names[3:]:
+        hdfs.create(f"{base}/{n}").close()
+    calls = minidfs.faults.calls
+    info0, list0 = calls.get("getFileInfo", 0), calls.get("getListing", 0)
+    entries = fs.readdir("/")
+    assert sorted(n for n, _ in entries if n not in (".", "..")) == names
+    for n in names:
+        fs.getattr(f"/{n}")
+    assert fs.getattr("/f0001").size == 3
+    assert calls.get("getListing", 0) - list0 == 2           # two pages
+    assert calls.get("getFileInfo", 0) - info0 <= 1          # the directory itself, at most
+
+
+def test_metadata_ttl_expiry_sees_changes(hdfs, base):
+    fs = make_fs(hdfs, base, metadata_ttl=0.3)
+    try:
+        hdfs.write_file(f"{base}/g", b"one")
+        assert fs.getattr("/g").size == 3
+        hdfs.write_file(f"{base}/g", b"three", overwrite=True)
+        assert fs.getattr("/g").size == 3  # still cached
+        time.sleep(0.4)
+        assert fs.getattr("/g").size == 5
+        assert read_all(fs, "/g") == b"three"
+    finally:
+        fs.close()
+
+
+# -- reads ------------------------------------------------------------------------------------
+SRC = random.Random(3).randbytes(int(3.5 * MiB))  # 1 MiB blocks in the fixture: 4 blocks
+
+
+@pytest.fixture
+def multiblock(hdfs, base):
+    hdfs.write_file(f"{base}/mb.bin", SRC)
+    return "/mb.bin"
+
+
+def test_sequential_read_multiblock(fs, multiblock):
+    assert read_all(fs, multiblock, chunk=128 * 1024) == SRC
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reads=hst.lists(hst.tuples(hst.integers(0, len(SRC) + 10), hst.integers(1, 3 * MiB)),
+                       min_size=1, max_size=8))
+def test_random_reads_are_exact(fs, multiblock, reads):
+    fh = fs.open(multiblock, os.O_RDONLY)
+    try:
+        for off, n in reads:
+            assert bytes(fs.read(fh, n, off)) == SRC[off:off + n]
+    finally:
+        fs.release(fh)
+
+
+def test_disk_cache_serves_second_read(hdfs, base, tmp_path, multiblock):
+    fs = make_fs(hdfs, base, cache_dir=str(tmp_path / "cache"))
+    try:
+        assert read_all(fs, multiblock) == SRC
+        from_hdfs = fs.metrics.value("hdfs_fuse_hdfs_read_bytes_total")
+        assert from_hdfs >= len(SRC)
+        assert read_all(fs, multiblock, chunk=300_000) == SRC
+        assert fs.metrics.value("hdfs_fuse_hdfs_read_bytes_total") == from_hdfs
+        assert fs.metrics.value("hdfs_fuse_cache_read_bytes_total") >= len(SRC)
+        # random reads from the cache are exact too
+        fh = fs.open(multiblock, os.O_RDONLY)
+        for off in (0, 5, MiB - 1, 3 * MiB + 17):
+            assert bytes(fs.read(fh, 4096, off)) == SRC[off:off + 4096]
+        fs.release(fh)
+    finally:
+        fs.close()
+
+
+def test_changed_file_not_served_stale_from_cache(hdfs, base, tmp_path):
+    fs = make_fs(hdfs, base, cache_dir=str(tmp_path / "cache"), metadata_ttl=0.3)
+    try:
+        hdfs.write_file(f"{base}/c", b"A" * 1000)
+        assert read_all(fs, "/c") == b"A" * 1000
+        hdfs.write_file(f"{base}/c", b"B" * 1000, overwrite=True)  # same length
+        time.sleep(0.4)
+        assert read_all(fs, "/c") == b"B" * 1000
+    finally:
+        fs.close()
+
+
+# -- faults at the client seam ------------------------------------------------------------
+def test_one_failed_read_is_retried(hdfs, base, multiblock):
+    client = FaultInjectingClient(hdfs)
+    fs = make_fs(client, base)
+    try:
+        client.fail_next("read", 1)
+        assert read_all(fs, multiblock) == SRC
+    finally:
+        fs.close()
+
+
+def test_persistent_read_failure_is_eio(hdfs, base, multiblock):
+    client = FaultInjectingClient(hdfs)
+    fs = make_fs(client, base)
+    try:
+        fh = fs.open(multiblock, os.O_RDONLY)
+        client.fail_next("read", 100)
+        assert errno_of(fs.read, fh, 4096, 0) == errno.EIO
+        client.clear()
+        assert bytes(fs.read(fh, 4096, 0)) == SRC[:4096]  # works again once HDFS does
+        fs.release(fh)
+    finally:
+        fs.close()
+
+
+def test_hung_read_becomes_eio_in_bounded_time(hdfs, base, multiblock):
+    client = FaultInjectingClient(hdfs)
+    fs = make_fs(client, base, io_timeout=0.5)
+    try:
+        fh = fs.open(multiblock, os.O_RDONLY)
+        client.delay("read", 3.0)
+        t0 = time.monotonic()
+        assert errno_of(fs.read, fh, 4096, 0) == errno.EIO
+        assert time.monotonic() - t0 < 1.5
+        client.clear()
+        assert bytes(fs.read(fh, 4096, 2 * MiB)) == SRC[2 * MiB:2 * MiB + 4096]
+        fs.release(fh)
+        assert fs.metrics.value("hdfs_fuse_hdfs_timeouts_total") >= 1
+    finally:
+        fs.close()
+
+
+def test_hung_namenode_call_becomes_eio(hdfs, base):
+    client = FaultInjectingClient(hdfs)
+    fs = make_fs(client, base, io_timeout=0.3)
+    try:
+        client.delay("get_status", 2.0)
+        t0 = time.monotonic()
+        assert errno_of(fs.getattr, "/whatever") == errno.EIO
+        client.delay("list_dir", 2.0)
+        assert errno_of(fs.readdir, "/") == errno.EIO
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        client.clear()
+        fs.close()
+
+
+# -- writes ---------------------------------------------------------------------------------
+def write_file(fs, path, chunks, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC, create=True):
+    fh = fs.create(path, 0o644, flags) if create else fs.open(path, flags)
+    pos = 0
+    for c in chunks:
+        assert fs.write(fh, c, pos) == len(c)
+        pos += len(c)
+    fs.flush(fh)
+    fs.release(fh)
+
+
+def test_create_write_close_visible_to_client(fs, hdfs, base):
+    data = random.Random(1).randbytes(3 * MiB + 5)
+    write_file(fs, "/w.bin", [data[i:i + MiB] for i in range(0, len(data), MiB)])
+    assert hdfs.read_file(f"{base}/w.bin") == data
+    assert fs.getattr("/w.bin").size == len(data)
+
+
+def test_random_offset_write_is_enotsup(fs, hdfs, base):
+    fh = fs.create("/r.bin", 0o644, os.O_WRONLY | os.O_CREAT)
+    fs.write(fh, b"a" * 10, 0)
+    assert errno_of(fs.write, fh, b"b", 5) == errno.ENOTSUP
+    assert errno_of(fs.write, fh, b"b", 20) == errno.ENOTSUP
+    fs.write(fh, b"c" * 10, 10)
+    fs.flush(fh)
+    fs.release(fh)
+    assert hdfs.read_file(f"{base}/r.bin") == b"a" * 10 + b"c" * 10
+
+
+def test_append_and_truncate_on_open(fs, hdfs, base):
+    hdfs.write_file(f"{base}/a.txt", b"hello ")
+    write_file(fs, "/a.txt", [b"world"], flags=os.O_WRONLY | os.O_APPEND, create=False)
+    assert hdfs.read_file(f"{base}/a.txt") == b"hello world"
+    # open without O_TRUNC/O_APPEND: writing at the end appends, at 0 is refused
+    fh = fs.open("/a.txt", os.O_WRONLY)
+    assert errno_of(fs.write, fh, b"X", 0) == errno.ENOTSUP
+    fs.release(fh)
+    fh = fs.open("/a.txt", os.O_WRONLY)
+    fs.write(fh, b"!", 11)
+    fs.flush(fh)
+    fs.release(fh)
+    assert hdfs.read_file(f"{base}/a.txt") == b"hello world!"
+    write_file(fs, "/a.txt", [b"new"], flags=os.O_WRONLY | os.O_TRUNC, create=False)
+    assert hdfs.read_file(f"{base}/a.txt") == b"new"
+
+
+def test_write_after_flush_reopens_for_append(fs, hdfs, base):
+    fh = fs.create("/d.txt", 0o644, os.O_WRONLY | os.O_CREAT)
+    fs.write(fh, b"one", 0)
+    fs.flush(fh)                      # close(2) of a dup: file completed
+    assert hdfs.read_file(f"{base}/d.txt") == b"one"
+    fs.write(fh, b"two", 3)           # the other descriptor keeps writing
+    fs.fsync(fh)
+    fs.flush(fh)
+    fs.release(fh)
+    assert hdfs.read_file(f"{base}/d.txt") == b"onetwo"
+
+
+def test_truncate_variants(fs, hdfs, base):
+    hdfs.write_file(f"{base}/t", b"0123456789")
+    assert errno_of(fs.truncate, "/t", 4) == errno.ENOTSUP
+    fs.truncate("/t", 10)             # no-op
+    fs.truncate("/t", 12)             # extend with zeros
+    assert hdfs.read_file(f"{base}/t") == b"0123456789\0\0"
+    fs.truncate("/t", 0)
+    assert hdfs.read_file(f"{base}/t") == b""
+
+
+def test_namespace_operations(fs, hdfs, base):
+    fs.mkdir("/d", 0o750)
+    assert errno_of(fs.mkdir, "/d", 0o755) == errno.EEXIST
+    assert errno_of(fs.mkdir, "/nope/x", 0o755) == errno.ENOENT
+    write_file(fs, "/d/f", [b"data"])
+    assert errno_of(fs.rmdir, "/d") == errno.ENOTEMPTY
+    assert errno_of(fs.rmdir, "/d/f") == errno.ENOTDIR
+    assert errno_of(fs.unlink, "/d") == errno.EISDIR
+    fs.rename("/d/f", "/d/g")
+    assert errno_of(fs.getattr, "/d/f") == errno.ENOENT
+    assert fs.getattr("/d/g").size == 4
+    hdfs.write_file(f"{base}/d/h", b"other")
+    fs.rename("/d/h", "/d/g")          # replaces, like POSIX rename
+    assert hdfs.read_file(f"{base}/d/g") == b"other"
+    fs.chmod("/d/g", 0o600)
+    assert fs.getattr("/d/g").mode & 0o7777 == 0o600
+    fs.utimens("/d/g", 1_600_000_000_000_000_000, 1_500_000_000_000_000_000)
+    a = fs.getattr("/d/g")
+    assert a.mtime_ns == 1_500_000_000_000_000_000 and a.atime_ns == 1_600_000_000_000_000_000
+    fs.unlink("/d/g")
+    fs.rmdir("/d")
+    assert not hdfs.exists(f"{base}/d")
+    assert errno_of(fs.getattr, "/d") == errno.ENOENT
+
+
+def test_read_only_refuses_every_change(hdfs, base):
+    hdfs.write_file(f"{base}/ro", b"keep")
+    fs = make_fs(hdfs, base, read_only=True)
+    try:
+        for call in (lambda: fs.open("/ro", os.O_WRONLY), lambda: fs.create("/n", 0o644),
+                     lambda: fs.mkdir("/x", 0o755), lambda: fs.unlink("/ro"),
+                     lambda: fs.rename("/ro", "/r2"), lambda: fs.chmod("/ro", 0o777),
+                     lambda: fs.truncate("/ro", 0), lambda: fs.utimens("/ro", None, None),
+                     lambda: fs.rmdir("/")):
+            assert errno_of(call) == errno.EROFS
+        assert read_all(fs, "/ro") == b"keep"
+    finally:
+        fs.close()
+
+
+def test_statfs_answers(fs):
+    s = fs.statfs()
+    assert s.blocks > 0 and s.bavail <= s.blocks and s.namemax == 255

@@ -1,0 +1,184 @@
+"""Reads through real FUSE mounts (daemon CLI) over minidfs."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import errno
+import os
+import random
+import stat
+import subprocess
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
+
+from conftest import hdfs_dir
+
+pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
+
+MiB = 1 << 20
+SRC = random.Random(11).randbytes(int(5.3 * MiB))  # 1 MiB blocks: 6 blocks
+
+
+@pytest.fixture(scope="module")
+def dataset(minidfs):
+    """An HDFS directory with a multi-block file and some small ones (written once)."""
+    import hdfs_client
+
+    client = hdfs_client.connect(minidfs.uri)
+    base = hdfs_dir(client, "read")
+    client.write_file(f"{base}/big.bin", SRC)
+    small = {}
+    for i in range(40):
+        data = random.Random(i).randbytes(90_000 + i * 997)
+        client.write_file(f"{base}/small/{i:03d}.jpg", data)
+        small[f"{i:03d}.jpg"] = data
+    client.write_file(f"{base}/empty", b"")
+    client.close()
+    return base, small
+
+
+@pytest.fixture
+def ro_mount(minidfs, dataset, mount_factory):
+    base, _ = dataset
+    return mount_factory(f"{minidfs.uri}{base}", "--read-only")
+
+
+def test_sequential_read_is_exact(ro_mount):
+    with open(ro_mount.path / "big.bin", "rb") as f:
+        assert f.read() == SRC
+    assert (ro_mount.path / "empty").read_bytes() == b""
+    st = os.stat(ro_mount.path / "big.bin")
+    assert st.st_size == len(SRC) and stat.S_ISREG(st.st_mode)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reads=hst.lists(hst.tuples(hst.integers(0, len(SRC) + 100), hst.integers(1, 2 * MiB + 7)),
+                       min_size=1, max_size=10),
+       drop=hst.booleans())
+def test_random_reads_are_exact(ro_mount, reads, drop):
+    fd = os.open(ro_mount.path / "big.bin", os.O_RDONLY)
+    try:
+        if drop:  # make the kernel ask the mount again instead of its page cache
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        for off, n in reads:
+            assert os.pread(fd, n, off) == SRC[off:off + n]
+    finally:
+        os.close(fd)
+
+
+def test_direct_io_reads_are_exact(ro_mount):
+    """O_DIRECT bypasses the page cache: every request reaches the read-ahead logic."""
+    fd = os.open(ro_mount.path / "big.bin", os.O_RDONLY | os.O_DIRECT)
+    try:
+        got = bytearray()
+        while True:
+            b = os.read(fd, 256 * 1024)
+            if not b:
+                break
+            got += b
+        assert got == SRC
+    finally:
+        os.close(fd)
+
+
+def test_many_concurrent_readers(ro_mount, dataset):
+    _, small = dataset
+
+    def read_small(name):
+        return (ro_mount.path / "small" / name).read_bytes() == small[name]
+
+    def read_big(seed):
+        rnd = random.Random(seed)
+        fd = os.open(ro_mount.path / "big.bin", os.O_RDONLY)
+        try:
+            for _ in range(20):
+                off, n = rnd.randrange(len(SRC)), rnd.randrange(1, 300_000)
+                if os.pread(fd, n, off) != SRC[off:off + n]:
+                    return False
+            return True
+        finally:
+            os.close(fd)
+
+    with cf.ThreadPoolExecutor(16) as ex:
+        jobs = [ex.submit(read_small, n) for n in small] * 2
+        jobs += [ex.submit(read_big, s) for s in range(8)]
+        assert all(j.result(timeout=120) for j in jobs)
+
+
+def test_readdir_and_stat(ro_mount, dataset):
+    _, small = dataset
+    assert sorted(os.listdir(ro_mount.path)) == ["big.bin", "empty", "small"]
+    assert sorted(os.listdir(ro_mount.path / "small")) == sorted(small)
+    for name, data in small.items():
+        assert os.stat(ro_mount.path / "small" / name).st_size == len(data)
+    with pytest.raises(FileNotFoundError):
+        os.stat(ro_mount.path / "nope")
+    with pytest.raises(NotADirectoryError):
+        os.stat(ro_mount.path / "big.bin" / "x")
+    with pytest.raises(IsADirectoryError):
+        open(ro_mount.path / "small", "rb")
+
+
+def test_page_cache_kept_while_unchanged(ro_mount, minidfs):
+    """Second open of an unchanged file is served by the kernel: no new HDFS reads."""
+    data = (ro_mount.path / "big.bin").read_bytes()
+    assert data == SRC
+    reads0 = minidfs.faults.calls.get("READ_BLOCK", 0)
+    assert (ro_mount.path / "big.bin").read_bytes() == SRC
+    assert minidfs.faults.calls.get("READ_BLOCK", 0) == reads0
+
+
+def test_huge_directory_ls_is_one_listing(minidfs, hdfs, mount_factory):
+    """`ls -l` of a big directory: paged listings, not one getFileInfo per entry."""
+    n = 3000
+    base = hdfs_dir(hdfs, "huge")
+    with cf.ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda i: hdfs.create(f"{base}/file-{i:06d}").close(), range(n)))
+    m = mount_factory(f"{minidfs.uri}{base}", "--read-only", "--metadata-ttl", "60")
+    calls = minidfs.faults.calls
+    info0, list0 = calls.get("getFileInfo", 0), calls.get("getListing", 0)
+    out = subprocess.run(["ls", "-l", str(m.path)], capture_output=True, text=True, check=True)
+    assert len(out.stdout.splitlines()) == n + 1  # "total" line + entries
+    assert calls.get("getListing", 0) - list0 <= 2 * (n // 1000 + 1)
+    assert calls.get("getFileInfo", 0) - info0 <= 5
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_huge_directory_100k(minidfs_factory, mount_factory):
+    import hdfs_client
+
+    dfs = minidfs_factory()
+    client = hdfs_client.connect(dfs.uri)
+    n = 100_000
+    client.mkdirs("/big")
+    with cf.ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda i: client.create(f"/big/f{i:06d}").close(), range(n)))
+    m = mount_factory(f"{dfs.uri}/big", "--read-only", "--metadata-ttl", "300")
+    info0 = dfs.faults.calls.get("getFileInfo", 0)
+    t0 = time.monotonic()
+    out = subprocess.run(["ls", "-l", str(m.path)], capture_output=True, text=True, check=True)
+    elapsed = time.monotonic() - t0
+    assert len(out.stdout.splitlines()) == n + 1
+    assert dfs.faults.calls.get("getFileInfo", 0) - info0 <= 5
+    print(f"ls -l of {n} entries: {elapsed:.1f}s")
+
+
+def test_read_only_mount_refuses_changes(ro_mount):
+    p = ro_mount.path
+    for fn in (lambda: open(p / "new", "wb"), lambda: os.mkdir(p / "d"),
+               lambda: os.unlink(p / "big.bin"), lambda: os.rename(p / "big.bin", p / "x"),
+               lambda: os.chmod(p / "big.bin", 0o600), lambda: os.truncate(p / "big.bin", 0),
+               lambda: open(p / "big.bin", "ab")):
+        with pytest.raises(OSError) as ei:
+            fn()
+        assert ei.value.errno == errno.EROFS
+    assert (p / "big.bin").read_bytes()[:100] == SRC[:100]
+
+
+def test_statfs(ro_mount):
+    st = os.statvfs(ro_mount.path)
+    assert st.f_blocks > 0 and st.f_bavail <= st.f_blocks and st.f_namemax == 255
