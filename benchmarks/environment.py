@@ -43,7 +43,7 @@ class Profile:
 
     name: str
     bandwidth_per_stream: float | None   #: bytes/s per DataNode read stream, None = unlimited
-    latency_s: float                      #: added per RPC and per DataNode request
+    latency_s: float                      #: added to every NameNode RPC
     description: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,10 +54,10 @@ PROFILES: dict[str, Profile] = {
     "local": Profile("local", None, 0.0, "minidfs on this machine, no throttling"),
     # a 10 GbE cluster: one TCP stream rarely beats ~1/3 of the link; ~0.25 ms RTT
     "remote-10g": Profile("remote-10g", 400e6, 0.00025,
-                          "10 Gbit/s network: 400 MB/s per stream, 0.25 ms per request"),
+                          "10 Gbit/s network: 400 MB/s per stream, 0.25 ms per NameNode RPC"),
     # a 1 GbE cluster or a cross-zone link: ~110 MB/s per stream, 1 ms RTT
     "remote-1g": Profile("remote-1g", 110e6, 0.001,
-                         "1 Gbit/s network: 110 MB/s per stream, 1 ms per request"),
+                         "1 Gbit/s network: 110 MB/s per stream, 1 ms per NameNode RPC"),
 }
 
 

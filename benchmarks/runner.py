@@ -292,6 +292,9 @@ class Bench:
             env["minidfs"] = self.minidfs is not None
             env["mountpoint"] = cfg.mountpoint
             env["mount_defaults"] = _mount_defaults()
+            env["mount_flags"] = (None if cfg.mountpoint else
+                                  ["--read-only", "--cache-dir", "<fresh per scenario>",
+                                   *cfg.mount_args])
         doc = report.build_document(
             results, environment=env, options=cfg.to_dict(), datasets=prepared,
             scenarios=cfg.scenarios, modes=self._modes_for(), started_at=started,
