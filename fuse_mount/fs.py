@@ -159,6 +159,7 @@ class HdfsFilesystem:
         self._writing: dict[str, set[_WriteHandle]] = {}
         self._lock = threading.Lock()
         self._statfs: tuple[float, StatFs] | None = None
+        self._statfs_pending: Any = None
         self._uid, self._gid = os.getuid(), os.getgid()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -266,22 +267,37 @@ class HdfsFilesystem:
                 seen = len(out)
 
     def statfs(self) -> StatFs:
+        """Cluster capacity, answered at once: health checks (``mount_state``) and
+        ``df`` probe with statfs, and neither may hang on a slow NameNode.  A stale
+        answer is returned while a refresh runs in the background."""
         now = time.monotonic()
-        if self._statfs and now - self._statfs[0] < _STATFS_TTL:
-            return self._statfs[1]
-        frsize = 4096
-        try:
-            fs = self._call(self.client.fs_stats, what="statfs")
-            capacity, remaining = fs.capacity, fs.remaining
-        except Exception as exc:  # noqa: BLE001 - statfs must answer; df is not worth an EIO
-            log.debug("fs_stats unavailable (%s); reporting fixed numbers", exc)
-            capacity, remaining = FALLBACK_CAPACITY, FALLBACK_CAPACITY
-        result = StatFs(
-            bsize=BLKSIZE, frsize=frsize, blocks=capacity // frsize, bfree=remaining // frsize,
-            bavail=remaining // frsize, files=1 << 32, ffree=1 << 31,
-        )
-        self._statfs = (now, result)
-        return result
+        cached = self._statfs
+        if cached is None:
+            try:  # first call: wait a little, then answer with fixed numbers
+                self.pool.wait(self._statfs_refresh(), min(self.timeout, 2.0), "statfs")
+            except Exception as exc:  # noqa: BLE001 - statfs must answer; df is not worth an EIO
+                log.debug("fs_stats unavailable (%s); reporting fixed numbers", exc)
+            cached = self._statfs or (now, _statfs_from(FALLBACK_CAPACITY, FALLBACK_CAPACITY))
+        elif now - cached[0] > _STATFS_TTL:
+            self._statfs_refresh()
+        return cached[1]
+
+    def _statfs_refresh(self) -> Any:
+        with self._lock:
+            if self._statfs_pending is not None and not self._statfs_pending.done():
+                return self._statfs_pending
+
+            def fetch() -> None:
+                try:
+                    fs = self.client.fs_stats()
+                    result = _statfs_from(fs.capacity, fs.remaining)
+                except Exception as exc:  # noqa: BLE001 - unsupported or down: fixed numbers
+                    log.debug("fs_stats unavailable (%s); reporting fixed numbers", exc)
+                    result = _statfs_from(FALLBACK_CAPACITY, FALLBACK_CAPACITY)
+                self._statfs = (time.monotonic(), result)
+
+            self._statfs_pending = self.pool.submit(fetch)
+            return self._statfs_pending
 
     # -- open / read ------------------------------------------------------------------------
     def open(self, path: str, flags: int) -> int:
@@ -713,6 +729,13 @@ class HdfsFilesystem:
 
 
 # -- helpers ------------------------------------------------------------------------------
+def _statfs_from(capacity: int, remaining: int) -> StatFs:
+    frsize = 4096
+    return StatFs(bsize=BLKSIZE, frsize=frsize, blocks=capacity // frsize,
+                  bfree=remaining // frsize, bavail=remaining // frsize,
+                  files=1 << 32, ffree=1 << 31)
+
+
 def _write_all(writer: HdfsWriter, data: bytes) -> None:
     view = memoryview(data)
     while view:

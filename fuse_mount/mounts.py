@@ -90,10 +90,17 @@ def _canonical(path: str) -> str:
 
 
 def mount_state(path: str) -> MountState:
+    """ABSENT, HEALTHY or DEAD.
+
+    Probes with ``statvfs``, not ``stat``: the kernel answers ``stat`` of a FUSE
+    mount from its attribute cache (for ``attr_timeout`` seconds) even after the
+    daemon died, while ``statfs`` always reaches the daemon, so a dead mount is
+    seen at once.  The hdfs-csi mount answers ``statfs`` without waiting on HDFS.
+    """
     if find_mount(path) is None:
         return MountState.ABSENT
     try:
-        os.stat(path)
+        os.statvfs(path)
         return MountState.HEALTHY
     except OSError as exc:
         if exc.errno in _DEAD_ERRNOS:

@@ -1,0 +1,230 @@
+"""Faults, cache behaviour, metrics and the daemon's life cycle, on real mounts."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import hdfs_dir, pid_alive, run_cli
+from fuse_mount import mounts
+
+pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
+
+MiB = 1 << 20
+
+
+def blob(n, seed):
+    import random
+
+    return random.Random(seed).randbytes(n)
+
+
+def wait_until(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# -- DataNode faults ----------------------------------------------------------------------
+@pytest.fixture
+def own_cluster(minidfs_factory):
+    import hdfs_client
+
+    dfs = minidfs_factory(datanodes=1)
+    client = hdfs_client.connect(dfs.uri)
+    client.mkdirs("/d")
+    yield dfs, client
+    client.close()
+
+
+def test_stopped_datanode_is_eio_then_recovers(own_cluster, mount_factory):
+    dfs, client = own_cluster
+    data = blob(2 * MiB, 1)
+    client.write_file("/d/f", data)
+    m = mount_factory(f"{dfs.uri}/d", "--read-only", "--io-timeout", "3")
+    assert os.stat(m.path / "f").st_size == len(data)
+    dfs.stop_datanode(0)
+    t0 = time.monotonic()
+    with pytest.raises(OSError) as ei:
+        (m.path / "f").read_bytes()
+    assert ei.value.errno == errno.EIO
+    assert time.monotonic() - t0 < 3 * 2 + 5  # open + read, each bounded by --io-timeout
+    dfs.start_datanode(0)
+    assert wait_until(lambda: _reads_ok(m.path / "f", data), timeout=30)
+
+
+def _reads_ok(path, data):
+    try:
+        return path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def test_stalled_datanode_is_eio_in_bounded_time(own_cluster, mount_factory):
+    dfs, client = own_cluster
+    data = blob(3 * MiB, 2)
+    client.write_file("/d/s", data)
+    m = mount_factory(f"{dfs.uri}/d", "--read-only", "--io-timeout", "1.5")
+    fd = os.open(m.path / "s", os.O_RDONLY)
+    try:
+        dfs.faults.stall_reads(0)
+        t0 = time.monotonic()
+        with pytest.raises(OSError) as ei:
+            os.pread(fd, 4096, MiB)
+        elapsed = time.monotonic() - t0
+        assert ei.value.errno == errno.EIO
+        assert elapsed < 1.5 + 3, elapsed
+        # other requests are not blocked by the hung one
+        t0 = time.monotonic()
+        assert sorted(os.listdir(m.path)) == ["s"]
+        assert time.monotonic() - t0 < 1.0
+        dfs.faults.unstall()
+        assert wait_until(lambda: os.pread(fd, 4096, MiB) == data[MiB:MiB + 4096], 20)
+        assert os.pread(fd, len(data), 0) == data
+    finally:
+        dfs.faults.unstall()
+        os.close(fd)
+
+
+# -- disk cache -------------------------------------------------------------------------------
+def cache_bytes(d):
+    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and f.name != ".lock")
+
+
+def test_cache_eviction_under_small_cache(minidfs, hdfs, mount_factory, tmp_path):
+    base = hdfs_dir(hdfs, "evict")
+    files = {f"f{i}": blob(int(1.5 * MiB), 10 + i) for i in range(4)}
+    for name, data in files.items():
+        hdfs.write_file(f"{base}/{name}", data)
+    cache = tmp_path / "cache"
+    m = mount_factory(f"{minidfs.uri}{base}", "--read-only", "--cache-dir", str(cache),
+                      "--cache-size", "3M", metrics=True)
+    for name, data in files.items():
+        assert (m.path / name).read_bytes() == data
+    assert 0 < cache_bytes(cache) <= 3 * MiB
+    metrics = m.metrics()
+    assert metrics["hdfs_fuse_cache_evictions_total"] >= 1
+    assert metrics["hdfs_fuse_cache_bytes"] <= 3 * MiB
+    for name, data in files.items():  # evicted or not, the bytes are right
+        fd = os.open(m.path / name, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        assert os.pread(fd, len(data), 0) == data
+        os.close(fd)
+
+
+def test_warm_cache_survives_remount_and_serves_without_datanode(own_cluster, mount_factory,
+                                                                 tmp_path):
+    dfs, client = own_cluster
+    data = blob(3 * MiB + 123, 3)
+    client.write_file("/d/w", data)
+    cache = tmp_path / "cache"
+    args = ("--read-only", "--cache-dir", str(cache), "--cache-size", "64M")
+    m1 = mount_factory(f"{dfs.uri}/d", *args, name="first")
+    assert (m1.path / "w").read_bytes() == data
+    mounts.unmount(str(m1.path))
+    assert wait_until(lambda: not pid_alive(m1.pid))
+    dfs.stop_datanode(0)  # only the NameNode is left: data must come from the cache
+    m2 = mount_factory(f"{dfs.uri}/d", *args, "--io-timeout", "3", metrics=True, name="second")
+    assert (m2.path / "w").read_bytes() == data
+    metrics = m2.metrics()
+    assert metrics["hdfs_fuse_hdfs_read_bytes_total"] == 0
+    assert metrics["hdfs_fuse_cache_read_bytes_total"] >= len(data)
+
+
+def test_full_cache_disk_reads_through(minidfs, hdfs, mount_factory, tmp_path):
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(tiny)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs (needs root): {r.stderr.strip()}")
+    try:
+        base = hdfs_dir(hdfs, "full")
+        data = blob(5 * MiB, 4)
+        hdfs.write_file(f"{base}/big", data)
+        m = mount_factory(f"{minidfs.uri}{base}", "--read-only", "--cache-dir", str(tiny),
+                          "--cache-size", "1G", metrics=True)
+        assert (m.path / "big").read_bytes() == data
+        assert m.metrics()["hdfs_fuse_cache_write_errors_total"] >= 1
+        mounts.unmount(str(m.path))
+    finally:
+        subprocess.run(["umount", "-l", str(tiny)], check=False)
+
+
+def test_metrics_endpoint(minidfs, hdfs, mount_factory):
+    base = hdfs_dir(hdfs, "metrics")
+    data = blob(2 * MiB, 5)
+    hdfs.write_file(f"{base}/m", data)
+    m = mount_factory(f"{minidfs.uri}{base}", "--read-only", metrics=True)
+    assert (m.path / "m").read_bytes() == data
+    with pytest.raises(FileNotFoundError):
+        os.stat(m.path / "nope")
+    metrics = m.metrics()
+    assert metrics["hdfs_fuse_hdfs_read_bytes_total"] >= len(data)
+    assert metrics['hdfs_fuse_request_seconds_count{op="read"}'] >= 1
+    assert metrics['hdfs_fuse_errors_total{errno="ENOENT",op="getattr"}'] >= 1
+    assert "hdfs_fuse_readahead_wasted_bytes_total" in metrics
+
+
+# -- daemon life cycle ----------------------------------------------------------------------
+def test_sigterm_unmounts_cleanly(minidfs, hdfs, mount_factory):
+    base = hdfs_dir(hdfs, "term")
+    m = mount_factory(f"{minidfs.uri}{base}")
+    assert mounts.mount_state(str(m.path)) is mounts.MountState.HEALTHY
+    os.kill(m.pid, signal.SIGTERM)
+    assert wait_until(lambda: not pid_alive(m.pid))
+    assert mounts.find_mount(str(m.path)) is None
+
+
+def test_fusermount_u_ends_the_process(minidfs, hdfs, mount_factory):
+    base = hdfs_dir(hdfs, "fu")
+    m = mount_factory(f"{minidfs.uri}{base}")
+    subprocess.run(["fusermount3", "-u", str(m.path)], check=True)
+    assert wait_until(lambda: not pid_alive(m.pid))
+
+
+def test_daemon_reports_errors(minidfs, hdfs, tmp_path):
+    base = hdfs_dir(hdfs, "err")
+    hdfs.write_file(f"{base}/file", b"x")
+    r = run_cli("http://nope/x", str(tmp_path / "m1"))
+    assert r.returncode == 2 and "hdfs://" in r.stderr
+    r = run_cli(f"{minidfs.uri}{base}/file", str(tmp_path / "m2"))
+    assert r.returncode == 1 and "not a directory" in r.stderr.lower()
+    r = run_cli(f"{minidfs.uri}{base}/missing", str(tmp_path / "m3"))
+    assert r.returncode == 1 and "NotFound" in r.stderr
+    with socket.socket() as s:        # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    t0 = time.monotonic()
+    r = run_cli(f"hdfs://127.0.0.1:{dead}/x", str(tmp_path / "m4"), "--io-timeout", "3")
+    assert r.returncode == 1 and r.stderr.strip()
+    assert time.monotonic() - t0 < 60
+    for d in ("m2", "m3", "m4"):
+        assert mounts.find_mount(str(tmp_path / d)) is None
+
+
+def test_second_mount_on_same_point_is_refused(minidfs, hdfs, mount_factory):
+    base = hdfs_dir(hdfs, "twice")
+    m = mount_factory(f"{minidfs.uri}{base}")
+    r = run_cli(f"{minidfs.uri}{base}", str(m.path))
+    assert r.returncode == 1 and "already mounted" in r.stderr
+
+
+def test_dead_mount_is_replaced(minidfs, hdfs, mount_factory):
+    """A killed daemon leaves ENOTCONN behind; mounting again clears it."""
+    base = hdfs_dir(hdfs, "dead")
+    hdfs.write_file(f"{base}/x", b"alive")
+    m = mount_factory(f"{minidfs.uri}{base}", name="dead")
+    os.kill(m.pid, signal.SIGKILL)
+    assert wait_until(lambda: mounts.mount_state(str(m.path)) is mounts.MountState.DEAD)
+    m2 = mount_factory(f"{minidfs.uri}{base}", name="dead")
+    assert (m2.path / "x").read_bytes() == b"alive"
