@@ -27,6 +27,7 @@ ENV = {
     "allowed_base_path": "HDFS_ALLOWED_BASE_PATHS",
     "hdfs_user": "HDFS_USER",
     "state_dir": "STATE_DIR",
+    "kubelet_dir": "KUBELET_DIR",
     "default_capacity": "DEFAULT_CAPACITY",
     "max_capacity": "MAX_CAPACITY",
     "quota_replication": "QUOTA_REPLICATION",
@@ -69,6 +70,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "HDFS user for calls whose request names none (simple auth)")
     add("--state-dir", "state_dir", "/var/lib/hdfs-csi",
         "node state, keytab files and caches (a hostPath on Kubernetes)")
+    add("--kubelet-dir", "kubelet_dir", None,
+        "comma-separated local roots that staging/target paths must be under (repeatable; "
+        "default: /var/lib/kubelet and the system temporary directory)", action="append")
     add("--default-capacity", "default_capacity", "1Gi",
         "capacity of volumes created without capacity_range")
     add("--max-capacity", "max_capacity", "0", "largest volume allowed (0 = no limit)")
@@ -98,9 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    extra: list[str] = []
-    for item in args.allowed_base_path or []:
-        extra += [p.strip() for p in str(item).split(",") if p.strip()]
+    def listed(values: list[str] | None) -> list[str]:
+        out: list[str] = []
+        for item in values or []:
+            out += [p.strip() for p in str(item).split(",") if p.strip()]
+        return out
+
+    extra = listed(args.allowed_base_path)
+    kubelet_dirs = listed(args.kubelet_dir)
+    optional: dict[str, object] = {"kubelet_dirs": tuple(kubelet_dirs)} if kubelet_dirs else {}
     return Config(
         endpoint=args.endpoint,
         node_id=args.node_id or "",
@@ -120,6 +130,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         max_volumes_per_node=int(args.max_volumes_per_node),
         workers=int(args.workers),
         grace_period=parse_duration(args.grace_period),
+        **optional,  # type: ignore[arg-type]
     ).validate()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from dataclasses import dataclass, field
 
 from csi_driver.errors import InvalidArgument
@@ -32,6 +33,13 @@ class Config:
     extra_base_paths: tuple[str, ...] = ()
     hdfs_user: str | None = None            #: identity when a request carries none
     state_dir: str = "/var/lib/hdfs-csi"
+    #: Local roots that staging and target paths must lie under.  kubelet only
+    #: ever hands out paths below its root directory; anything else in a node
+    #: request (``/etc``, ``/``) is refused.  The default adds the temporary
+    #: directory so conformance suites that use it work out of the box; a
+    #: DaemonSet passes ``--kubelet-dir`` and gets exactly that root.
+    kubelet_dirs: tuple[str, ...] = field(
+        default_factory=lambda: ("/var/lib/kubelet", tempfile.gettempdir()))
     default_capacity: int = 1024**3         #: CreateVolume without capacity_range
     max_capacity: int = 0                   #: 0 = no per-volume limit
     #: HDFS counts space quota in raw bytes (every replica).  A volume of
@@ -78,6 +86,10 @@ class Config:
             self.extra_base_paths = tuple(check_hdfs_path("--allowed-base-path", p)
                                           for p in self.extra_base_paths)
             self.state_dir = check_local_path("--state-dir", os.path.abspath(self.state_dir))
+            if not self.kubelet_dirs:
+                raise InvalidArgument("--kubelet-dir must name at least one directory")
+            self.kubelet_dirs = tuple(os.path.realpath(check_local_path("--kubelet-dir", d))
+                                      for d in self.kubelet_dirs)
             if self.on_delete not in ON_DELETE_POLICIES:
                 raise InvalidArgument(f"--on-delete must be one of {', '.join(ON_DELETE_POLICIES)}")
             if self.quota_replication < 1:

@@ -42,7 +42,7 @@ from csi_driver.mounter import FuseMountSpec, Mounter
 from csi_driver.params import (
     Credentials, MountOptions, parse_secrets, parse_volume_context,
 )
-from csi_driver.paths import canonical_local, check_local_path
+from csi_driver.paths import canonical_local, check_local_path, is_under
 from csi_driver.provisioner import check_context_matches, static_hdfs_path
 from csi_driver.state import StagedVolume, StateStore, Target, volume_key
 from csi_driver.volumes import check_volume_id, decode_volume_id
@@ -113,7 +113,10 @@ class NodeManager:
             read_only=vol.read_only,
             option_args=tuple(options.to_mount_args()),
             identity_args=tuple(self.creds.mount_args(creds, vol.keytab_file, self.config.hdfs_user)),
-            cache_dir=os.path.join(self.cache_root, vol.key),
+            # The data cache is opt-in (a cacheSize attribute): the node's disk
+            # is not ours to fill unless the volume asks for it.
+            cache_dir=(os.path.join(self.cache_root, vol.key)
+                       if options.cache_size is not None else None),
             pid_file=os.path.join(self.mounts_dir, f"{vol.key}.pid"),
             log_file=os.path.join(self.mounts_dir, f"{vol.key}.log"),
         )
@@ -126,8 +129,8 @@ class NodeManager:
             raise FailedPrecondition("the Kerberos keytab of this volume is gone; "
                                      "NodeUnstageVolume and stage it again")
         os.makedirs(self.mounts_dir, mode=0o700, exist_ok=True)
-        assert spec.cache_dir is not None
-        os.makedirs(spec.cache_dir, mode=0o700, exist_ok=True)
+        if spec.cache_dir is not None:
+            os.makedirs(spec.cache_dir, mode=0o700, exist_ok=True)
         self.mounter.mount_fuse(spec)
 
     def _recover(self, vol: StagedVolume, why: str) -> None:
@@ -191,11 +194,36 @@ class NodeManager:
     def _same(self, a: str, b: str) -> bool:
         return a == b or canonical_local(a) == canonical_local(b)
 
+    def _kubelet_path(self, field_name: str, value: str) -> str:
+        """A staging/target path: safe, and below a kubelet directory even after symlinks."""
+        path = check_local_path(field_name, value)
+        roots = self.config.kubelet_dirs
+        if not any(is_under(path, r) and path != r for r in roots):
+            raise InvalidArgument(f"{field_name} must be below the kubelet directory "
+                                  f"({', '.join(roots)})")
+        real_parent = os.path.realpath(os.path.dirname(path))
+        if not any(is_under(real_parent, r) for r in roots):
+            raise InvalidArgument(f"{field_name} leads outside the kubelet directory through a "
+                                  "symbolic link")
+        return path
+
+    def _check_no_nesting(self, path: str, field_name: str) -> None:
+        """kubelet never nests one volume's paths inside another's; refuse it.
+
+        A mount inside another mount of the driver would be hidden or made
+        unremovable by operations on the outer one.
+        """
+        for vol in self.store.all():
+            for other in (vol.staging_path, *vol.targets):
+                if path != other and (is_under(path, other) or is_under(other, path)):
+                    raise InvalidArgument(f"{field_name} {path} is nested with {other}, which is "
+                                          "in use by a volume")
+
     # -- NodeStageVolume ------------------------------------------------------------------------------
     def stage(self, volume_id: str, staging_target_path: str, cap: Capability | None,
               secrets: Mapping[str, str], context: Mapping[str, str]) -> None:
         check_volume_id(volume_id)
-        staging = check_local_path("staging_target_path", staging_target_path)
+        staging = self._kubelet_path("staging_target_path", staging_target_path)
         check_capability(cap)
         assert cap is not None
         resolved = self.resolve(volume_id, context)
@@ -221,6 +249,7 @@ class NodeManager:
 
     def _stage_new(self, volume_id: str, staging: str, cap: Capability, resolved: ResolvedVolume,
                    creds: Credentials | None, read_only: bool) -> None:
+        self._check_no_nesting(staging, "staging_target_path")
         if self.mounter.state(staging) is not MountState.ABSENT:
             raise FailedPrecondition(f"something not staged by this driver is mounted at {staging}")
         key = volume_key(volume_id)
@@ -275,7 +304,7 @@ class NodeManager:
     # -- NodeUnstageVolume ------------------------------------------------------------------------------
     def unstage(self, volume_id: str, staging_target_path: str) -> None:
         check_volume_id(volume_id)
-        staging = check_local_path("staging_target_path", staging_target_path)
+        staging = self._kubelet_path("staging_target_path", staging_target_path)
         with self.inflight.hold(volume_id):
             vol = self.store.load(volume_id)
             if vol is None or not self._same(vol.staging_path, staging):
@@ -302,13 +331,13 @@ class NodeManager:
                 cap: Capability | None, readonly: bool, secrets: Mapping[str, str],
                 context: Mapping[str, str]) -> None:
         check_volume_id(volume_id)
-        target = check_local_path("target_path", target_path)
+        target = self._kubelet_path("target_path", target_path)
         check_capability(cap)
         assert cap is not None
         if not staging_target_path:
             raise FailedPrecondition("staging_target_path is required: this driver stages volumes "
                                      "(STAGE_UNSTAGE_VOLUME)")
-        staging = check_local_path("staging_target_path", staging_target_path)
+        staging = self._kubelet_path("staging_target_path", staging_target_path)
         if target == staging or target.startswith(staging + "/") or staging.startswith(target + "/"):
             raise InvalidArgument("target_path and staging_target_path must not contain each other")
         parse_secrets(secrets)   # validated; the mount's identity was fixed at stage time
@@ -342,6 +371,7 @@ class NodeManager:
             if others and modes & SINGLE_TARGET_MODES:
                 raise FailedPrecondition("volume is published at another target and its access "
                                          "mode allows a single workload only")
+            self._check_no_nesting(target, "target_path")
             if self.mounter.state(target) is not MountState.ABSENT:
                 raise AlreadyExists(f"something else is already mounted at {target}")
             created = self._prepare_dir(target, "target_path")
@@ -365,7 +395,7 @@ class NodeManager:
     # -- NodeUnpublishVolume ----------------------------------------------------------------------------
     def unpublish(self, volume_id: str, target_path: str) -> None:
         check_volume_id(volume_id)
-        target = check_local_path("target_path", target_path)
+        target = self._kubelet_path("target_path", target_path)
         with self.inflight.hold(volume_id):
             vol = self.store.load(volume_id)
             recorded = None

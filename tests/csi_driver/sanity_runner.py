@@ -170,11 +170,13 @@ class SanityEnv:
         return self
 
     def stop(self) -> None:
-        if self.driver is not None:
-            self.driver.stop()
-        unmount_below(self.workdir)
-        if self.dfs is not None:
-            self.dfs.stop()
+        try:
+            if self.driver is not None:
+                self.driver.stop()
+        finally:
+            unmount_below(self.workdir)
+            if self.dfs is not None:
+                self.dfs.stop()
 
     def __enter__(self) -> "SanityEnv":
         return self.start()
