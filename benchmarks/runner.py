@@ -40,7 +40,8 @@ from benchmarks.environment import (
 )
 from benchmarks.scenarios import RunContext, ScenarioOptions, ScenarioResult, Skipped, load
 from benchmarks.targets import DirectTarget, FileSystemTarget, Target
-from hdfs_client import HdfsClient, connect
+from fuse_mount import mounts
+from hdfs_client import HdfsClient, HdfsError, connect
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Bench:
             os.makedirs(self.work_dir, exist_ok=True)
         else:
             self.work_dir = tempfile.mkdtemp(prefix="hdfs-csi-bench-")
-            self.stack.callback(shutil.rmtree, self.work_dir, True)
+            self.stack.callback(_remove_tree, self.work_dir)
         parts = self._parts()
         prepared: list[dict[str, Any]] = []
         t = time.perf_counter()
@@ -153,7 +154,10 @@ class Bench:
                 self.stack.enter_context(mini)
                 self.minidfs = mini
                 uri = mini.uri or ""
-            self.client = connect(uri, **cfg.connect_kwargs)
+            try:
+                self.client = connect(uri, **cfg.connect_kwargs)
+            except HdfsError as exc:
+                raise SetupError(f"cannot connect to {uri}: {exc}") from exc
             self.stack.callback(self.client.close)
             self.hdfs_root = posixpath.join("/" + cfg.hdfs_path.strip("/"), cfg.dataset_name())
             self.mount_source = self.client.uri + self.hdfs_root
@@ -161,7 +165,7 @@ class Bench:
         t = time.perf_counter()
         try:
             synced = datasets.sync_store(self.local_root, store, parts, self._bar)
-        except OSError as exc:
+        except (OSError, HdfsError) as exc:
             raise SetupError(f"cannot place the dataset in {store.describe()}: {exc}; "
                              "for a read-only mount, prepare the data on HDFS first "
                              "(hdfs-csi bench --prepare --hdfs-uri ...)") from exc
@@ -194,7 +198,7 @@ class Bench:
         assert self.mount_source is not None
         base = os.path.join(self.work_dir, f"mount-{scenario}")
         cache = os.path.join(base, "cache")
-        shutil.rmtree(base, ignore_errors=True)
+        _remove_tree(base)  # a reused --work-dir may hold a previous run's leftovers
         m = MountProcess(self.mount_source, os.path.join(base, "mnt"), cache_dir=cache,
                          log_file=os.path.join(base, "mount.log"),
                          pid_file=os.path.join(base, "mount.pid"), extra_args=self.cfg.mount_args)
@@ -310,3 +314,17 @@ def _mount_defaults() -> dict[str, Any] | None:
         return None
     return {k: v for k, v in asdict(MountOptions()).items()
             if k not in ("pid_file", "log_file", "kerberos_keytab", "kerberos_principal", "user")}
+
+
+def _remove_tree(path: str) -> None:
+    """rmtree that never descends into a mount: unmount what is there, else keep the tree."""
+    prefix = os.path.realpath(path) + os.sep
+    for entry in mounts.mount_table():
+        if entry.mountpoint.startswith(prefix):
+            try:
+                mounts.unmount(entry.mountpoint)
+            except OSError as exc:
+                log.warning("not removing %s: %s is still mounted (%s)", path, entry.mountpoint,
+                            exc)
+                return
+    shutil.rmtree(path, ignore_errors=True)
