@@ -25,7 +25,6 @@ from hdfs_csi.logsetup import setup_logging
 from hdfs_csi.units import parse_duration, parse_size
 
 from benchmarks import report
-from benchmarks.datasets import TIERS
 from benchmarks.environment import PROFILES, SetupError
 from benchmarks.runner import MODES, Bench, BenchConfig
 from benchmarks.scenarios import NAMES, ScenarioOptions

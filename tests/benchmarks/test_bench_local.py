@@ -95,3 +95,15 @@ def test_document_round_trips_to_the_same_markdown(tmp_path, capsys):
     report.write_json(str(path), doc)
     assert report.main([str(path)]) == 0
     assert capsys.readouterr().out.strip() == report.markdown_table(results)
+
+
+def test_progress_bars_go_to_stderr_and_can_be_off(capsys):
+    bar = report.progress_factory(True)("seq mount-cold", 10, "file")
+    bar.update(10)
+    bar.close()
+    out, err = capsys.readouterr()
+    assert "seq mount-cold" in err and out == ""
+    off = report.progress_factory(False)("seq mount-cold", 10, "file")
+    off.update(10)
+    off.close()
+    assert capsys.readouterr() == ("", "")
