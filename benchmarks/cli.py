@@ -137,10 +137,14 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         mount_args += ["--user", args.user]
     if args.kerberos_principal:
         mount_args += ["--kerberos-principal", args.kerberos_principal,
-                       "--kerberos-keytab", args.kerberos_keytab or ""]
+                       "--kerberos-keytab", args.kerberos_keytab]
     mount_args += shlex.split(args.mount_args or "")
     if args.workers < 0 or args.batch_size < 1:
         raise SystemExit("hdfs-csi bench: --workers must be >= 0 and --batch-size >= 1")
+    if bool(args.kerberos_principal) != bool(args.kerberos_keytab):
+        raise SystemExit("hdfs-csi bench: --kerberos-principal and --kerberos-keytab go together")
+    if args.scale <= 0:
+        raise SystemExit("hdfs-csi bench: --scale must be positive")
     if args.mountpoint and args.hdfs_uri:
         raise SystemExit("hdfs-csi bench: give --mountpoint or --hdfs-uri, not both")
     progress = not args.no_progress and sys.stderr.isatty()

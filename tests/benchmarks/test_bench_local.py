@@ -107,3 +107,13 @@ def test_progress_bars_go_to_stderr_and_can_be_off(capsys):
     off.update(10)
     off.close()
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--kerberos-principal", "hdfs/nn@REALM"], "go together"),
+    (["--mountpoint", "/x", "--hdfs-uri", "hdfs://nn:8020"], "not both"),
+    (["--workers", "-1"], "--workers"),
+])
+def test_contradictory_flags_are_refused(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        main(["bench", "--quick", *argv])
