@@ -40,7 +40,7 @@ from csi_driver.errors import (
 from csi_driver.locks import InFlight
 from csi_driver.mounter import FuseMountSpec, Mounter
 from csi_driver.params import (
-    Credentials, MountOptions, parse_secrets, parse_volume_context,
+    EPHEMERAL, Credentials, MountOptions, parse_secrets, parse_volume_context,
 )
 from csi_driver.paths import canonical_local, check_local_path, is_under
 from csi_driver.provisioner import check_context_matches, static_hdfs_path
@@ -248,9 +248,12 @@ class NodeManager:
             self._stage_new(volume_id, staging, cap, resolved, creds, read_only)
 
     def _stage_new(self, volume_id: str, staging: str, cap: Capability, resolved: ResolvedVolume,
-                   creds: Credentials | None, read_only: bool) -> None:
-        self._check_no_nesting(staging, "staging_target_path")
+                   creds: Credentials | None, read_only: bool, *, ephemeral: bool = False) -> None:
+        what = "target_path" if ephemeral else "staging_target_path"
+        self._check_no_nesting(staging, what)
         if self.mounter.state(staging) is not MountState.ABSENT:
+            if ephemeral:
+                raise AlreadyExists(f"something else is already mounted at {staging}")
             raise FailedPrecondition(f"something not staged by this driver is mounted at {staging}")
         key = volume_key(volume_id)
         keytab_file = self.creds.write_keytab(key, creds) if creds and creds.kerberos else None
@@ -260,7 +263,7 @@ class NodeManager:
             read_only=read_only, capability=cap.fingerprint(),
             mount_options=resolved.mount.to_context(), dynamic=resolved.dynamic,
             user=creds.user if creds else None, principal=creds.principal if creds else None,
-            keytab_file=keytab_file,
+            keytab_file=keytab_file, ephemeral=ephemeral,
         )
         created = False
         try:
@@ -270,7 +273,7 @@ class NodeManager:
                 raise VolumeNotFound(f"{vol.source_uri} does not exist") from None
             if not status.is_dir:
                 raise FailedPrecondition(f"{vol.source_uri} is not a directory")
-            created = self._prepare_dir(staging, "staging_target_path")
+            created = self._prepare_dir(staging, what)
             vol.created_staging_dir = created
             self.store.save(vol)
             self._mount(vol)
@@ -279,7 +282,8 @@ class NodeManager:
             raise
         vol.phase = "staged"
         self.store.save(vol)
-        log.info("staged volume %s (%s) at %s as %s", volume_id, vol.source_uri, staging,
+        log.info("%s volume %s (%s) at %s as %s", "mounted inline" if ephemeral else "staged",
+                 volume_id, vol.source_uri, staging,
                  creds.describe() if creds else "the driver's default user")
 
     def _undo_stage(self, vol: StagedVolume, created_dir: bool) -> None:
@@ -334,6 +338,9 @@ class NodeManager:
         target = self._kubelet_path("target_path", target_path)
         check_capability(cap)
         assert cap is not None
+        if not staging_target_path and context.get(EPHEMERAL) == "true":
+            self._publish_ephemeral(volume_id, target, cap, readonly, secrets, context)
+            return
         if not staging_target_path:
             raise FailedPrecondition("staging_target_path is required: this driver stages volumes "
                                      "(STAGE_UNSTAGE_VOLUME)")
@@ -392,12 +399,52 @@ class NodeManager:
             log.info("published volume %s at %s%s", volume_id, target,
                      " (read-only)" if read_only else "")
 
+    def _publish_ephemeral(self, volume_id: str, target: str, cap: Capability, readonly: bool,
+                           secrets: Mapping[str, str], context: Mapping[str, str]) -> None:
+        """An inline volume: kubelet skips staging, so mount FUSE right at the target.
+
+        Its identity comes from the node-publish secret; NodeUnpublishVolume
+        undoes everything (there is no NodeUnstageVolume for it).
+        """
+        resolved = self.resolve(volume_id, context)
+        if resolved.dynamic:
+            raise InvalidArgument("an inline volume names its data in volume attributes, not a "
+                                  "dynamic volume id")
+        creds = parse_secrets(secrets)
+        read_only = readonly or cap.reader_only or resolved.read_only
+        with self.inflight.hold(volume_id):
+            vol = self.store.load(volume_id)
+            if vol is not None:
+                if not vol.ephemeral or not self._same(vol.staging_path, target):
+                    raise FailedPrecondition(f"volume is already in use at {vol.staging_path}")
+                if (vol.capability != cap.fingerprint() or vol.read_only != read_only
+                        or vol.source_uri != f"{resolved.cluster_uri}{resolved.hdfs_path}"
+                        or vol.mount_options != resolved.mount.to_context()):
+                    raise AlreadyExists("volume is already published at this target with a "
+                                        "different capability or volume context")
+                if vol.phase == "staged" and self.mounter.state(target) is MountState.HEALTHY:
+                    return
+                self._recover(vol, "repeated NodePublishVolume found no live mount")
+                vol.phase = "staged"
+                self.store.save(vol)
+                return
+            self._stage_new(volume_id, target, cap, resolved, creds, read_only, ephemeral=True)
+
     # -- NodeUnpublishVolume ----------------------------------------------------------------------------
     def unpublish(self, volume_id: str, target_path: str) -> None:
         check_volume_id(volume_id)
         target = self._kubelet_path("target_path", target_path)
         with self.inflight.hold(volume_id):
             vol = self.store.load(volume_id)
+            if vol is not None and vol.ephemeral and self._same(vol.staging_path, target):
+                self.mounter.stop_fuse(self._spec(vol))
+                if self.mounter.state(vol.staging_path) is not MountState.ABSENT:
+                    raise MountFailed(f"{target} is still mounted after unmount")
+                if vol.created_staging_dir:
+                    self._remove_dir(vol.staging_path)
+                self._forget(vol)
+                log.info("unpublished inline volume %s from %s", volume_id, target)
+                return
             recorded = None
             if vol is not None:
                 recorded = vol.targets.get(target) or next(

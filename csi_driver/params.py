@@ -48,6 +48,9 @@ SECRET_KERBEROS_KEYTAB = "kerberosKeytab"  #: base64 of the keytab file
 
 #: Prefix of keys the Kubernetes sidecars add; accepted and ignored.
 IGNORED_PREFIX = "csi.storage.k8s.io/"
+#: Set by kubelet ("true") in the NodePublishVolume context of an inline
+#: (CSI ephemeral) volume, which kubelet never stages.
+EPHEMERAL = "csi.storage.k8s.io/ephemeral"
 
 MOUNT_OPTION_KEYS = (READ_ONLY, CACHE_SIZE, READ_AHEAD_MAX, METADATA_TTL)
 STORAGE_CLASS_KEYS = (HDFS_URI, BASE_PATH, OWNER, GROUP, MODE, ON_DELETE) + MOUNT_OPTION_KEYS

@@ -53,6 +53,9 @@ class StagedVolume:
     principal: str | None = None
     keytab_file: str | None = None
     created_staging_dir: bool = False
+    #: An inline (ephemeral) volume: kubelet never stages it, so the FUSE mount
+    #: sits directly at the pod's target path (``staging_path`` holds that path).
+    ephemeral: bool = False
     phase: str = "staging"      #: "staging" until the mount answered, then "staged"
     targets: dict[str, Target] = field(default_factory=dict)
 

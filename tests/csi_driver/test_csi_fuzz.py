@@ -200,8 +200,12 @@ def string_maps(keys: list[str], values: st.SearchStrategy[str]) -> st.SearchStr
 hdfs_paths = st.one_of(st.sampled_from(["/datasets/fuzz", "/precious", "/", "/precious/../etc",
                                         "../x", "/datasets/fuzz/../../precious", f"{BASE_PATH}"]),
                        nasty_text)
-contexts = string_maps(["path", "hdfsUri", "snapshot", "readOnly", "cacheSize", "metadataTtl",
-                        "csi.storage.k8s.io/pod.name"], st.one_of(hdfs_paths, nasty_text))
+contexts = st.one_of(
+    string_maps(["path", "hdfsUri", "snapshot", "readOnly", "cacheSize", "metadataTtl",
+                 "csi.storage.k8s.io/pod.name"], st.one_of(hdfs_paths, nasty_text)),
+    # inline (ephemeral) volumes: kubelet publishes them without staging
+    st.fixed_dictionaries({"path": hdfs_paths,
+                           "csi.storage.k8s.io/ephemeral": st.sampled_from(["true", "false", "TRUE"])}))
 parameters = string_maps(["basePath", "hdfsUri", "owner", "mode", "onDelete", "cacheSize",
                           "csi.storage.k8s.io/pvc/name"], st.one_of(hdfs_paths, nasty_text))
 secrets = string_maps(["user", "kerberosPrincipal", "kerberosKeytab"], nasty_text)
@@ -285,7 +289,7 @@ def near_valid(draw: Any, w: FuzzWorld) -> tuple[Any, Any]:
     good_cap = cap(draw(st.sampled_from([5, 5, 5, 3, 1])))
     ctx = dict(w.real_context)
     rpc = draw(st.sampled_from(["stage", "stage", "publish", "publish", "unpublish", "unstage",
-                                "stats"]))
+                                "stats", "inline"]))
     mutate = draw(st.sampled_from(["none", "none", "volume_id", "path", "target", "context",
                                    "capability"]))
     if mutate == "volume_id":
@@ -302,6 +306,13 @@ def near_valid(draw: Any, w: FuzzWorld) -> tuple[Any, Any]:
         return node.NodeStageVolume, csi_pb2.NodeStageVolumeRequest(
             volume_id=vid, staging_target_path=staging, volume_context=ctx,
             **_opt("volume_capability", good_cap))
+    if rpc == "inline":
+        inline_ctx = {"path": "/datasets/fuzz", "csi.storage.k8s.io/ephemeral": "true"}
+        if mutate == "context":
+            inline_ctx = ctx
+        return node.NodePublishVolume, csi_pb2.NodePublishVolumeRequest(
+            volume_id="csi-inline" if mutate != "volume_id" else vid, target_path=target,
+            volume_context=inline_ctx, **_opt("volume_capability", good_cap))
     if rpc == "publish":
         return node.NodePublishVolume, csi_pb2.NodePublishVolumeRequest(
             volume_id=vid, staging_target_path=staging, target_path=target, volume_context=ctx,

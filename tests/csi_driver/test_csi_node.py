@@ -398,3 +398,42 @@ def test_kerberos_keytab_lives_in_a_0600_file_until_unstage(sanity_env: SanityEn
         assert stat.S_IMODE(Path(d.state_dir, "credentials").stat().st_mode) == 0o700
     finally:
         d.stop()
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_inline_ephemeral_volume(driver: DriverProcess, kubelet: Kubelet, direct: Any) -> None:
+    """kubelet publishes inline (CSI ephemeral) volumes without staging them."""
+    ds = "/datasets/" + unique("inline")
+    direct.write_file(f"{ds}/part-0", b"inline data")
+    node = driver.node()
+    target = kubelet.target("inline")
+    ctx = {"path": ds, "metadataTtl": "60s",
+           "csi.storage.k8s.io/ephemeral": "true",          # what kubelet adds
+           "csi.storage.k8s.io/pod.name": "dataset-peek",
+           "csi.storage.k8s.io/pod.namespace": "default"}
+    vol_id = "csi-" + unique("inline")
+    req = csi_pb2.NodePublishVolumeRequest(
+        volume_id=vol_id, target_path=target, volume_capability=cap(Mode.SINGLE_NODE_WRITER),
+        readonly=True, volume_context=ctx, secrets={"user": "root"})
+    for _ in range(2):
+        node.NodePublishVolume(req)
+    assert Path(target, "part-0").read_bytes() == b"inline data"
+    assert mounts.find_mount(target).fstype.startswith("fuse")   # type: ignore[union-attr]
+    with pytest.raises(OSError) as info:
+        Path(target, "x").write_bytes(b"x")
+    assert info.value.errno == errno.EROFS
+    stats = node.NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(volume_id=vol_id,
+                                                                      volume_path=target))
+    assert stats.usage[0].used == len(b"inline data")
+    other = dict(req.volume_context)
+    other["path"] = "/datasets"
+    assert code_of(node.NodePublishVolume, csi_pb2.NodePublishVolumeRequest(
+        volume_id=vol_id, target_path=target, volume_capability=cap(Mode.SINGLE_NODE_WRITER),
+        readonly=True, volume_context=other)) is C.ALREADY_EXISTS
+    for _ in range(2):
+        node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(volume_id=vol_id,
+                                                                    target_path=target))
+    assert not os.path.exists(target)
+    assert not mounts.is_mounted(target)
+    assert not list(Path(driver.state_dir, "volumes").glob("*.json"))
