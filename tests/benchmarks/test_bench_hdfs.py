@@ -99,3 +99,27 @@ def test_remote_profile_slows_minidfs_down(tmp_path):
     (res,) = doc["results"]
     assert res["status"] == "ok", res["reason"]
     assert res["metrics"]["latency_p50_ms"] >= 1.0
+
+
+@pytest.mark.timeout(180)
+def test_existing_cluster_via_hdfs_uri(tmp_path, minidfs, hdfs):
+    # --hdfs-uri: no minidfs of our own, data uploaded under --hdfs-path, direct measured
+    import json
+    import subprocess
+    import sys
+
+    from benchcheck import check_document
+
+    out = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "hdfs_csi", "bench", "--quick", "--scale", "0.05", "--scenarios",
+         "seq,parquet", "--modes", "local,direct", "--hdfs-uri", minidfs.uri, "--hdfs-path",
+         "/elsewhere", "--data-dir", str(tmp_path / "d"), "--json", str(out),
+         "--plot", str(tmp_path / "r.png"), "--no-progress"],
+        capture_output=True, text=True, timeout=170)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    check_document(doc, ["seq", "parquet"], ["local", "direct"])
+    assert doc["environment"]["minidfs"] is False
+    assert hdfs.exists("/elsewhere/quick-x0.05/MANIFEST.json")
+    assert not (tmp_path / "d" / "minidfs").exists()
