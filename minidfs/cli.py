@@ -56,6 +56,13 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="latency added to every DataNode data packet (e.g. 2ms)")
     parser.add_argument("--stream-bandwidth", type=parse_size, default=None,
                         help="bandwidth cap per DataNode stream in bytes/s (e.g. 50M)")
+    parser.add_argument("--fail-next", action="append", default=[], metavar="METHOD[:N[:CLASS]]",
+                        help="fail the next N (default 1) calls of an RPC (e.g. getFileInfo) or "
+                             "DataNode op (READ_BLOCK, WRITE_BLOCK) with a Java exception class "
+                             "(default java.io.IOException); repeatable")
+    parser.add_argument("--stall-reads", action="append", default=[], metavar="DN[:SECONDS]",
+                        help="stall reads on DataNode DN for SECONDS (default: until told "
+                             "otherwise on the control channel); repeatable")
     parser.add_argument("--control-stdin", action="store_true",
                         help="accept control commands on stdin (used by MiniDFSProcess)")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ...")
@@ -85,7 +92,15 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        dfs = build(args).start()
+        dfs = build(args)
+        for spec in args.fail_next:
+            method, _, rest = spec.partition(":")
+            count, _, java_class = rest.partition(":")
+            dfs.faults.fail_next(method, int(count or 1), java_class or "java.io.IOException")
+        for spec in args.stall_reads:
+            index, _, seconds = spec.partition(":")
+            dfs.faults.stall_reads(int(index), parse_duration(seconds) if seconds else None)
+        dfs.start()
     except (OSError, ValueError) as exc:
         print(f"minidfs: cannot start: {exc}", file=sys.stderr)
         return 1

@@ -463,7 +463,6 @@ class DataNode:
         buf = bytearray(PACKET_SIZE + PACKET_SIZE // BPC * 4 + 64)
         n_nodes = len(writers)
         ok_replies = [SUCCESS] * n_nodes
-        crc_fn = crc32c.crc32c
         while True:
             try:
                 prefix = recv_exact(sock, 6)
@@ -489,15 +488,12 @@ class DataNode:
             csums = body[:csum_len]
             data = body[csum_len:]
             if data_len:
-                if verify:
-                    expected = struct.unpack(f">{n_chunks}I", csums)
-                    for i in range(n_chunks):
-                        if crc_fn(data[i * BPC:(i + 1) * BPC]) != expected[i]:
-                            log.warning("dn%d: checksum error in block %d at offset %d",
-                                        self.index, block_id, offset + i * BPC)
-                            sock.sendall(wire.pipeline_ack(
-                                seqno, [dt.ERROR_CHECKSUM] + [SUCCESS] * (n_nodes - 1)))
-                            return False
+                if verify and chunk_crcs(data) != csums:
+                    log.warning("dn%d: checksum error in block %d, packet at offset %d",
+                                self.index, block_id, offset)
+                    sock.sendall(wire.pipeline_ack(
+                        seqno, [dt.ERROR_CHECKSUM] + [SUCCESS] * (n_nodes - 1)))
+                    return False
                 if faults.packet_latency:
                     time.sleep(faults.packet_latency)
                 if limiter is not None:
@@ -528,6 +524,7 @@ class DataNode:
             if sync:
                 length = writers[0][1].rep.length
                 self.ns.replica_synced(self.index, block_id, length)  # type: ignore[attr-defined]
+                self.ns.sync()  # type: ignore[attr-defined]  # the durable length, durably
             if last:
                 self._finalize(block_id, writers)
             sock.sendall(wire.pipeline_ack(seqno, ok_replies))
@@ -544,3 +541,4 @@ class DataNode:
                 length = rep.length
             if not self.ns.replica_finalized(dn.index, block_id, length):  # type: ignore[attr-defined]
                 dn.delete_replica(block_id)
+        self.ns.sync()  # type: ignore[attr-defined]

@@ -45,6 +45,8 @@ class Faults:
         self._lock = threading.Condition()
         self._failures: dict[str, list[tuple[str, str]]] = {}
         self._stalls: dict[int, float] = {}  # dn index -> monotonic deadline (inf = forever)
+        #: calls seen per RPC method name / DataNode op ("READ_BLOCK", "WRITE_BLOCK"):
+        #: lets tests assert how many NameNode round trips a layer above made
         self.calls: dict[str, int] = {}
 
     # -- NameNode RPC / DataNode op failures ------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -84,14 +85,17 @@ class _Connection:
 class RpcServer:
     def __init__(self, dispatcher: Dispatcher, *, host: str = "127.0.0.1", port: int = 0,
                  faults: Faults | None = None, workers: int = 16,
-                 max_frame: int = w.MAX_FRAME, idle_timeout: float = 600.0,
+                 max_frame: int = w.MAX_FRAME, frame_timeout: float = 60.0,
                  name: str = "namenode"):
         self.dispatcher = dispatcher
         self.host = host
         self.port = port
         self.faults = faults or Faults()
         self.max_frame = max_frame
-        self.idle_timeout = idle_timeout
+        #: a peer that stops sending in the middle of a frame is dropped after this long;
+        #: an idle connection (between frames) is kept forever, like a real NameNode does
+        #: with few clients - hdfs-native holds one connection for the life of a mount
+        self.frame_timeout = frame_timeout
         self.name = name
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-handler")
         self._listener: socket.socket | None = None
@@ -149,7 +153,7 @@ class RpcServer:
     def _serve(self, conn: _Connection) -> None:
         sock = conn.sock
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(self.idle_timeout)
+        sock.settimeout(self.frame_timeout)
         try:
             pre = w.recv_exact(sock, 7)
             if pre[:4] != w.PREAMBLE_MAGIC or pre[4] != w.RPC_VERSION:
@@ -159,15 +163,21 @@ class RpcServer:
             elif pre[6] != w.AUTH_NONE:
                 raise w.WireError(f"unsupported auth protocol {pre[6]}")
             while self.running:
-                payload = w.recv_frame(sock, self.max_frame)
-                self._handle_frame(conn, payload)
+                sock.settimeout(None)  # idle between calls: wait as long as the client likes
+                head = w.recv_exact(sock, 4)
+                sock.settimeout(self.frame_timeout)
+                (length,) = struct.unpack(">I", head)
+                if length == 0 or length > self.max_frame:
+                    raise w.WireError(f"frame length {length} out of range (max "
+                                      f"{self.max_frame})")
+                self._handle_frame(conn, w.recv_exact(sock, length))
         except w.PeerClosed:
             pass
         except (w.WireError, DecodeError, MalformedRequest) as exc:
             log.info("%s: protocol error from %s: %s", self.name, conn.remote, exc)
             self._send_fatal(conn, str(exc))
         except socket.timeout:
-            log.debug("%s: idle connection from %s timed out", self.name, conn.remote)
+            log.info("%s: %s stalled in the middle of a frame; dropped", self.name, conn.remote)
         except OSError as exc:
             if self.running and exc.errno not in (errno.ECONNRESET, errno.EPIPE, errno.EBADF):
                 log.info("%s: connection error from %s: %s", self.name, conn.remote, exc)
@@ -225,7 +235,10 @@ class RpcServer:
             body_bytes = b""
         if pos != len(payload):
             raise w.WireError(f"{len(payload) - pos} trailing bytes after the request")
-        self._pool.submit(self._call, conn, header, req_header.methodName, body_bytes)
+        try:
+            self._pool.submit(self._call, conn, header, req_header.methodName, body_bytes)
+        except RuntimeError:  # shutting down: the pool takes no more work
+            raise w.PeerClosed("server stopping") from None
 
     def _call(self, conn: _Connection, header: rpc_pb2.RpcRequestHeaderProto, method: str,
               body: bytes) -> None:

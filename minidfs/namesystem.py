@@ -1011,6 +1011,9 @@ class Namesystem:
                     entry = self.bm.blocks.get(b.id)
                     if entry is None:
                         entry = self.bm.blocks[b.id] = BlockEntry(b, None)
+                    elif entry.file is None and b.num_bytes > entry.block.num_bytes:
+                        # only snapshots hold it: the longest view decides what replicas keep
+                        entry.block = b
                     entry.snap_refs += 1
 
     def delete_snapshot(self, caller: Caller, path: str, name: str) -> None:

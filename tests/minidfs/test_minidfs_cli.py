@@ -90,3 +90,23 @@ def test_process_helper_control_channel(minidfs_process_factory) -> None:
             proc.command("no_such_command")
         assert "datanodes=" in proc.command("status")
     assert proc.stop() == 0
+
+
+def test_cli_fault_flags(tmp_path) -> None:
+    proc, line = _start(["--datanodes", "2", "--fail-next", "mkdirs:2",
+                         "--fail-next", "getFileInfo:1:java.io.FileNotFoundException",
+                         "--stall-reads", "0:200ms", "--packet-latency", "0", "--stream-bandwidth",
+                         "100M"], tmp_path)
+    try:
+        uri = f"hdfs://127.0.0.1:{READY.match(line).group(1)}"
+        with connect(uri) as c:
+            for _ in range(2):
+                with pytest.raises(errors.HdfsIOError):
+                    c.mkdirs("/x")
+            c.mkdirs("/x")
+            with pytest.raises(errors.NotFound):
+                c.get_status("/x")
+            assert c.get_status("/x").is_dir
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0

@@ -307,3 +307,65 @@ def test_overlapping_and_unaligned_packets(small, client) -> None:
     with client.open_reader("/ovl/f") as r:
         assert r.read_range(700, 1500) == payload[700:2200]
     admin.close()
+
+
+def test_java_style_append_with_pipeline_update(small, client) -> None:
+    """append -> updateBlockForPipeline (new generation stamp) -> WRITE_BLOCK
+    PIPELINE_SETUP_APPEND -> updatePipeline -> packets -> complete, as Java does it."""
+    from hdfs_client.admin_rpc import AdminRpcClient
+
+    base = os.urandom(1500)
+    client.write_file("/japp/f", base)
+    admin = AdminRpcClient(small.uri)
+    resp = admin.raw_call("append", nn.AppendRequestProto(src="/japp/f", clientName="javaish",
+                                                          flag=4),
+                          nn.AppendResponseProto)
+    assert resp.HasField("block") and resp.stat.length == 1500
+    old = resp.block.b
+    assert old.numBytes == 1500
+    upd = admin.raw_call("updateBlockForPipeline",
+                         nn.UpdateBlockForPipelineRequestProto(block=old, clientName="javaish"),
+                         nn.UpdateBlockForPipelineResponseProto).block
+    assert upd.b.generationStamp > old.generationStamp
+    new_block = type(old)()
+    new_block.CopyFrom(old)
+    new_block.generationStamp = upd.b.generationStamp
+    loc = resp.block.locs[0].id
+    extra = os.urandom(3000)
+    with wk.connect(loc.ipAddr, loc.xferPort) as sock:
+        r = wk.write_block_op(sock, new_block, dt.OpWriteBlockProto.PIPELINE_SETUP_APPEND,
+                              min_bytes=1500)
+        assert r.status == dt.SUCCESS
+        req = nn.UpdatePipelineRequestProto(clientName="javaish", oldBlock=old,
+                                            newBlock=new_block, storageIDs=[resp.block.storageIDs[0]])
+        req.newNodes.add().CopyFrom(loc)
+        admin.raw_call("updatePipeline", req, nn.UpdatePipelineResponseProto)
+        wk.send_packet(sock, 1500, 0, extra[:36])          # fill the partial chunk to 1536
+        wk.send_packet(sock, 1536, 1, extra[36:])
+        wk.send_packet(sock, 4500, 2, b"", last=True)
+        assert [wk.read_ack(sock).reply[0] for _ in range(3)] == [dt.SUCCESS] * 3
+    new_block.numBytes = 4500
+    req = nn.CompleteRequestProto(src="/japp/f", clientName="javaish")
+    req.last.CopyFrom(new_block)
+    assert admin.raw_call("complete", req, nn.CompleteResponseProto).result
+    assert client.read_file("/japp/f") == base + extra
+    lbs = _blocks(small, "/japp/f")
+    assert lbs.blocks[0].b.generationStamp == upd.b.generationStamp
+    admin.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_idle_writer_heartbeats_and_renews_its_lease(minidfs_factory) -> None:
+    """An open writer idle for 35 s: hdfs-native sends a DataNode heartbeat packet and
+    renewLease after ~30 s; the write then continues normally."""
+    dfs = minidfs_factory(block_size=BS, lease_soft_limit=20.0)
+    c = native_as(dfs.uri)
+    w = c.create("/idle/f")
+    w.write(b"a" * 1000)
+    time.sleep(35)
+    w.write(b"b" * 1000)
+    w.close()
+    with c.read("/idle/f") as r:
+        assert r.read() == b"a" * 1000 + b"b" * 1000
+    assert dfs.faults.calls.get("renewLease", 0) >= 1
