@@ -515,7 +515,7 @@ class DataNode:
                                     "block %d: %s", self.index, dn.index, block_id, exc)
                         w.close()
                         writers.remove((dn, w))
-                        self.ns.bm.remove_replica(block_id, dn.index)  # type: ignore[attr-defined]
+                        self.ns.replica_failed(dn.index, block_id)  # type: ignore[attr-defined]
             if sync:
                 for _, w in writers:
                     w.sync()

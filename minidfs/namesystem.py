@@ -687,7 +687,7 @@ class Namesystem:
                         raise errors.SnapshotError(
                             f"The directory {n.path()} cannot be deleted since {n.path()} is "
                             f"snapshottable and already has snapshots")
-                    if n is not node and n.children and not caller.is_superuser:
+                    if n.children and not caller.is_superuser:  # HDFS: subAccess=ALL
                         perms.check(caller, n, READ | WRITE | EXECUTE)
             self._log({"op": "delete", "id": node.id, "mtime": now_ms()})
             return True
@@ -1385,6 +1385,11 @@ class Namesystem:
                         actions[block_id] = b.num_bytes
                 self.bm.add_replica(block_id, dn_index)
         return actions
+
+    def replica_failed(self, dn_index: int, block_id: int) -> None:
+        """A pipeline dropped this DataNode's replica mid-write."""
+        with self.lock:
+            self.bm.remove_replica(block_id, dn_index)
 
     def datanode_down(self, dn_index: int) -> None:
         with self.lock:

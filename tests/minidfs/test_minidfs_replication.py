@@ -152,3 +152,29 @@ def test_no_live_datanode_fails_write_cleanly(minidfs_factory) -> None:
         dfs.start_datanode(0)
         c.write_file("/nodn/g", b"y" * 10)
         assert c.read_file("/nodn/g") == b"y" * 10
+
+
+def test_downstream_datanode_dies_during_write(minidfs_factory) -> None:
+    """Losing a secondary replica mid-block does not fail the write; the block simply has
+    fewer replicas until re-replication."""
+    from conftest import native_as
+
+    dfs = minidfs_factory(datanodes=2, block_size=BS, replication=2)
+    c = native_as(dfs.uri)
+    w = c.create("/down/f")
+    first = os.urandom(1000)
+    w.write(first)
+    w.hsync()
+    f = dfs.ns._resolve("/down/f").last
+    pipeline = list(dfs.ns.bm.replicas[f.blocks[-1].id])
+    assert len(pipeline) == 2
+    dfs.stop_datanode(pipeline[1])
+    rest = os.urandom(BS)  # finishes block 1 and writes block 2 on the survivor only
+    w.write(rest)
+    w.close()
+    with c.read("/down/f") as r:
+        assert r.read() == first + rest
+    block0 = f.blocks[0].id
+    assert dfs.ns.bm.replicas[block0] == [pipeline[0]]  # the dead replica was dropped
+    dfs.start_datanode(pipeline[1])  # its partial rbw copy is discarded by the block report
+    assert dfs.datanodes[pipeline[1]].visible_length(block0) is None
