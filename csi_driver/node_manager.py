@@ -123,8 +123,9 @@ class NodeManager:
 
     def _mount(self, vol: StagedVolume) -> None:
         spec = self._spec(vol)
-        if self.mounter.state(vol.staging_path) is not MountState.ABSENT:
-            self.mounter.stop_fuse(spec)   # a dead or half-started previous mount
+        # A dead, detached or half-started previous mount: unmount it and end its
+        # daemon (if the pid file still names one serving this path) first.
+        self.mounter.stop_fuse(spec)
         if vol.keytab_file and not os.path.exists(vol.keytab_file):
             raise FailedPrecondition("the Kerberos keytab of this volume is gone; "
                                      "NodeUnstageVolume and stage it again")
@@ -171,7 +172,7 @@ class NodeManager:
         if os.path.lexists(path):
             raise FailedPrecondition(f"{what} {path} exists and is not a directory")
         parent = os.path.dirname(path)
-        if not os.path.isdir(parent) or os.path.islink(parent):
+        if not os.path.isdir(parent):
             raise FailedPrecondition(f"the parent directory of {what} {path} does not exist")
         try:
             os.mkdir(path, 0o750)
