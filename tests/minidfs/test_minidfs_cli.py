@@ -14,7 +14,7 @@ import pytest
 from hdfs_client import connect, errors
 from minidfs.process import clean_env
 
-from conftest import native_as
+from minidfs_testkit import native_as
 
 pytestmark = pytest.mark.timeout(120)
 

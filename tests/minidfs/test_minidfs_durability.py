@@ -11,7 +11,7 @@ import pytest
 from hdfs_client import connect, errors
 from hdfs_client.admin_rpc import AdminRpcClient
 
-from conftest import native_as
+from minidfs_testkit import native_as
 
 pytestmark = pytest.mark.timeout(180)
 

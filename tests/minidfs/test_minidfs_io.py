@@ -16,7 +16,7 @@ from hdfs_csi_pb.hadoop import datatransfer_pb2 as dt
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
 
 import minidfs_wirekit as wk
-from conftest import native_as
+from minidfs_testkit import native_as
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,7 +9,7 @@ import pytest
 from hdfs_client import connect, errors
 from hdfs_client.admin_rpc import AdminRpcClient
 
-from conftest import seam_as
+from minidfs_testkit import seam_as
 
 pytestmark = pytest.mark.timeout(120)
 
