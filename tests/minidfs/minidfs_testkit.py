@@ -50,4 +50,5 @@ def seam_as(uri: str, user: str) -> Any:
             os.environ.pop("HADOOP_USER_NAME", None)
         else:
             os.environ["HADOOP_USER_NAME"] = old
+    _KEEP_ALIVE.append(client)
     return client
