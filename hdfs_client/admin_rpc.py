@@ -137,7 +137,7 @@ class AdminRpcClient:
         with self._lock:
             self._disconnect()
 
-    def __enter__(self) -> "AdminRpcClient":
+    def __enter__(self) -> AdminRpcClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

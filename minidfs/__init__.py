@@ -17,7 +17,7 @@ the pytest fixtures and ``minidfs.process`` to run it as a subprocess.
 from minidfs.cluster import MiniDFS
 from minidfs.faults import Faults
 
-__all__ = ["MiniDFS", "Faults", "MiniDFSProcess"]
+__all__ = ["Faults", "MiniDFS", "MiniDFSProcess"]
 
 
 def __getattr__(name: str) -> object:

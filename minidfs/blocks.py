@@ -8,8 +8,9 @@ never from its own journal, so a wiped or stopped DataNode is seen as such.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from minidfs.inodes import Block, INodeFile
 
@@ -106,3 +107,19 @@ class BlockManager:
             dn = self.datanodes[dn_index]
             if dn.alive and dn.handle is not None:
                 dn.handle.delete_replica(block_id)
+
+
+@dataclass
+class LocatedBlock:
+    block: Block
+    offset: int
+    length: int
+    locations: list[DatanodeDescriptor]
+
+
+@dataclass
+class LocatedFile:
+    file_length: int
+    blocks: list[LocatedBlock]
+    under_construction: bool
+    last: LocatedBlock | None

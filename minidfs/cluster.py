@@ -119,7 +119,7 @@ class MiniDFS:
         return self.namesystem
 
     # -- lifecycle ----------------------------------------------------------------
-    def start(self) -> "MiniDFS":
+    def start(self) -> MiniDFS:
         if self._started:
             return self
         os.makedirs(self.data_dir, exist_ok=True)
@@ -187,7 +187,7 @@ class MiniDFS:
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def restart(self) -> "MiniDFS":
+    def restart(self) -> MiniDFS:
         """Stop and start again on the same data directory and ports."""
         own = self._own_dir
         self._own_dir = False
@@ -197,7 +197,7 @@ class MiniDFS:
             self._own_dir = own
         return self.start()
 
-    def __enter__(self) -> "MiniDFS":
+    def __enter__(self) -> MiniDFS:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -229,7 +229,7 @@ class MiniDFS:
             try:
                 self.ns.check_leases()
                 self.replicate_once()
-            except Exception:  # noqa: BLE001 - keep monitoring
+            except Exception:
                 log.exception("minidfs monitor failed")
 
     def replicate_once(self) -> int:

@@ -28,12 +28,18 @@ import socket
 import struct
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import crc32c
+from google.protobuf.message import DecodeError
 
 from hdfs_client.hadoop_rpc_wire import (
-    PeerClosed, WireError, delimited, recv_delimited, recv_exact, recv_into_exact,
+    PeerClosed,
+    WireError,
+    delimited,
+    recv_delimited,
+    recv_exact,
+    recv_into_exact,
 )
 from hdfs_csi_pb.hadoop import datatransfer_pb2 as dt
 from hdfs_csi_pb.hadoop import hdfs_pb2
@@ -55,7 +61,7 @@ _CRC_STRUCT = struct.Struct(">I")
 
 class DataNode:
     def __init__(self, desc: DatanodeDescriptor, storage: Storage, namesystem: object,
-                 faults: Faults, peers: Callable[[str, int], "DataNode | None"], *,
+                 faults: Faults, peers: Callable[[str, int], DataNode | None], *,
                  host: str = "127.0.0.1", port: int = 0, idle_timeout: float = 120.0):
         self.desc = desc
         self.index = desc.index
@@ -139,7 +145,7 @@ class DataNode:
         assert self._listener is not None
         while self.running:
             try:
-                conn, addr = self._listener.accept()
+                conn, _ = self._listener.accept()
             except OSError:
                 return
             if not self.running:
@@ -178,7 +184,7 @@ class DataNode:
             self.storage.finalize(rep)
         return True
 
-    def copy_replica_to(self, block_id: int, target: "DataNode") -> int | None:
+    def copy_replica_to(self, block_id: int, target: DataNode) -> int | None:
         """Re-replication: copy a finalized replica into ``target``'s storage."""
         rep = self.replicas.get(block_id)
         if rep is None or not rep.finalized or not target.running:
@@ -247,12 +253,12 @@ class DataNode:
                     return
         except PeerClosed:
             pass
-        except (WireError, socket.timeout) as exc:
+        except (TimeoutError, WireError) as exc:
             log.info("dn%d: closing connection: %s", self.index, exc)
         except OSError as exc:
             if self.running and exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
                 log.info("dn%d: connection error: %s", self.index, exc)
-        except Exception:  # noqa: BLE001 - a bad client must never kill the DataNode
+        except Exception:
             log.exception("dn%d: unexpected error serving a connection", self.index)
         finally:
             with self._conns_lock:
@@ -263,14 +269,14 @@ class DataNode:
                 pass
 
     @staticmethod
-    def _parse(cls: type, body: bytes) -> object:
-        msg = cls()
+    def _parse(msg_cls: type, body: bytes) -> object:
+        msg = msg_cls()
         try:
             msg.ParseFromString(body)
-        except Exception as exc:  # google.protobuf.message.DecodeError
-            raise WireError(f"malformed {cls.__name__}: {exc}") from None
+        except DecodeError as exc:
+            raise WireError(f"malformed {msg_cls.__name__}: {exc}") from None
         if not msg.IsInitialized():
-            raise WireError(f"{cls.__name__} misses required fields")
+            raise WireError(f"{msg_cls.__name__} misses required fields")
         return msg
 
     @staticmethod
@@ -457,7 +463,7 @@ class DataNode:
                 w.close()
 
     def _receive_packets(self, sock: socket.socket, block_id: int,
-                         writers: list[tuple["DataNode", ReplicaWriter]], verify: bool) -> bool:
+                         writers: list[tuple[DataNode, ReplicaWriter]], verify: bool) -> bool:
         faults = self.faults
         limiter = faults.stream_limiter()
         buf = bytearray(PACKET_SIZE + PACKET_SIZE // BPC * 4 + 64)
@@ -531,7 +537,7 @@ class DataNode:
             if last:
                 return True
 
-    def _finalize(self, block_id: int, writers: list[tuple["DataNode", ReplicaWriter]]) -> None:
+    def _finalize(self, block_id: int, writers: list[tuple[DataNode, ReplicaWriter]]) -> None:
         for dn, w in writers:
             rep = w.rep
             with rep.lock:

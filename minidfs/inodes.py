@@ -10,7 +10,9 @@ resolution, permission checks and status building need no second code path.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import time
+from collections.abc import Iterator
+from typing import Any
 
 ROOT_ID = 16385          # HDFS's conventional root inode id
 SNAPSHOT_DIR = ".snapshot"
@@ -18,10 +20,15 @@ BLOCK_ID_START = 2**30 + 1
 GENSTAMP_START = 1001
 
 
+def now_ms() -> int:
+    """HDFS times are milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
 class Block:
     """One block of a file.  ``complete`` = length committed by the client."""
 
-    __slots__ = ("id", "gs", "num_bytes", "complete")
+    __slots__ = ("complete", "gs", "id", "num_bytes")
 
     def __init__(self, block_id: int, gs: int, num_bytes: int = 0, complete: bool = False):
         self.id = block_id
@@ -29,14 +36,14 @@ class Block:
         self.num_bytes = num_bytes
         self.complete = complete
 
-    def copy(self) -> "Block":
+    def copy(self) -> Block:
         return Block(self.id, self.gs, self.num_bytes, True)
 
     def to_json(self) -> list[Any]:
         return [self.id, self.gs, self.num_bytes, self.complete]
 
     @classmethod
-    def from_json(cls, data: list[Any]) -> "Block":
+    def from_json(cls, data: list[Any]) -> Block:
         return cls(int(data[0]), int(data[1]), int(data[2]), bool(data[3]))
 
     def __repr__(self) -> str:
@@ -44,7 +51,7 @@ class Block:
 
 
 class INode:
-    __slots__ = ("id", "name", "parent", "perm", "owner", "group", "mtime", "atime", "frozen")
+    __slots__ = ("atime", "frozen", "group", "id", "mtime", "name", "owner", "parent", "perm")
 
     is_dir = False
 
@@ -68,7 +75,7 @@ class INode:
             node = node.parent
         return "/" + "/".join(reversed(parts))
 
-    def ancestors(self) -> Iterator["INodeDirectory"]:
+    def ancestors(self) -> Iterator[INodeDirectory]:
         node = self.parent
         while node is not None:
             yield node
@@ -80,7 +87,7 @@ class INode:
 
 
 class INodeFile(INode):
-    __slots__ = ("replication", "block_size", "blocks", "client")
+    __slots__ = ("block_size", "blocks", "client", "replication")
 
     def __init__(self, inode_id: int, name: str, perm: int, owner: str, group: str,
                  mtime: int, atime: int, replication: int, block_size: int,
@@ -106,7 +113,7 @@ class INodeFile(INode):
             total += b.num_bytes if b.complete else max(self.block_size, b.num_bytes)
         return total * self.replication
 
-    def freeze(self) -> "INodeFile":
+    def freeze(self) -> INodeFile:
         copy = INodeFile(self.id, self.name, self.perm, self.owner, self.group, self.mtime,
                          self.atime, self.replication, self.block_size)
         copy.blocks = [b.copy() for b in self.blocks if b.num_bytes > 0 or b.complete]
@@ -123,17 +130,25 @@ class INodeFile(INode):
 
 
 class Snapshot:
-    __slots__ = ("name", "ctime", "root")
+    __slots__ = ("ctime", "name", "root")
 
-    def __init__(self, name: str, ctime: int, root: "INodeDirectory"):
+    def __init__(self, name: str, ctime: int, root: INodeDirectory):
         self.name = name
         self.ctime = ctime
         self.root = root
 
 
 class INodeDirectory(INode):
-    __slots__ = ("children", "ns_quota", "ds_quota", "ns_used", "ds_used",
-                 "snapshottable", "snapshots", "_sorted")
+    __slots__ = (
+        "_sorted",
+        "children",
+        "ds_quota",
+        "ds_used",
+        "ns_quota",
+        "ns_used",
+        "snapshots",
+        "snapshottable",
+    )
 
     is_dir = True
 
@@ -169,7 +184,7 @@ class INodeDirectory(INode):
             self._sorted = sorted(name.encode("utf-8") for name in self.children)
         return self._sorted
 
-    def freeze(self) -> "INodeDirectory":
+    def freeze(self) -> INodeDirectory:
         copy = INodeDirectory(self.id, self.name, self.perm, self.owner, self.group,
                               self.mtime, self.atime)
         copy.frozen = True

@@ -22,9 +22,9 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 
 from google.protobuf.message import DecodeError
 
@@ -176,12 +176,12 @@ class RpcServer:
         except (w.WireError, DecodeError, MalformedRequest) as exc:
             log.info("%s: protocol error from %s: %s", self.name, conn.remote, exc)
             self._send_fatal(conn, str(exc))
-        except socket.timeout:
+        except TimeoutError:
             log.info("%s: %s stalled in the middle of a frame; dropped", self.name, conn.remote)
         except OSError as exc:
             if self.running and exc.errno not in (errno.ECONNRESET, errno.EPIPE, errno.EBADF):
                 log.info("%s: connection error from %s: %s", self.name, conn.remote, exc)
-        except Exception:  # noqa: BLE001 - never let one client take the server down
+        except Exception:
             log.exception("%s: unexpected error on connection from %s", self.name, conn.remote)
             self._send_fatal(conn, "internal error")
         finally:
@@ -192,7 +192,7 @@ class RpcServer:
     def _sasl_handshake(self, conn: _Connection) -> None:
         """Answer a SASL NEGOTIATE with SUCCESS: "proceed with SIMPLE auth"."""
         payload = w.recv_frame(conn.sock, 1 << 20)
-        hdr_bytes, pos = w.split_delimited(payload, 0)
+        hdr_bytes, _ = w.split_delimited(payload, 0)
         header = _parse(rpc_pb2.RpcRequestHeaderProto, hdr_bytes)
         if header.callId != w.CALL_ID_SASL:
             raise w.WireError(f"expected a SASL frame, got call id {header.callId}")
@@ -274,7 +274,7 @@ class RpcServer:
             resp.exceptionClassName = exc.java_class
             resp.errorMsg = str(exc)
             log.debug("%s(%s) -> %s: %s", method, ctx.user, exc.java_class, exc)
-        except Exception as exc:  # noqa: BLE001 - a handler bug is an IOException to clients
+        except Exception as exc:
             log.exception("%s: %s failed", self.name, method)
             resp.status = RespHeader.ERROR
             resp.errorDetail = RespHeader.ERROR_APPLICATION

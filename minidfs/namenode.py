@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hdfs_client.hadoop_rpc_wire import QUOTA_DONT_SET, UINT64_MAX
 from hdfs_csi_pb.hadoop import hdfs_pb2 as hp
@@ -25,7 +26,12 @@ from minidfs.blocks import DatanodeDescriptor
 from minidfs.inodes import INode, INodeDirectory, INodeFile, Snapshot
 from minidfs.ipc import CallContext, parse_request
 from minidfs.namesystem import (
-    BYTES_PER_CHECKSUM, CREATE_FLAG_NEW_BLOCK, LocatedBlock, LocatedFile, Namesystem, Resolved,
+    BYTES_PER_CHECKSUM,
+    CREATE_FLAG_NEW_BLOCK,
+    LocatedBlock,
+    LocatedFile,
+    Namesystem,
+    Resolved,
 )
 
 log = logging.getLogger(__name__)

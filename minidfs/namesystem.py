@@ -21,17 +21,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from minidfs import errors
 from minidfs import permissions as perms
-from minidfs.blocks import BlockEntry, BlockManager, DatanodeDescriptor
+from minidfs.blocks import BlockEntry, BlockManager, LocatedBlock, LocatedFile
 from minidfs.editlog import Journal
 from minidfs.inodes import (
-    BLOCK_ID_START, GENSTAMP_START, ROOT_ID, SNAPSHOT_DIR, Block, INode, INodeDirectory,
-    INodeFile, Snapshot, inode_from_json, split_path, subtree_usage, walk,
+    BLOCK_ID_START,
+    GENSTAMP_START,
+    ROOT_ID,
+    SNAPSHOT_DIR,
+    Block,
+    INode,
+    INodeDirectory,
+    INodeFile,
+    Snapshot,
+    inode_from_json,
+    now_ms,
+    split_path,
+    subtree_usage,
+    walk,
 )
+from minidfs.nssnapshot import SnapshotOps
+from minidfs.nswrite import WriteOps
 from minidfs.permissions import EXECUTE, READ, WRITE, Caller
 
 log = logging.getLogger(__name__)
@@ -43,10 +58,6 @@ CREATE_FLAG_NEW_BLOCK = 0x20
 
 BYTES_PER_CHECKSUM = 512
 CHECKPOINT_EVERY = 20000  # journal records between automatic checkpoints
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -98,23 +109,7 @@ class NamesystemConfig:
     capacity: int | None = None
 
 
-@dataclass
-class LocatedBlock:
-    block: Block
-    offset: int
-    length: int
-    locations: list[DatanodeDescriptor]
-
-
-@dataclass
-class LocatedFile:
-    file_length: int
-    blocks: list[LocatedBlock]
-    under_construction: bool
-    last: LocatedBlock | None
-
-
-class Namesystem:
+class Namesystem(SnapshotOps, WriteOps):
     def __init__(self, config: NamesystemConfig, journal: Journal | None = None,
                  block_pool_id: str = "BP-minidfs"):
         self.config = config
@@ -131,6 +126,9 @@ class Namesystem:
                                    now_ms())
         self.inodes[ROOT_ID] = self.root
         self._replaying = False
+        #: set when replica counts may have dropped below a file's replication; the
+        #: monitor scans the block map only then, not every tick
+        self.replication_dirty = True
         self._appliers: dict[str, Callable[[dict[str, Any]], None]] = {
             name[4:]: getattr(self, name) for name in dir(self) if name.startswith("_ap_")
         }
@@ -912,6 +910,7 @@ class Namesystem:
         before = node.space()
         node.replication = r["repl"]
         self._add_usage(node.parent, 0, node.space() - before)
+        self.replication_dirty = True
 
     def set_quota(self, caller: Caller, path: str, ns_quota: int, ds_quota: int) -> None:
         """``QUOTA_DONT_SET`` (2^63-1) keeps a value; ``-1`` (QUOTA_RESET) clears it."""
@@ -939,486 +938,3 @@ class Namesystem:
         node.ds_quota = r["ds"]
         if node.has_quota and not had:
             node.ns_used, node.ds_used = subtree_usage(node)
-
-    # -- snapshots ----------------------------------------------------------------
-    def allow_snapshot(self, caller: Caller, path: str) -> None:
-        with self.lock:
-            perms.check_superuser(caller, f"allowSnapshot {path}")
-            node = self._existing(caller, path, write=True).deepest
-            if not isinstance(node, INodeDirectory):
-                raise errors.FileNotFound(f"Directory does not exist: {path}")
-            if not node.snapshottable:
-                self._log({"op": "allow_snap", "id": node.id})
-
-    def _ap_allow_snap(self, r: dict[str, Any]) -> None:
-        node = self.inodes[r["id"]]
-        assert isinstance(node, INodeDirectory)
-        node.snapshottable = True
-
-    def disallow_snapshot(self, caller: Caller, path: str) -> None:
-        with self.lock:
-            perms.check_superuser(caller, f"disallowSnapshot {path}")
-            node = self._existing(caller, path, write=True).deepest
-            if not isinstance(node, INodeDirectory):
-                raise errors.FileNotFound(f"Directory does not exist: {path}")
-            if node.snapshots:
-                raise errors.SnapshotError(
-                    f"The directory {path} has snapshot(s). Please redo the operation after "
-                    f"removing all the snapshots.")
-            if node.snapshottable:
-                self._log({"op": "disallow_snap", "id": node.id})
-
-    def _ap_disallow_snap(self, r: dict[str, Any]) -> None:
-        node = self.inodes[r["id"]]
-        assert isinstance(node, INodeDirectory)
-        node.snapshottable = False
-
-    def _snap_dir(self, caller: Caller, path: str) -> INodeDirectory:
-        node = self._existing(caller, path, write=True).deepest
-        if not isinstance(node, INodeDirectory) or not node.snapshottable:
-            raise errors.SnapshotError(f"Directory is not a snapshottable directory: {path}")
-        perms.check_owner(caller, node, path)
-        return node
-
-    def create_snapshot(self, caller: Caller, path: str, name: str | None) -> str:
-        with self.lock:
-            node = self._snap_dir(caller, path)
-            ctime = now_ms()
-            if not name:
-                name = "s" + time.strftime("%Y%m%d-%H%M%S", time.gmtime(ctime / 1000)) + \
-                    f".{ctime % 1000:03d}"
-            if "/" in name or name in (".", "..", SNAPSHOT_DIR) or ":" in name:
-                raise errors.IllegalArgument(f"Invalid snapshot name: {name}")
-            if name in node.snapshots:
-                raise errors.SnapshotError(
-                    f"Failed to add snapshot: there is already a snapshot with the same name "
-                    f"\"{name}\".")
-            self._log({"op": "create_snap", "id": node.id, "name": name, "ctime": ctime})
-            return f"{node.path().rstrip('/')}/{SNAPSHOT_DIR}/{name}"
-
-    def _ap_create_snap(self, r: dict[str, Any]) -> None:
-        node = self.inodes[r["id"]]
-        assert isinstance(node, INodeDirectory)
-        root = node.freeze()
-        root.mtime = r["ctime"]
-        node.snapshots[r["name"]] = Snapshot(r["name"], r["ctime"], root)
-        self._pin_snapshot(root)
-
-    def _pin_snapshot(self, root: INodeDirectory) -> None:
-        for n in walk(root):
-            if isinstance(n, INodeFile):
-                for b in n.blocks:
-                    entry = self.bm.blocks.get(b.id)
-                    if entry is None:
-                        entry = self.bm.blocks[b.id] = BlockEntry(b, None)
-                    elif entry.file is None and b.num_bytes > entry.block.num_bytes:
-                        # only snapshots hold it: the longest view decides what replicas keep
-                        entry.block = b
-                    entry.snap_refs += 1
-
-    def delete_snapshot(self, caller: Caller, path: str, name: str) -> None:
-        with self.lock:
-            node = self._snap_dir(caller, path)
-            if name not in node.snapshots:
-                raise errors.SnapshotError(
-                    f"Cannot delete snapshot {name} from path {path}: the snapshot does not "
-                    f"exist.")
-            self._log({"op": "delete_snap", "id": node.id, "name": name})
-
-    def _ap_delete_snap(self, r: dict[str, Any]) -> None:
-        node = self.inodes[r["id"]]
-        assert isinstance(node, INodeDirectory)
-        snap = node.snapshots.pop(r["name"])
-        for n in walk(snap.root):
-            if isinstance(n, INodeFile):
-                for b in n.blocks:
-                    entry = self.bm.blocks.get(b.id)
-                    if entry is None:
-                        continue
-                    entry.snap_refs -= 1
-                    if entry.snap_refs <= 0 and entry.file is None:
-                        self.bm.invalidate(b.id)
-
-    def rename_snapshot(self, caller: Caller, path: str, old: str, new: str) -> None:
-        with self.lock:
-            node = self._snap_dir(caller, path)
-            if old not in node.snapshots:
-                raise errors.SnapshotError(f"The snapshot {old} does not exist for directory "
-                                           f"{path}")
-            if new in node.snapshots:
-                raise errors.SnapshotError(f"The snapshot {new} already exists for directory "
-                                           f"{path}")
-            if "/" in new or not new or new == SNAPSHOT_DIR:
-                raise errors.IllegalArgument(f"Invalid snapshot name: {new}")
-            self._log({"op": "rename_snap", "id": node.id, "old": old, "new": new})
-
-    def _ap_rename_snap(self, r: dict[str, Any]) -> None:
-        node = self.inodes[r["id"]]
-        assert isinstance(node, INodeDirectory)
-        snap = node.snapshots.pop(r["old"])
-        snap.name = r["new"]
-        node.snapshots[r["new"]] = snap
-
-    # ===========================================================================
-    # writing files
-    # ===========================================================================
-    def add_block(self, path: str, client: str, previous: tuple[int, int] | None,
-                  file_id: int, exclude: set[int]) -> tuple[INodeFile, LocatedBlock]:
-        """Commit ``previous`` (block id, numBytes) and allocate the next block."""
-        with self.lock:
-            f = self._file_for_write(path, client, file_id)
-            last = f.blocks[-1] if f.blocks else None
-            if previous is not None:
-                prev_id, prev_len = previous
-                if last is None or last.id != prev_id:
-                    # a retried addBlock whose answer got lost: hand back the same block
-                    if len(f.blocks) >= 2 and f.blocks[-2].id == prev_id and \
-                            not f.blocks[-1].complete:
-                        return f, self._located_last(f)
-                    raise errors.RemoteError(
-                        f"addBlock: previous block {prev_id} is not the last block of {path}")
-                if not last.complete or last.num_bytes != prev_len:
-                    self._commit(f, last, prev_len)
-            elif last is not None and not last.complete:
-                visible = self._visible_length(last)
-                if visible == 0:
-                    return f, self._located_last(f)  # retry of an allocation never written
-                self._commit(f, last, visible)
-            repl = f.replication
-            self._check_quota(f.parent, 0, f.block_size * repl)
-            targets = self.bm.choose_targets(repl, exclude)
-            if not targets:
-                raise errors.RemoteError(
-                    f"File {path} could only be written to 0 of the 1 minReplication nodes. "
-                    f"There are {len(self.bm.live())} datanode(s) running and "
-                    f"{len(exclude)} node(s) are excluded in this operation.")
-            block_id = self.next_block_id
-            gs = self.next_gs
-            self._log({"op": "add_block", "file": f.id, "block": block_id, "gs": gs})
-            for dn in targets:
-                self.bm.add_replica(block_id, dn.index)
-            return f, self._located_last(f)
-
-    def _located_last(self, f: INodeFile) -> LocatedBlock:
-        b = f.blocks[-1]
-        offset = sum(x.num_bytes for x in f.blocks[:-1])
-        return LocatedBlock(b, offset, b.num_bytes, self.bm.live_locations(b.id))
-
-    def _commit(self, f: INodeFile, b: Block, length: int) -> None:
-        self._log({"op": "commit", "file": f.id, "block": b.id, "len": length})
-
-    def _ap_add_block(self, r: dict[str, Any]) -> None:
-        f = self.inodes[r["file"]]
-        assert isinstance(f, INodeFile)
-        before = f.space()
-        b = Block(r["block"], r["gs"], 0, False)
-        f.blocks.append(b)
-        self.bm.blocks[b.id] = BlockEntry(b, f)
-        self._add_usage(f.parent, 0, f.space() - before)
-        self._bump_ids(block_id=b.id, gs=b.gs)
-
-    def _ap_commit(self, r: dict[str, Any]) -> None:
-        entry = self.bm.blocks.get(r["block"])
-        if entry is None or entry.file is None:
-            return
-        f = entry.file
-        before = f.space()
-        entry.block.num_bytes = r["len"]
-        entry.block.complete = True
-        self._add_usage(f.parent, 0, f.space() - before)
-
-    def _ap_block_len(self, r: dict[str, Any]) -> None:
-        entry = self.bm.blocks.get(r["block"])
-        if entry is None or entry.file is None:
-            return
-        f = entry.file
-        before = f.space()
-        entry.block.num_bytes = r["len"]
-        self._add_usage(f.parent, 0, f.space() - before)
-
-    def complete(self, path: str, client: str, last: tuple[int, int] | None,
-                 file_id: int) -> bool:
-        with self.lock:
-            node = self.inodes.get(file_id) if file_id else self._resolve(path).last
-            if isinstance(node, INodeFile) and node.client is None and \
-                    (last is None or (node.blocks and node.blocks[-1].id == last[0])):
-                return True  # a retried complete of a file that is already closed
-            f = self._file_for_write(path, client, file_id)
-            if f.blocks:
-                b = f.blocks[-1]
-                if last is not None and last[0] == b.id:
-                    if not b.complete or b.num_bytes != last[1]:
-                        self._commit(f, b, last[1])
-                elif not b.complete:
-                    self._commit(f, b, self._visible_length(b))
-            self._log({"op": "close", "id": f.id, "mtime": now_ms()})
-            return True
-
-    def _ap_close(self, r: dict[str, Any]) -> None:
-        f = self.inodes[r["id"]]
-        assert isinstance(f, INodeFile)
-        before = f.space()
-        for b in f.blocks:
-            b.complete = True
-        self._lease_remove(f.client, f.id)
-        f.client = None
-        f.mtime = r["mtime"]
-        self._add_usage(f.parent, 0, f.space() - before)
-
-    def fsync(self, path: str, client: str, last_block_length: int, file_id: int) -> None:
-        with self.lock:
-            f = self._file_for_write(path, client, file_id)
-            if last_block_length >= 0 and f.blocks and not f.blocks[-1].complete:
-                b = f.blocks[-1]
-                if last_block_length != b.num_bytes:
-                    self._log({"op": "block_len", "block": b.id, "len": last_block_length})
-
-    def renew_lease(self, client: str) -> None:
-        with self.lock:
-            lease = self.leases.get(client)
-            if lease is not None:
-                lease.renewed = time.monotonic()
-
-    def append(self, caller: Caller, path: str, client: str,
-               new_block: bool) -> tuple[INodeFile, LocatedBlock | None]:
-        with self.lock:
-            res = self._existing(caller, path, write=True)
-            f = res.deepest
-            if not isinstance(f, INodeFile):
-                raise errors.FileNotFound(f"Failed to append to non-file {path}: is a directory")
-            perms.check(caller, f, WRITE, path)
-            if f.client is not None:
-                self._lease_conflict(f, client, "APPEND_FILE", path)
-            last = f.blocks[-1] if f.blocks else None
-            reuse = last is not None and not new_block and last.num_bytes < f.block_size
-            if reuse:
-                assert last is not None
-                self._check_quota(f.parent, 0, (f.block_size - last.num_bytes) * f.replication)
-            self._log({"op": "reopen", "id": f.id, "client": client, "uc_last": reuse})
-            located = None
-            if reuse:
-                located = self._located_last(f)
-            return f, located
-
-    def _ap_reopen(self, r: dict[str, Any]) -> None:
-        f = self.inodes[r["id"]]
-        assert isinstance(f, INodeFile)
-        before = f.space()
-        f.client = r["client"]
-        if r["uc_last"] and f.blocks:
-            f.blocks[-1].complete = False
-        self._lease_add(f.client, f.id)  # type: ignore[arg-type]
-        self._add_usage(f.parent, 0, f.space() - before)
-
-    def abandon_block(self, path: str, client: str, block_id: int, file_id: int) -> None:
-        with self.lock:
-            f = self._file_for_write(path, client, file_id)
-            if not f.blocks or f.blocks[-1].id != block_id:
-                return
-            self._log({"op": "abandon", "file": f.id, "block": block_id})
-
-    def _ap_abandon(self, r: dict[str, Any]) -> None:
-        f = self.inodes[r["file"]]
-        assert isinstance(f, INodeFile)
-        before = f.space()
-        if f.blocks and f.blocks[-1].id == r["block"]:
-            f.blocks.pop()
-            self._release_block(r["block"])
-        self._add_usage(f.parent, 0, f.space() - before)
-
-    def update_block_for_pipeline(self, client: str, block_id: int) -> LocatedBlock:
-        with self.lock:
-            entry = self.bm.blocks.get(block_id)
-            if entry is None or entry.file is None:
-                raise errors.RemoteError(f"updateBlockForPipeline: unknown block {block_id}")
-            f = entry.file
-            if f.client != client:
-                raise errors.LeaseExpired(f"Client {client} does not hold lease on {f.path()}")
-            gs = self.next_gs
-            self._log({"op": "gs", "block": block_id, "gs": gs})
-            b = entry.block
-            offset = 0
-            for x in f.blocks:
-                if x is b:
-                    break
-                offset += x.num_bytes
-            return LocatedBlock(b, offset, b.num_bytes, self.bm.live_locations(block_id))
-
-    def _ap_gs(self, r: dict[str, Any]) -> None:
-        entry = self.bm.blocks.get(r["block"])
-        if entry is not None:
-            entry.block.gs = r["gs"]
-        self._bump_ids(gs=r["gs"])
-
-    def update_pipeline(self, client: str, old_id: int, new_gs: int, new_len: int,
-                        nodes: list[DatanodeDescriptor]) -> None:
-        with self.lock:
-            entry = self.bm.blocks.get(old_id)
-            if entry is None or entry.file is None or entry.file.client != client:
-                raise errors.LeaseExpired(f"updatePipeline: {client} does not hold block "
-                                          f"{old_id}")
-            if entry.block.gs != new_gs:
-                self._log({"op": "gs", "block": old_id, "gs": new_gs})
-            if new_len > entry.block.num_bytes and not entry.block.complete:
-                self._log({"op": "block_len", "block": old_id, "len": new_len})
-            if nodes:
-                self.bm.replicas[old_id] = [d.index for d in nodes]
-
-    def recover_lease(self, caller: Caller, path: str, client: str) -> bool:
-        with self.lock:
-            res = self._existing(caller, path, write=True)
-            f = res.deepest
-            if not isinstance(f, INodeFile):
-                raise errors.FileNotFound(f"Path is not a file: {path}")
-            perms.check(caller, f, WRITE, path)
-            if f.client is None:
-                return True
-            self._recover_file(f)
-            return True
-
-    def _recover_file(self, f: INodeFile, durable_only: bool = False) -> None:
-        """Close a file whose writer is gone, finalizing the last block's replicas.
-
-        At runtime the last block keeps what its DataNodes acknowledged (HDFS
-        block recovery).  After a restart (``durable_only``) it keeps only the
-        length the journal recorded as durable (hsync/fsync/finalize): bytes
-        that were merely in flight when the process died are never claimed.
-        """
-        if f.blocks and not f.blocks[-1].complete:
-            b = f.blocks[-1]
-            holders = self.bm.live_locations(b.id)
-            lengths = [dn.handle.visible_length(b.id) for dn in holders if dn.handle]
-            known = [n for n in lengths if n is not None]
-            if durable_only:
-                length = min(b.num_bytes, max(known)) if known else b.num_bytes
-            else:
-                length = max(known) if known else b.num_bytes
-            if length == 0:
-                self._log({"op": "abandon", "file": f.id, "block": b.id})
-            else:
-                for dn in holders:
-                    if dn.handle is not None:
-                        ok = dn.handle.recover_replica(b.id, length)
-                        if not ok:
-                            self.bm.remove_replica(b.id, dn.index)
-                self._commit(f, b, length)
-        self._log({"op": "close", "id": f.id, "mtime": now_ms()})
-
-    def check_leases(self) -> int:
-        """Recover files whose writer stopped renewing past the hard limit."""
-        recovered = 0
-        with self.lock:
-            now = time.monotonic()
-            for holder, lease in list(self.leases.items()):
-                if now - lease.renewed <= self.config.lease_hard_limit:
-                    continue
-                for file_id in list(lease.files):
-                    f = self.inodes.get(file_id)
-                    if isinstance(f, INodeFile) and f.client == holder:
-                        log.info("lease hard limit expired for %s on %s", holder, f.path())
-                        self._recover_file(f)
-                        recovered += 1
-                self.leases.pop(holder, None)
-        return recovered
-
-    def recover_all_under_construction(self) -> int:
-        """At startup: nobody can still be writing, so close every UC file."""
-        with self.lock:
-            files = [n for n in self.inodes.values()
-                     if isinstance(n, INodeFile) and n.client is not None]
-            for f in files:
-                log.info("recovering under-construction file %s", f.path())
-                self._recover_file(f, durable_only=True)
-            return len(files)
-
-    # ===========================================================================
-    # DataNode callbacks (in-process "block received" / "block report")
-    # ===========================================================================
-    def replica_finalized(self, dn_index: int, block_id: int, length: int) -> bool:
-        """A DataNode finalized a replica (data is durable).  False = unknown block."""
-        with self.lock:
-            entry = self.bm.blocks.get(block_id)
-            if entry is None:
-                return False
-            self.bm.add_replica(block_id, dn_index)
-            b = entry.block
-            if entry.file is not None and not b.complete and length > b.num_bytes:
-                self._log({"op": "block_len", "block": block_id, "len": length})
-            return True
-
-    def replica_synced(self, dn_index: int, block_id: int, length: int) -> None:
-        """hsync reached the disk of a DataNode: remember the durable length."""
-        with self.lock:
-            entry = self.bm.blocks.get(block_id)
-            if entry is None or entry.file is None or entry.block.complete:
-                return
-            if length > entry.block.num_bytes:
-                self._log({"op": "block_len", "block": block_id, "len": length})
-
-    def replica_receiving(self, dn_index: int, block_id: int) -> bool:
-        with self.lock:
-            if block_id not in self.bm.blocks:
-                return False
-            self.bm.add_replica(block_id, dn_index)
-            return True
-
-    def block_report(self, dn_index: int,
-                     replicas: list[tuple[int, int, bool]]) -> dict[int, int | None]:
-        """Register a DataNode's replicas.  Returns actions: block id → truncate length, or
-        None = delete (unknown, or shorter than the committed length, i.e. corrupt)."""
-        actions: dict[int, int | None] = {}
-        with self.lock:
-            for block_id, length, finalized in replicas:
-                entry = self.bm.blocks.get(block_id)
-                if entry is None:
-                    actions[block_id] = None
-                    continue
-                b = entry.block
-                complete = b.complete or entry.file is None or entry.file.client is None
-                if complete:
-                    if length < b.num_bytes:
-                        log.warning("replica of block %d on dn%d is short (%d < %d): dropped",
-                                    block_id, dn_index, length, b.num_bytes)
-                        actions[block_id] = None
-                        continue
-                    if length > b.num_bytes or not finalized:
-                        actions[block_id] = b.num_bytes
-                self.bm.add_replica(block_id, dn_index)
-        return actions
-
-    def replica_failed(self, dn_index: int, block_id: int) -> None:
-        """A pipeline dropped this DataNode's replica mid-write."""
-        with self.lock:
-            self.bm.remove_replica(block_id, dn_index)
-
-    def datanode_down(self, dn_index: int) -> None:
-        with self.lock:
-            self.bm.datanodes[dn_index].alive = False
-
-    # ===========================================================================
-    # replication monitor
-    # ===========================================================================
-    def replication_work(self) -> list[tuple[int, int, int, int]]:
-        """(block, length, source dn, target dn) copies that would restore replication."""
-        work = []
-        with self.lock:
-            live = self.bm.live()
-            if len(live) < 2:
-                return []
-            for block_id, entry in self.bm.blocks.items():
-                f = entry.file
-                if f is None or not entry.block.complete or entry.block.num_bytes == 0:
-                    continue
-                holders = self.bm.live_locations(block_id)
-                want = min(f.replication, len(live))
-                if not holders or len(holders) >= want:
-                    continue
-                have = {d.index for d in self.bm.locations(block_id)}
-                for dn in live:
-                    if len(holders) >= want:
-                        break
-                    if dn.index not in have:
-                        work.append((block_id, entry.block.num_bytes, holders[0].index,
-                                     dn.index))
-                        holders.append(dn)
-        return work

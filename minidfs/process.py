@@ -18,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from hdfs_csi.units import format_size
 
@@ -76,7 +77,7 @@ class MiniDFSProcess:
                 cmd += [flag, str(value)]
         return cmd + self.extra_args
 
-    def start(self) -> "MiniDFSProcess":
+    def start(self) -> MiniDFSProcess:
         stderr: Any = subprocess.DEVNULL
         os.makedirs(self.data_dir, exist_ok=True)
         if self.log_file:
@@ -132,7 +133,7 @@ class MiniDFSProcess:
                 line = self._lines.get(timeout=timeout)
                 if line is None:
                     raise RuntimeError("minidfs exited while handling a command")
-                if line.startswith("ok") or line.startswith("error"):
+                if line.startswith(("ok", "error")):
                     break
         if line.startswith("error"):
             raise RuntimeError(f"minidfs {' '.join(map(str, words))}: {line}")
@@ -145,7 +146,7 @@ class MiniDFSProcess:
     def start_datanode(self, index: int) -> None:
         self.command("start_datanode", index)
 
-    def set_fault(self, name: str, value: float | int | None) -> None:
+    def set_fault(self, name: str, value: float | None) -> None:
         """``rpc_latency``/``packet_latency`` in seconds, ``stream_bandwidth`` in bytes/s."""
         if name == "stream_bandwidth" and value:
             value = format_size(value).replace(" ", "").replace("iB", "")
@@ -186,7 +187,7 @@ class MiniDFSProcess:
                 except OSError:
                     pass
 
-    def restart(self) -> "MiniDFSProcess":
+    def restart(self) -> MiniDFSProcess:
         """Stop (cleanly if still running) and start again on the same directory and port."""
         own, self._own_dir = self._own_dir, False
         try:
@@ -196,7 +197,7 @@ class MiniDFSProcess:
         self._lines = queue.Queue()
         return self.start()
 
-    def __enter__(self) -> "MiniDFSProcess":
+    def __enter__(self) -> MiniDFSProcess:
         return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -47,8 +47,17 @@ class ReplicaError(Exception):
 class Replica:
     """One block replica on disk.  ``lock`` guards state changes and writes."""
 
-    __slots__ = ("block_id", "data_path", "meta_path", "length", "visible", "finalized",
-                 "lock", "epoch", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "block_id",
+        "data_path",
+        "epoch",
+        "finalized",
+        "length",
+        "lock",
+        "meta_path",
+        "visible",
+    )
 
     def __init__(self, block_id: int, data_path: str, meta_path: str, length: int,
                  finalized: bool):
@@ -232,8 +241,7 @@ class ReplicaWriter:
                 start = offset - offset % BPC
                 chunk = os.pread(self._data, end - start, start)
                 os.pwrite(self._meta, chunk_crcs(chunk), start // BPC * 4)
-            if end > rep.length:
-                rep.length = end
+            rep.length = max(rep.length, end)
 
     def publish(self) -> None:
         """Everything written so far becomes readable (called just before the ack)."""

@@ -18,7 +18,8 @@ could switch hdfs-native to Kerberos.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import socket
 import struct
 
+from google.protobuf.message import DecodeError
+
 from hdfs_client.hadoop_rpc_wire import WireError, encode_varint
 from hdfs_csi_pb.hadoop import datatransfer_pb2
 
@@ -79,7 +81,7 @@ def parse_header(buf: bytes | memoryview) -> tuple[int, int, bool, int, bool]:
     msg = datatransfer_pb2.PacketHeaderProto()
     try:
         msg.ParseFromString(bytes(buf))
-    except Exception as exc:  # DecodeError
+    except DecodeError as exc:
         raise WireError(f"bad packet header: {exc}") from None
     if not msg.IsInitialized():
         raise WireError("packet header misses required fields")

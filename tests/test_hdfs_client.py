@@ -193,9 +193,9 @@ def test_admin_client_reconnects_and_fails_over(minidfs_factory, tmp_path) -> No
     assert _addresses("ns1", config) == [("127.0.0.1", dead_port), ("127.0.0.1", dfs.port)]
     with AdminRpcClient("hdfs://ns1", config=config) as ha:
         assert ha.fs_stats().capacity > 0
-    with AdminRpcClient(f"hdfs://127.0.0.1:{dead_port}", timeout=2) as nobody:
-        with pytest.raises(errors.HdfsIOError):
-            nobody.fs_stats()
+    with AdminRpcClient(f"hdfs://127.0.0.1:{dead_port}", timeout=2) as nobody, \
+            pytest.raises(errors.HdfsIOError):
+        nobody.fs_stats()
 
 
 def test_admin_errors_are_domain_errors(minidfs) -> None:

@@ -10,11 +10,10 @@ import sys
 import time
 
 import pytest
+from minidfs_testkit import native_as
 
 from hdfs_client import connect, errors
 from minidfs.process import clean_env
-
-from minidfs_testkit import native_as
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -63,7 +62,7 @@ def test_cli_foreground_ready_line_and_sigterm(tmp_path) -> None:
 def test_cli_rejects_bad_arguments(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-m", "minidfs", "--port", "0", "--block-size",
                            "1000", "--data-dir", str(tmp_path)], capture_output=True, text=True,
-                          timeout=60, env=clean_env())
+                          timeout=60, env=clean_env(), check=False)
     assert proc.returncode != 0 and "block_size" in proc.stderr
 
 

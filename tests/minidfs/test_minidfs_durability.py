@@ -7,11 +7,10 @@ import shutil
 import time
 
 import pytest
+from minidfs_testkit import native_as
 
 from hdfs_client import connect, errors
 from hdfs_client.admin_rpc import AdminRpcClient
-
-from minidfs_testkit import native_as
 
 pytestmark = pytest.mark.timeout(180)
 

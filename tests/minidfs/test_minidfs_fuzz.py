@@ -8,6 +8,7 @@ import socket
 import struct
 import uuid
 
+import minidfs_wirekit as wk
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,8 +18,6 @@ from hdfs_client import hadoop_rpc_wire as w
 from hdfs_csi_pb.hadoop import datatransfer_pb2 as dt
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
 from hdfs_csi_pb.hadoop import rpc_pb2
-
-import minidfs_wirekit as wk
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -62,7 +61,7 @@ def _closed_within(sock: socket.socket, timeout: float = 10.0) -> bytes:
             got += chunk
     except ConnectionResetError:
         return got
-    except socket.timeout:
+    except TimeoutError:
         pytest.fail(f"server kept the connection open after bad input (got {got[:60]!r})")
 
 

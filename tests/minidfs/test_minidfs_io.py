@@ -7,16 +7,15 @@ import random
 import threading
 import time
 
+import minidfs_wirekit as wk
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from minidfs_testkit import native_as
 
 from hdfs_client import connect, errors
 from hdfs_csi_pb.hadoop import datatransfer_pb2 as dt
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
-
-import minidfs_wirekit as wk
-from minidfs_testkit import native_as
 
 pytestmark = pytest.mark.timeout(120)
 

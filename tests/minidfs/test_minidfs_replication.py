@@ -6,14 +6,13 @@ import os
 import threading
 import time
 
+import minidfs_wirekit as wk
 import pytest
 
 from hdfs_client import connect, errors
 from hdfs_client.admin_rpc import AdminRpcClient
 from hdfs_csi_pb.hadoop import datatransfer_pb2 as dt
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
-
-import minidfs_wirekit as wk
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from minidfs_testkit import seam_as
 
 from hdfs_client import connect, errors
 from hdfs_client.admin_rpc import AdminRpcClient
-
-from minidfs_testkit import seam_as
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -25,7 +25,7 @@ def env(minidfs_factory, tmp_path):
 
 
 def test_snapshot_view_is_frozen(env) -> None:
-    dfs, c, admin = env
+    _, c, admin = env
     v1 = os.urandom(2 * BS + 500)
     c.write_file("/ds/train/part-0", v1)
     c.write_file("/ds/train/part-1", b"one")
@@ -56,7 +56,7 @@ def test_snapshot_view_is_frozen(env) -> None:
 
 
 def test_snapshots_are_read_only_and_protect_their_directory(env) -> None:
-    dfs, c, admin = env
+    _, c, admin = env
     c.write_file("/ro/f", b"x")
     admin.allow_snapshot("/ro")
     admin.create_snapshot("/ro", "s")
