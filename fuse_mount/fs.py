@@ -32,6 +32,7 @@ import pwd
 import stat
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -144,7 +145,7 @@ class HdfsFilesystem:
         self.cache: DiskCache | None = None
         if self.opts.cache_dir:
             self.cache = DiskCache(self.opts.cache_dir, self.opts.cache_size, metrics=self.metrics)
-        chunk = self.cache.chunk_size if self.cache else 1
+        chunk = self.cache.chunk_size if self.cache is not None else 1
         self.ra_config = ReadaheadConfig(
             max_window=self.opts.read_ahead_max,
             streams=self.opts.read_ahead_streams,
@@ -160,6 +161,8 @@ class HdfsFilesystem:
         self._lock = threading.Lock()
         self._statfs: tuple[float, StatFs] | None = None
         self._statfs_pending: Any = None
+        self._warming: set[str] = set()
+        self._opened: OrderedDict[str, None] = OrderedDict()
         self._uid, self._gid = os.getuid(), os.getgid()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -192,19 +195,57 @@ class HdfsFilesystem:
             self.meta.invalidate(path)
 
     # -- metadata ---------------------------------------------------------------------------
-    def status(self, path: str) -> FileStatus:
-        cached = self.meta.get_attr(path)
-        if cached is None:
-            raise herr.NotFound("not found (cached)", path=path)
-        if cached is not MISSING:
-            return cached  # type: ignore[return-value]
+    def status(self, path: str, *, fresh: bool = False) -> FileStatus:
+        """Attributes of ``path``: from the cache, else one getFileInfo RPC.
+
+        ``fresh`` skips the cache: changes must not act on a stale answer.
+        """
+        if not fresh:
+            cached = self.meta.get_attr(path)
+            if cached is None or (cached is MISSING and self.meta.listed_absent(path)):
+                raise herr.NotFound("not found (cached)", path=path)
+            if cached is not MISSING:
+                return cached  # type: ignore[return-value]
+            if path != "/":
+                self._warm_parent(posixpath.dirname(path))
+        token = self.meta.token()
         try:
             st = self._call(self.client.get_status, self.hdfs_path(path), what="getattr")
         except herr.NotFound:
-            self.meta.put_negative(path)
+            self.meta.put_negative(path, token)
             raise
-        self.meta.put_attr(path, st)
+        self.meta.put_attr(path, st, token)
         return st
+
+    def _warm_parent(self, parent: str) -> None:
+        """List ``parent`` in the background after a lookup missed the cache.
+
+        Programs that open one file of a directory usually open its siblings
+        next (a DataLoader walking an image folder in random order): one paged
+        listing then answers all their lookups, instead of one getFileInfo RPC
+        each.  At most one listing per directory runs at a time, and none while
+        a fresh one is cached.
+        """
+        if not self.meta.enabled or self.meta.get_listing(parent) is not None:
+            return
+        with self._lock:
+            if parent in self._warming:
+                return
+            self._warming.add(parent)
+
+        token = self.meta.token()
+
+        def work() -> None:
+            try:
+                children = list(self.client.list_dir(self.hdfs_path(parent)))
+                self.meta.put_listing(parent, children, token)
+            except Exception as exc:  # noqa: BLE001 - only a cache warm-up
+                log.debug("background listing of %s failed: %s", parent, exc)
+            finally:
+                with self._lock:
+                    self._warming.discard(parent)
+
+        self.pool.submit(work)
 
     def getattr(self, path: str, fh: int | None = None) -> Attr:
         st = self.status(path)
@@ -237,8 +278,9 @@ class HdfsFilesystem:
             st = self.status(path)
             if not st.is_dir:
                 raise herr.NotADirectory("not a directory", path=path)
+            token = self.meta.token()
             children = self._list_dir(self.hdfs_path(path))
-            self.meta.put_listing(path, children)
+            self.meta.put_listing(path, children, token)
         out = [(".", stat.S_IFDIR), ("..", stat.S_IFDIR)]
         out.extend((c.name, stat.S_IFDIR if c.is_dir else stat.S_IFREG) for c in children)
         return out
@@ -307,11 +349,26 @@ class HdfsFilesystem:
             if st.is_dir:
                 raise FsError(errno.EISDIR)
             h = self._read_handle(path, st)
-            if self.cache is None or not self.cache.has_range(h.key, 0, h.size):
+            if self._first_open(h.key) and (
+                    self.cache is None or not self.cache.has_range(h.key, 0, h.size)):
                 # Open the HDFS reader now: HDFS checks permissions when a file is
                 # opened (getBlockLocations), and EACCES belongs to open(2), not to
-                # the first read.  A file entirely in the disk cache needs no RPC.
-                self._call(self._reader, h, what="open")
+                # the first read.  The same task fetches the first part, because
+                # almost every open is followed by a read at 0 (a small file is
+                # then complete when open returns: one hand-off instead of two).
+                # A file entirely in the disk cache needs no RPC at all, and neither
+                # does a re-open of an unchanged file: the kernel keeps its pages
+                # (auto_cache) and asks only for what it lacks, opening lazily.
+                assert h.prefetcher is not None
+                first = h.prefetcher.start(functools.partial(self._open_and_fetch, h))
+                if first is None:
+                    self._call(self._reader, h, what="open")
+                else:
+                    try:
+                        self.pool.wait(first, self.timeout, "open")
+                    except BaseException:
+                        self._close_read_handle(h)
+                        raise
             return self._add(h)
         self._require_writable()
         st = self.status(path)
@@ -372,12 +429,16 @@ class HdfsFilesystem:
         if offset >= h.size or size <= 0:
             return b""
         cache = self.cache
-        if cache is not None and cache.has_range(h.key, offset, min(size, h.size - offset)):
+        assert h.prefetcher is not None
+        # Fast path for cached files.  While read-ahead is streaming, every read
+        # goes through it instead (its fetches use the cache anyway), so that its
+        # view of the stream stays whole.
+        if (cache is not None and h.prefetcher.idle
+                and cache.has_range(h.key, offset, min(size, h.size - offset))):
             data = cache.read_range(h.key, h.size, offset, size)
             if data is not None:
                 self.metrics.bytes_served.inc(len(data))
                 return data
-        assert h.prefetcher is not None
         data = h.prefetcher.read(offset, size)
         self.metrics.bytes_served.inc(len(data))
         return data
@@ -386,8 +447,7 @@ class HdfsFilesystem:
         """O_RDWR reads: what HDFS has (everything up to the last flush/fsync)."""
         with h.lock:
             if h.reads is None or h.reads_pos != h.pos:
-                self.meta.invalidate(h.path, parent=False)
-                st = self.status(h.path)
+                st = self.status(h.path, fresh=True)
                 if h.reads is not None:
                     self._close_read_handle(h.reads)
                 h.reads, h.reads_pos = self._read_handle(h.path, st), h.pos
@@ -396,6 +456,21 @@ class HdfsFilesystem:
             return b""
         assert reads.prefetcher is not None
         return reads.prefetcher.read(offset, size)
+
+    def _first_open(self, key: str) -> bool:
+        """True the first time this file version is opened in this mount (bounded LRU)."""
+        with self._lock:
+            if key in self._opened:
+                self._opened.move_to_end(key)
+                return False
+            self._opened[key] = None
+            if len(self._opened) > 262144:
+                self._opened.popitem(last=False)
+            return True
+
+    def _open_and_fetch(self, h: _ReadHandle, offset: int, length: int) -> bytes:
+        self._reader(h)
+        return self._fetch(h, offset, length)
 
     def _fetch(self, h: _ReadHandle, offset: int, length: int) -> bytes:
         """Bytes ``[offset, offset+length)`` of ``h``: cache first, else HDFS (then cache them).
@@ -468,8 +543,7 @@ class HdfsFilesystem:
         """First write on a handle (or first after a flush): pick create or append."""
         if h.append:
             h.writer = self._call(self.client.append, h.hpath, what="append")
-            self.meta.invalidate(h.path, parent=False)
-            h.pos = self.status(h.path).length
+            h.pos = self.status(h.path, fresh=True).length
             return
         if h.pos is None:  # opened without O_TRUNC/O_APPEND: allowed at 0 of empty, or at end
             if offset == 0 and h.base_len == 0:
@@ -697,8 +771,7 @@ class HdfsFilesystem:
 
     def _fresh_status(self, path: str) -> FileStatus:
         """Status straight from the NameNode: changes must not act on stale answers."""
-        self.meta.invalidate(path, parent=False)
-        return self.status(path)
+        return self.status(path, fresh=True)
 
     def _exists_fresh(self, path: str) -> bool:
         try:

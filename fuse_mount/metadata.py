@@ -9,7 +9,10 @@ files, Python's ``__pycache__``).
 
 Freshness: an entry is trusted for ``ttl`` seconds after it was fetched, so a
 file changed in HDFS by someone else is seen at most ``ttl`` late.  Changes
-made through this mount invalidate the affected paths immediately.
+made through this mount invalidate the affected paths immediately, and an
+answer whose RPC started before the latest invalidation is not cached at all
+(:meth:`MetadataCache.token`): a listing that was in flight while a file was
+created must not bring back a view without it.
 ``ttl == 0`` disables caching.  The number of entries is bounded (LRU) so a
 walk over millions of files cannot grow the process without limit.
 """
@@ -36,14 +39,20 @@ class MetadataCache:
         self.max_listings = max_listings
         self._clock = clock
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by every invalidation
         # path -> (FileStatus | None for "does not exist", expiry)
         self._attrs: OrderedDict[str, tuple[FileStatus | None, float]] = OrderedDict()
-        # dir path -> (children, expiry)
-        self._dirs: OrderedDict[str, tuple[list[FileStatus], float]] = OrderedDict()
+        # dir path -> (children, names, expiry)
+        self._dirs: OrderedDict[str, tuple[list[FileStatus], frozenset[str], float]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
         return self.ttl > 0
+
+    def token(self) -> int:
+        """Take before an RPC; pass to ``put_*`` so a result older than the latest
+        invalidation is dropped instead of cached."""
+        return self._generation
 
     # -- attributes -------------------------------------------------------------
     def get_attr(self, path: str) -> FileStatus | None | object:
@@ -59,14 +68,16 @@ class MetadataCache:
                 return MISSING
             return hit[0]
 
-    def put_attr(self, path: str, status: FileStatus | None) -> None:
+    def put_attr(self, path: str, status: FileStatus | None, token: int | None = None) -> None:
         if not self.enabled:
             return
         with self._lock:
+            if token is not None and token != self._generation:
+                return
             self._put_attr_locked(path, status, self._clock() + self.ttl)
 
-    def put_negative(self, path: str) -> None:
-        self.put_attr(path, None)
+    def put_negative(self, path: str, token: int | None = None) -> None:
+        self.put_attr(path, None, token)
 
     def _put_attr_locked(self, path: str, status: FileStatus | None, expiry: float) -> None:
         self._attrs[path] = (status, expiry)
@@ -82,21 +93,33 @@ class MetadataCache:
             hit = self._dirs.get(path)
             if hit is None:
                 return None
-            if hit[1] <= self._clock():
+            if hit[2] <= self._clock():
                 del self._dirs[path]
                 return None
             return hit[0]
 
-    def put_listing(self, path: str, children: list[FileStatus]) -> None:
+    def listed_absent(self, path: str) -> bool:
+        """True if the parent's fresh listing says ``path`` does not exist."""
+        if not self.enabled or path == "/":
+            return False
+        parent, name = posixpath.split(path)
+        with self._lock:
+            hit = self._dirs.get(parent or "/")
+            return hit is not None and hit[2] > self._clock() and name not in hit[1]
+
+    def put_listing(self, path: str, children: list[FileStatus],
+                    token: int | None = None) -> None:
         """Remember a listing and the attributes of every child (one RPC, not N)."""
         if not self.enabled:
             return
         with self._lock:
+            if token is not None and token != self._generation:
+                return
             expiry = self._clock() + self.ttl
             base = path.rstrip("/")
             for child in children:
                 self._put_attr_locked(f"{base}/{child.name}", child, expiry)
-            self._dirs[path] = (children, expiry)
+            self._dirs[path] = (children, frozenset(c.name for c in children), expiry)
             self._dirs.move_to_end(path)
             while len(self._dirs) > self.max_listings:
                 self._dirs.popitem(last=False)
@@ -105,6 +128,7 @@ class MetadataCache:
     def invalidate(self, path: str, *, parent: bool = True) -> None:
         """Forget ``path`` (and its parent's listing, which names it)."""
         with self._lock:
+            self._generation += 1
             self._attrs.pop(path, None)
             self._dirs.pop(path, None)
             if parent:
@@ -114,6 +138,7 @@ class MetadataCache:
         """Forget ``path`` and everything below it (after a directory rename/delete)."""
         prefix = path.rstrip("/") + "/"
         with self._lock:
+            self._generation += 1
             for table in (self._attrs, self._dirs):
                 doomed = [p for p in table if p == path or p.startswith(prefix)]
                 for p in doomed:
@@ -122,6 +147,7 @@ class MetadataCache:
 
     def clear(self) -> None:
         with self._lock:
+            self._generation += 1
             self._attrs.clear()
             self._dirs.clear()
 

@@ -154,6 +154,11 @@ class Prefetcher:
     def window(self) -> int:
         return self._window
 
+    @property
+    def idle(self) -> bool:
+        """No read-ahead in flight or buffered (reads may bypass this prefetcher)."""
+        return not self._parts
+
     def read(self, offset: int, size: int) -> bytes | memoryview:
         size = min(size, self.size - offset)
         if size <= 0:
@@ -186,6 +191,23 @@ class Prefetcher:
         if len(pieces) == 1:
             return pieces[0]  # a view into the part: the FUSE adapter copies it once, directly
         return b"".join(pieces)
+
+    def start(self, fetch: FetchFn | None = None) -> "Future[bytes] | None":
+        """At open: schedule the first part ``[0, part)`` now, optionally with a
+        different fetch function (one that also opens the file).  ``None`` when
+        the memory budget has no room."""
+        with self._lock:
+            length = min(self.size, self._part_length())
+            if length <= 0 or self._parts or self._closed:
+                return None
+            if not self._budget.try_reserve(2 * length):
+                return None
+            fut = self._pool.submit(self._fetch_part, 0, length, fetch)
+            self._parts.append(_Part(0, length, fut, 2 * length))
+            self._frontier = length
+            self._streaming = True
+            self.stats["parts"] += 1
+            return fut
 
     def close(self) -> None:
         with self._lock:
@@ -256,8 +278,8 @@ class Prefetcher:
             if self._metrics is not None:
                 self._metrics.readahead_memory.set(self._budget.used)
 
-    def _fetch_part(self, offset: int, length: int) -> bytes:
-        data = self._fetch(offset, length)
+    def _fetch_part(self, offset: int, length: int, fetch: FetchFn | None = None) -> bytes:
+        data = (fetch or self._fetch)(offset, length)
         if self._metrics is not None:
             self._metrics.readahead_bytes.inc(len(data))
         return data

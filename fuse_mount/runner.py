@@ -118,7 +118,11 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
     mountpoint = prepare_mountpoint(mountpoint)
     tune_malloc()
     if client is None:
-        kw: dict[str, object] = {}
+        # The client's own socket timeout frees threads stuck on a silent DataNode
+        # (our IoPool already bounds every wait; this bounds the threads too).
+        kw: dict[str, object] = {
+            "config": {"dfs.client.socket-timeout": str(max(1000, int(opts.io_timeout * 1000)))},
+        }
         if opts.user:
             kw["user"] = opts.user
             # One mount process = one HDFS identity.  hdfs-native reads the simple-auth

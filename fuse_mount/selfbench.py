@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = args.mount_args.split()
 
     import hdfs_client
-    from minidfs import MiniDFS
+    from minidfs.process import MiniDFSProcess
 
     work = args.workdir or tempfile.mkdtemp(prefix="fuse-selfbench-")
     os.makedirs(work, exist_ok=True)
@@ -178,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
         shown = ", ".join(f"{k}={v:.3g}" for k, v in vals.items())
         print(f"{name:10s} {shown}", flush=True)
 
-    with MiniDFS(os.path.join(work, "dfs"), datanodes=1) as dfs:
+    # a child process: the server must not share the benchmark's (direct reader's) GIL
+    with MiniDFSProcess(os.path.join(work, "dfs"), datanodes=1,
+                        log_file=os.path.join(work, "minidfs.log")) as dfs:
         client = hdfs_client.connect(dfs.uri)
         uri = dfs.uri + "/bench"
         mnt = os.path.join(work, "mnt")
@@ -235,16 +237,16 @@ def main(argv: list[str] | None = None) -> int:
         if "throttled" in only:
             tsize = parse_size(args.throttled_size)
             write_file(client, "/bench/throttled", tsize, seed=3)
-            dfs.faults.stream_bandwidth = 50e6
-            dfs.faults.packet_latency = 0.002
+            dfs.set_fault("stream_bandwidth", 50e6)
+            dfs.set_fault("packet_latency", 0.002)
             try:
                 td, _ = timed(read_direct, client, "/bench/throttled")
                 with mounted(uri, mnt, "--read-only", *extra, log=log):
                     tm, n = timed(read_local, f"{mnt}/throttled")
                 assert n == tsize
             finally:
-                dfs.faults.stream_bandwidth = None
-                dfs.faults.packet_latency = 0.0
+                dfs.set_fault("stream_bandwidth", None)
+                dfs.set_fault("packet_latency", 0.0)
             report("throttled", direct_MBps=tsize / td / 1e6, mount_MBps=tsize / tm / 1e6,
                    ratio=td / tm)
 

@@ -75,3 +75,15 @@ def test_entry_bound():
         c.put_attr(f"/f{i}", st(f"/f{i}"))
     assert len(c) == 100
     assert c.get_attr("/f999") is not MISSING and c.get_attr("/f0") is MISSING
+
+
+def test_results_older_than_an_invalidation_are_not_cached():
+    c = MetadataCache(5, clock=Clock())
+    token = c.token()                 # an RPC starts ...
+    c.invalidate("/d/new")            # ... a file is created meanwhile ...
+    c.put_listing("/d", [st("/d/a")], token)   # ... the old answer arrives
+    c.put_negative("/d/new", token)
+    assert c.get_listing("/d") is None and c.get_attr("/d/new") is MISSING
+    assert not c.listed_absent("/d/new")
+    c.put_listing("/d", [st("/d/a")], c.token())
+    assert c.listed_absent("/d/new") and not c.listed_absent("/d/a")
