@@ -22,12 +22,14 @@ Design choices and why:
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import socket
 import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable
 
 import crc32c
@@ -57,6 +59,16 @@ Stage = dt.OpWriteBlockProto
 SUCCESS = dt.SUCCESS
 ERROR = dt.ERROR
 _CRC_STRUCT = struct.Struct(">I")
+_CRC_FUNCS: dict[int, Callable[[memoryview], int] | None] = {
+    hdfs_pb2.CHECKSUM_CRC32C: crc32c.crc32c,
+    hdfs_pb2.CHECKSUM_CRC32: zlib.crc32,
+    hdfs_pb2.CHECKSUM_NULL: None,
+}
+
+
+def _chunk_sums(data: memoryview, bpc: int, fn: Callable[[memoryview], int]) -> bytes:
+    sums = [fn(data[i:i + bpc]) for i in range(0, len(data), bpc)]
+    return struct.pack(f">{len(sums)}I", *sums)
 
 
 class DataNode:
@@ -194,6 +206,16 @@ class DataNode:
             target.replicas[block_id] = copy
         return copy.length
 
+    def copy_prefix(self, block_id: int, new_block_id: int, length: int) -> bool:
+        """Truncate support: a new finalized replica with the first ``length`` bytes."""
+        rep = self.replicas.get(block_id)
+        if rep is None or not self.running or rep.length < length:
+            return False
+        copy = self.storage.import_prefix(new_block_id, rep, length)
+        with self._lock:
+            self.replicas[new_block_id] = copy
+        return True
+
     def _open_replica_for_write(self, block_id: int, stage: int,
                                 min_bytes: int) -> ReplicaWriter:
         if not self.running:
@@ -246,6 +268,8 @@ class DataNode:
                 elif op == wire.OP_WRITE_BLOCK:
                     if not self._write_block(sock, body):
                         return
+                elif op == wire.OP_BLOCK_CHECKSUM:
+                    self._block_checksum(sock, body)
                 else:
                     name = wire.OP_NAMES.get(op, str(op))
                     self._send_status(sock, dt.ERROR_UNSUPPORTED,
@@ -420,10 +444,9 @@ class DataNode:
             return True
         bpc = op.requestedChecksum.bytesPerChecksum
         crc_type = op.requestedChecksum.type
-        if bpc != BPC or crc_type not in (hdfs_pb2.CHECKSUM_CRC32C, hdfs_pb2.CHECKSUM_NULL):
+        if not 0 < bpc <= 1 << 20 or crc_type not in _CRC_FUNCS:
             self._send_status(sock, dt.ERROR_UNSUPPORTED,
-                              f"only CRC32C/NULL checksums with {BPC} bytes per checksum "
-                              f"are supported", bad_link="")
+                              f"unsupported checksum {crc_type}/{bpc}", bad_link="")
             return True
         nodes: list[DataNode] = [self]
         for t in op.targets:
@@ -456,14 +479,20 @@ class DataNode:
                 self._send_status(sock, SUCCESS, bad_link="")
                 return True
             self._send_status(sock, SUCCESS, bad_link="")
-            return self._receive_packets(sock, block_id, writers,
-                                         crc_type == hdfs_pb2.CHECKSUM_CRC32C)
+            return self._receive_packets(sock, block_id, writers, crc_type, bpc)
         finally:
             for _, w in writers:
                 w.close()
 
     def _receive_packets(self, sock: socket.socket, block_id: int,
-                         writers: list[tuple[DataNode, ReplicaWriter]], verify: bool) -> bool:
+                         writers: list[tuple[DataNode, ReplicaWriter]], crc_type: int,
+                         bpc: int) -> bool:
+        """Receive, verify and store packets.  Clients may checksum with CRC32 or another
+        chunk size; replicas always store CRC32C/512 (translated, like a DataNode whose
+        on-disk checksum differs from the writer's), so reads need no per-block type."""
+        verify = crc_type != hdfs_pb2.CHECKSUM_NULL
+        native = crc_type == hdfs_pb2.CHECKSUM_CRC32C and bpc == BPC
+        crc_fn = _CRC_FUNCS[crc_type]
         faults = self.faults
         limiter = faults.stream_limiter()
         buf = bytearray(PACKET_SIZE + PACKET_SIZE // BPC * 4 + 64)
@@ -486,7 +515,7 @@ class DataNode:
                 continue
             body = view[header_len:]
             csum_len = len(body) - data_len
-            n_chunks = -(-data_len // BPC)
+            n_chunks = -(-data_len // bpc)
             if data_len < 0 or offset < 0 or csum_len not in (n_chunks * 4, 0) or \
                     (verify and csum_len != n_chunks * 4):
                 raise WireError(f"inconsistent packet: dataLen={data_len} "
@@ -494,7 +523,8 @@ class DataNode:
             csums = body[:csum_len]
             data = body[csum_len:]
             if data_len:
-                if verify and chunk_crcs(data) != csums:
+                if verify and (chunk_crcs(data) if native else
+                               _chunk_sums(data, bpc, crc_fn)) != csums:
                     log.warning("dn%d: checksum error in block %d, packet at offset %d",
                                 self.index, block_id, offset)
                     sock.sendall(wire.pipeline_ack(
@@ -504,7 +534,7 @@ class DataNode:
                     time.sleep(faults.packet_latency)
                 if limiter is not None:
                     limiter.take(data_len)
-                crc_view = csums if csum_len else None
+                crc_view = csums if (csum_len and native) else None
                 for i, (dn, w) in enumerate(list(writers)):
                     try:
                         if dn is not self and not dn.running:
@@ -536,6 +566,42 @@ class DataNode:
             sock.sendall(wire.pipeline_ack(seqno, ok_replies))
             if last:
                 return True
+
+    # ==========================================================================
+    # BLOCK_CHECKSUM (getFileChecksum, distcp)
+    # ==========================================================================
+    def _block_checksum(self, sock: socket.socket, body: bytes) -> None:
+        """MD5 over the block's chunk CRCs (HDFS "MD5CRC"), for the requested length."""
+        op: dt.OpBlockChecksumProto = self._parse(dt.OpBlockChecksumProto, body)  # type: ignore[assignment]
+        block = op.header.block
+        if op.blockChecksumOptions.blockChecksumType == dt.COMPOSITE_CRC:
+            self._send_status(sock, dt.ERROR_UNSUPPORTED, "COMPOSITE_CRC is not supported")
+            return
+        rep = self.replicas.get(block.blockId)
+        if rep is None:
+            self._send_status(sock, ERROR, f"Replica not found for blk_{block.blockId}")
+            return
+        length = rep.visible
+        if block.HasField("numBytes") and 0 < block.numBytes < length:
+            length = block.numBytes
+        nchunks = -(-length // BPC)
+        with open(rep.meta_path, "rb") as m:
+            crcs = m.read(nchunks * 4)
+        if len(crcs) != nchunks * 4 or length % BPC:
+            # recompute what the meta file cannot vouch for: the partial last chunk
+            # (or everything, if the meta file is short)
+            start = (length - 1) // BPC * BPC if len(crcs) == nchunks * 4 else 0
+            with open(rep.data_path, "rb") as f:
+                f.seek(start)
+                tail = f.read(length - start)
+            crcs = crcs[:start // BPC * 4] + chunk_crcs(tail)
+        resp = dt.BlockOpResponseProto(status=SUCCESS)
+        cr = resp.checksumResponse
+        cr.bytesPerCrc = BPC
+        cr.crcPerBlock = nchunks
+        cr.blockChecksum = hashlib.md5(crcs, usedforsecurity=False).digest()
+        cr.crcType = hdfs_pb2.CHECKSUM_CRC32C
+        sock.sendall(delimited(resp.SerializeToString()))
 
     def _finalize(self, block_id: int, writers: list[tuple[DataNode, ReplicaWriter]]) -> None:
         for dn, w in writers:

@@ -341,6 +341,12 @@ def _get_additional_datanode(self: NameNode, caller: Any, req: Any) -> Any:
                              "(getAdditionalDatanode is not supported)")
 
 
+@rpc("truncate", nn.TruncateRequestProto)
+def _truncate(self: NameNode, caller: Any, req: nn.TruncateRequestProto) -> Any:
+    return nn.TruncateResponseProto(
+        result=self.ns.truncate(caller, req.src, req.newLength, req.clientName))
+
+
 @rpc("mkdirs", nn.MkdirsRequestProto)
 def _mkdirs(self: NameNode, caller: Any, req: nn.MkdirsRequestProto) -> Any:
     return nn.MkdirsResponseProto(

@@ -439,7 +439,8 @@ class Namesystem(SnapshotOps, WriteOps):
             res = self._resolve(path)
             self._check_traverse(caller, res)
             if not res.complete or res.blocked:
-                return None
+                # like HDFS (Java's DFSClient.open needs the exception, not an empty answer)
+                raise errors.FileNotFound(f"File does not exist: {path}")
             node = res.last
             if not isinstance(node, INodeFile):
                 raise errors.FileNotFound(f"Path is not a file: {path}")

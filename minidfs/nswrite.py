@@ -178,6 +178,71 @@ class WriteOps:
         self._lease_add(f.client, f.id)  # type: ignore[arg-type]
         self._add_usage(f.parent, 0, f.space() - before)
 
+    def truncate(self, caller: Caller, path: str, new_length: int, client: str) -> bool:
+        """Cut a closed file to ``new_length``; always finishes at once (returns True).
+
+        Mid-block truncation is copy-on-truncate: the kept prefix of the last block
+        becomes a *new* block, so a snapshot still reading the old one is unaffected.
+        """
+        with self.lock:
+            res = self._existing(caller, path, write=True)
+            f = res.deepest
+            if not isinstance(f, INodeFile):
+                raise errors.FileNotFound(f"Cannot truncate {path}: not a file")
+            perms.check(caller, f, WRITE, path)
+            if f.client is not None:
+                self._lease_conflict(f, client, "TRUNCATE_FILE", path)
+            length = self.file_length(f)
+            if new_length > length:
+                raise errors.IllegalArgument(
+                    f"Cannot truncate to a larger file size. Current size: {length}, "
+                    f"truncate size: {new_length}.")
+            if new_length == length:
+                return True
+            keep = 0
+            pos = 0
+            partial: tuple[Block, int] | None = None
+            for b in f.blocks:
+                if pos + b.num_bytes <= new_length:
+                    keep += 1
+                    pos += b.num_bytes
+                    continue
+                if new_length > pos:
+                    partial = (b, new_length - pos)
+                break
+            rec: dict[str, Any] = {"op": "truncate", "id": f.id, "keep": keep, "mtime": now_ms()}
+            made: list[DatanodeDescriptor] = []
+            if partial is not None:
+                old, k = partial
+                new_id, gs = self.next_block_id, self.next_gs
+                made = [dn for dn in self.bm.live_locations(old.id)
+                        if dn.handle is not None and dn.handle.copy_prefix(old.id, new_id, k)]
+                if not made:
+                    raise errors.RemoteError(f"Cannot truncate {path}: no live replica of "
+                                             f"block {old.id}")
+                rec["new_block"] = [new_id, gs, k]
+            self._log(rec)
+            for dn in made:
+                self.bm.add_replica(rec["new_block"][0], dn.index)
+            return True
+
+    def _ap_truncate(self, r: dict[str, Any]) -> None:
+        f = self.inodes[r["id"]]
+        assert isinstance(f, INodeFile)
+        before = f.space()
+        dropped = f.blocks[r["keep"]:]
+        f.blocks = f.blocks[:r["keep"]]
+        for b in dropped:
+            self._release_block(b.id)
+        if "new_block" in r:
+            block_id, gs, length = r["new_block"]
+            nb = Block(block_id, gs, length, True)
+            f.blocks.append(nb)
+            self.bm.blocks[block_id] = BlockEntry(nb, f)
+            self._bump_ids(block_id=block_id, gs=gs)
+        f.mtime = r["mtime"]
+        self._add_usage(f.parent, 0, f.space() - before)
+
     def abandon_block(self, path: str, client: str, block_id: int, file_id: int) -> None:
         with self.lock:
             f = self._file_for_write(path, client, file_id)

@@ -193,6 +193,30 @@ class Storage:
             except FileNotFoundError:
                 pass
 
+    def import_prefix(self, block_id: int, src: Replica, length: int) -> Replica:
+        """A new finalized replica holding the first ``length`` bytes of ``src`` (truncate:
+        copy-on-truncate keeps the old block intact for snapshots that still read it)."""
+        data, meta = self._paths(block_id, True)
+        tmp_data, tmp_meta = data + ".tmp", meta + ".tmp"
+        with open(src.data_path, "rb") as fin, open(tmp_data, "wb") as fout:
+            fout.write(fin.read(length))
+        with open(src.meta_path, "rb") as fin, open(tmp_meta, "wb") as fout:
+            fout.write(fin.read(self.meta_size(length)))
+        rep = Replica(block_id, tmp_data, tmp_meta, length, True)
+        if length % BPC:
+            self.rebuild_meta(rep, length - length % BPC)
+        if self.fsync:
+            for p in (tmp_data, tmp_meta):
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        os.replace(tmp_meta, meta)
+        os.replace(tmp_data, data)
+        rep.data_path, rep.meta_path = data, meta
+        return rep
+
     def import_copy(self, block_id: int, src: Replica) -> Replica:
         """Copy a finalized replica from another DataNode (re-replication)."""
         data, meta = self._paths(block_id, True)
@@ -235,8 +259,9 @@ class ReplicaWriter:
             n = len(data)
             os.pwrite(self._data, data, offset)
             end = offset + n
-            if crcs is not None and offset % BPC == 0:
-                os.pwrite(self._meta, crcs, offset // BPC * 4)
+            if offset % BPC == 0:
+                os.pwrite(self._meta, crcs if crcs is not None else chunk_crcs(data),
+                          offset // BPC * 4)
             else:
                 start = offset - offset % BPC
                 chunk = os.pread(self._data, end - start, start)

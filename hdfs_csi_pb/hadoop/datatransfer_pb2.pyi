@@ -25,6 +25,11 @@ class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OOB_RESERVED3: _ClassVar[Status]
     IN_PROGRESS: _ClassVar[Status]
     ERROR_BLOCK_PINNED: _ClassVar[Status]
+
+class BlockChecksumTypeProto(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MD5CRC: _ClassVar[BlockChecksumTypeProto]
+    COMPOSITE_CRC: _ClassVar[BlockChecksumTypeProto]
 SUCCESS: Status
 ERROR: Status
 ERROR_CHECKSUM: Status
@@ -39,6 +44,8 @@ OOB_RESERVED2: Status
 OOB_RESERVED3: Status
 IN_PROGRESS: Status
 ERROR_BLOCK_PINNED: Status
+MD5CRC: BlockChecksumTypeProto
+COMPOSITE_CRC: BlockChecksumTypeProto
 
 class BaseHeaderProto(_message.Message):
     __slots__ = ("block", "token")
@@ -190,19 +197,51 @@ class ReadOpChecksumInfoProto(_message.Message):
     chunkOffset: int
     def __init__(self, checksum: _Optional[_Union[ChecksumProto, _Mapping]] = ..., chunkOffset: _Optional[int] = ...) -> None: ...
 
+class BlockChecksumOptionsProto(_message.Message):
+    __slots__ = ("blockChecksumType", "stripeLength")
+    BLOCKCHECKSUMTYPE_FIELD_NUMBER: _ClassVar[int]
+    STRIPELENGTH_FIELD_NUMBER: _ClassVar[int]
+    blockChecksumType: BlockChecksumTypeProto
+    stripeLength: int
+    def __init__(self, blockChecksumType: _Optional[_Union[BlockChecksumTypeProto, str]] = ..., stripeLength: _Optional[int] = ...) -> None: ...
+
+class OpBlockChecksumProto(_message.Message):
+    __slots__ = ("header", "blockChecksumOptions")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    BLOCKCHECKSUMOPTIONS_FIELD_NUMBER: _ClassVar[int]
+    header: BaseHeaderProto
+    blockChecksumOptions: BlockChecksumOptionsProto
+    def __init__(self, header: _Optional[_Union[BaseHeaderProto, _Mapping]] = ..., blockChecksumOptions: _Optional[_Union[BlockChecksumOptionsProto, _Mapping]] = ...) -> None: ...
+
+class OpBlockChecksumResponseProto(_message.Message):
+    __slots__ = ("bytesPerCrc", "crcPerBlock", "blockChecksum", "crcType", "blockChecksumOptions")
+    BYTESPERCRC_FIELD_NUMBER: _ClassVar[int]
+    CRCPERBLOCK_FIELD_NUMBER: _ClassVar[int]
+    BLOCKCHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    CRCTYPE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKCHECKSUMOPTIONS_FIELD_NUMBER: _ClassVar[int]
+    bytesPerCrc: int
+    crcPerBlock: int
+    blockChecksum: bytes
+    crcType: _hdfs_pb2.ChecksumTypeProto
+    blockChecksumOptions: BlockChecksumOptionsProto
+    def __init__(self, bytesPerCrc: _Optional[int] = ..., crcPerBlock: _Optional[int] = ..., blockChecksum: _Optional[bytes] = ..., crcType: _Optional[_Union[_hdfs_pb2.ChecksumTypeProto, str]] = ..., blockChecksumOptions: _Optional[_Union[BlockChecksumOptionsProto, _Mapping]] = ...) -> None: ...
+
 class BlockOpResponseProto(_message.Message):
-    __slots__ = ("status", "firstBadLink", "readOpChecksumInfo", "message", "shortCircuitAccessVersion")
+    __slots__ = ("status", "firstBadLink", "checksumResponse", "readOpChecksumInfo", "message", "shortCircuitAccessVersion")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FIRSTBADLINK_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUMRESPONSE_FIELD_NUMBER: _ClassVar[int]
     READOPCHECKSUMINFO_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SHORTCIRCUITACCESSVERSION_FIELD_NUMBER: _ClassVar[int]
     status: Status
     firstBadLink: str
+    checksumResponse: OpBlockChecksumResponseProto
     readOpChecksumInfo: ReadOpChecksumInfoProto
     message: str
     shortCircuitAccessVersion: int
-    def __init__(self, status: _Optional[_Union[Status, str]] = ..., firstBadLink: _Optional[str] = ..., readOpChecksumInfo: _Optional[_Union[ReadOpChecksumInfoProto, _Mapping]] = ..., message: _Optional[str] = ..., shortCircuitAccessVersion: _Optional[int] = ...) -> None: ...
+    def __init__(self, status: _Optional[_Union[Status, str]] = ..., firstBadLink: _Optional[str] = ..., checksumResponse: _Optional[_Union[OpBlockChecksumResponseProto, _Mapping]] = ..., readOpChecksumInfo: _Optional[_Union[ReadOpChecksumInfoProto, _Mapping]] = ..., message: _Optional[str] = ..., shortCircuitAccessVersion: _Optional[int] = ...) -> None: ...
 
 class ClientReadStatusProto(_message.Message):
     __slots__ = ("status",)

@@ -333,6 +333,22 @@ class Rename2ResponseProto(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class TruncateRequestProto(_message.Message):
+    __slots__ = ("src", "newLength", "clientName")
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    NEWLENGTH_FIELD_NUMBER: _ClassVar[int]
+    CLIENTNAME_FIELD_NUMBER: _ClassVar[int]
+    src: str
+    newLength: int
+    clientName: str
+    def __init__(self, src: _Optional[str] = ..., newLength: _Optional[int] = ..., clientName: _Optional[str] = ...) -> None: ...
+
+class TruncateResponseProto(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: bool
+    def __init__(self, result: _Optional[bool] = ...) -> None: ...
+
 class DeleteRequestProto(_message.Message):
     __slots__ = ("src", "recursive")
     SRC_FIELD_NUMBER: _ClassVar[int]

@@ -368,3 +368,91 @@ def test_idle_writer_heartbeats_and_renews_its_lease(minidfs_factory) -> None:
     with c.read("/idle/f") as r:
         assert r.read() == b"a" * 1000 + b"b" * 1000
     assert dfs.faults.calls.get("renewLease", 0) >= 1
+
+
+def test_truncate_keeps_snapshots_intact(small, client) -> None:
+    from hdfs_client.admin_rpc import AdminRpcClient
+
+    data = os.urandom(2 * BS + 5000)
+    client.write_file("/trunc/f", data)
+    admin = AdminRpcClient(small.uri)
+    admin.allow_snapshot("/trunc")
+    admin.create_snapshot("/trunc", "before")
+
+    def truncate(n: int) -> bool:
+        return admin.raw_call("truncate", nn.TruncateRequestProto(src="/trunc/f", newLength=n,
+                                                                  clientName="t"),
+                              nn.TruncateResponseProto).result
+
+    assert truncate(BS) is True                    # at a block boundary
+    assert client.read_file("/trunc/f") == data[:BS]
+    assert truncate(1000) is True                  # mid-block: copy-on-truncate
+    assert client.read_file("/trunc/f") == data[:1000]
+    assert client.get_status("/trunc/f").length == 1000
+    assert client.read_file("/trunc/.snapshot/before/f") == data  # untouched
+    with pytest.raises(errors.HdfsError):
+        truncate(5000)                             # cannot grow
+    with client.append("/trunc/f") as w:
+        w.write(b"more")
+    assert client.read_file("/trunc/f") == data[:1000] + b"more"
+    admin.close()
+
+
+def test_block_checksum_md5_of_crcs(small, client) -> None:
+    """BLOCK_CHECKSUM (getFileChecksum): MD5 over the chunk CRCs, stable for equal data."""
+    import hashlib
+
+    data = os.urandom(BS + 700)
+    client.write_file("/ck/a", data)
+    client.write_file("/ck/b", data)
+    sums = []
+    for path in ("/ck/a", "/ck/b"):
+        lbs = _blocks(small, path)
+        per_block = []
+        for blk in lbs.blocks:
+            loc = blk.locs[0].id
+            op = dt.OpBlockChecksumProto()
+            op.header.block.CopyFrom(blk.b)
+            with wk.connect(loc.ipAddr, loc.xferPort) as sock:
+                wk.send_op(sock, 85, op)
+                resp = wk.read_response(sock)
+            assert resp.status == dt.SUCCESS
+            cr = resp.checksumResponse
+            assert cr.bytesPerCrc == 512 and cr.crcType == 2
+            per_block.append(cr.blockChecksum)
+        sums.append(per_block)
+    assert sums[0] == sums[1]
+    assert sums[0][1] == hashlib.md5(wk.crcs_for(data[BS:])).digest()
+
+
+def test_writers_may_use_crc32_and_other_chunk_sizes(small, client) -> None:
+    """Java with dfs.checksum.type=CRC32 / bytes-per-checksum=1024: verified with the
+    writer's checksum, stored as CRC32C/512 (what readers then get)."""
+    import struct as _struct
+    import zlib
+
+    from hdfs_csi_pb.hadoop import hdfs_pb2
+
+    admin, lb = _raw_block(small, "/crc32/f")
+    loc = lb.locs[0].id
+    data = os.urandom(5000)
+    sums = b"".join(_struct.pack(">I", zlib.crc32(data[i:i + 1024]))
+                    for i in range(0, len(data), 1024))
+    op = dt.OpWriteBlockProto(stage=dt.OpWriteBlockProto.PIPELINE_SETUP_CREATE, pipelineSize=1,
+                              minBytesRcvd=0, maxBytesRcvd=0, latestGenerationStamp=0)
+    op.header.baseHeader.block.CopyFrom(lb.b)
+    op.header.clientName = "wirekit"
+    op.requestedChecksum.type = hdfs_pb2.CHECKSUM_CRC32
+    op.requestedChecksum.bytesPerChecksum = 1024
+    with wk.connect(loc.ipAddr, loc.xferPort) as sock:
+        wk.send_op(sock, 80, op)
+        assert wk.read_response(sock).status == dt.SUCCESS
+        wk.send_packet(sock, 0, 0, data, crcs=sums)
+        wk.send_packet(sock, 5000, 1, b"", last=True)
+        assert [wk.read_ack(sock).reply[0] for _ in range(2)] == [dt.SUCCESS, dt.SUCCESS]
+    lb.b.numBytes = 5000
+    req = nn.CompleteRequestProto(src="/crc32/f", clientName="wirekit")
+    req.last.CopyFrom(lb.b)
+    assert admin.raw_call("complete", req, nn.CompleteResponseProto).result
+    assert client.read_file("/crc32/f") == data  # hdfs-native verifies the CRC32C it gets
+    admin.close()
