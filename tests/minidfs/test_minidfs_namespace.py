@@ -206,3 +206,22 @@ def test_invalid_paths_are_rejected(hdfs) -> None:
             hdfs.mkdirs(bad)
     with pytest.raises(errors.HdfsError):
         hdfs.mkdirs("/reserved/.snapshot")
+
+
+def test_trash_glob_and_acl_status_via_hdfs_native(minidfs_factory) -> None:
+    from minidfs_testkit import native_as
+
+    dfs = minidfs_factory(trash_interval=10)
+    c = native_as(dfs.uri)
+    c.mkdirs("/g/a", 0o755, True)
+    c.mkdirs("/g/b", 0o755, True)
+    with c.create("/g/a/x.txt") as w:
+        w.write(b"1")
+    assert [s.path for s in c.glob_status("/g/*/x.txt")] == ["/g/a/x.txt"]
+    user = dfs.config.superuser
+    assert c.trash("/g/a/x.txt") == f"/user/{user}/.Trash/Current/g/a/x.txt"
+    assert c.get_file_info(f"/user/{user}/.Trash/Current/g/a/x.txt").length == 1
+    acl = c.get_acl_status("/g")
+    assert acl.owner == user and acl.entries == []
+    with pytest.raises(RuntimeError, match="RpcNoSuchMethodException"):
+        c.set_acl("/g", [])
