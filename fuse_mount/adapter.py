@@ -69,6 +69,14 @@ def _is_hdfs(exc: BaseException) -> bool:
     return isinstance(exc, HdfsError)
 
 
+def _not_registered(*_args: Any) -> None:  # pragma: no cover - never called by mfusepy
+    raise mfusepy.FuseOSError(errno.EROFS)
+
+
+_not_registered.libfuse_ignore = True  # type: ignore[attr-defined]
+_WRITE_OPS = ("create", "write", "flush", "fsync", "truncate", "mkdir", "rmdir", "unlink",
+              "rename", "chmod", "chown", "utimens")
+
 _OPS = ("getattr", "readdir", "open", "create", "read", "write", "flush", "fsync", "release",
         "truncate", "mkdir", "rmdir", "unlink", "rename", "chmod", "chown", "utimens", "statfs")
 
@@ -82,6 +90,12 @@ class FuseAdapter(mfusepy.Operations):
         m = core.metrics
         self._hist = {op: m.requests.labels(op) for op in _OPS}
         self._errors = lambda op, code: m.errors.labels(op, errno.errorcode.get(code, str(code))).inc()
+        if options.read_only:
+            # Leave write-side callbacks unset: the kernel (mounted "ro") refuses changes
+            # itself, and once FLUSH is answered ENOSYS it stops sending it, which saves
+            # a round trip on every close(2): many small files = many closes.
+            for name in _WRITE_OPS:
+                setattr(self, name, _not_registered)
 
     # -- set-up ---------------------------------------------------------------------------
     def init_with_config(self, conn: Any, config: Any) -> None:

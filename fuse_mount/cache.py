@@ -19,6 +19,13 @@ is counted, the chunk is skipped, writes pause for a few seconds, and the read
 is served from the bytes just fetched from HDFS.  A corrupt/short chunk on read
 is dropped and re-fetched.
 
+Writes are asynchronous: a fetched part is handed to one background writer
+thread (niced) through a queue bounded in bytes; when the queue is full the
+chunk is simply not cached.  Measured on the development VM, writing a new
+1 MiB file costs ~2.2 ms (fresh page-cache pages on ext4), which done inline
+halved first-epoch throughput; in the background it costs CPU but no latency.
+:meth:`DiskCache.flush` waits for the queue (tests, unmount).
+
 Only one mount may use a cache directory at a time (``flock`` on
 ``<cache-dir>/.lock``): two LRU indexes over the same files would evict each
 other's chunks behind their backs.  The index is rebuilt from the files at
@@ -32,6 +39,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -58,7 +66,7 @@ def cache_key(cluster: str, path: str, length: int, mtime_ms: int) -> str:
 
 class DiskCache:
     def __init__(self, root: str, max_bytes: int, *, chunk_size: int = DEFAULT_CHUNK,
-                 metrics: "MountMetrics | None" = None):
+                 metrics: "MountMetrics | None" = None, write_queue_bytes: int = 64 << 20):
         if chunk_size <= 0 or max_bytes <= 0:
             raise ValueError("chunk_size and max_bytes must be positive")
         self.root = root
@@ -82,6 +90,12 @@ class DiskCache:
         self._rebuild()
         if metrics is not None:
             metrics.bind_gauge(metrics.cache_bytes, lambda: self._bytes)
+        self.write_queue_bytes = write_queue_bytes
+        self._queued = 0
+        self._queue: queue.SimpleQueue[tuple[str, int, memoryview] | None] = queue.SimpleQueue()
+        self._queue_cv = threading.Condition()
+        self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
+        self._writer.start()
 
     # -- paths ---------------------------------------------------------------------
     def _path(self, key: str, idx: int) -> str:
@@ -176,8 +190,65 @@ class DiskCache:
             os.close(fd)
 
     # -- inserts -------------------------------------------------------------------
+    def put_aligned_async(self, key: str, file_length: int, offset: int, data: bytes) -> int:
+        """Queue every whole chunk inside ``data`` for the background writer.
+
+        Returns the number of chunks queued; chunks that do not fit in the
+        write queue are dropped (the read never waits for the cache).
+        """
+        cs = self.chunk_size
+        end = offset + len(data)
+        idx = -(-offset // cs)
+        queued = 0
+        view = memoryview(data)
+        while idx * cs < end:
+            span = self.chunk_span(file_length, idx)
+            start = idx * cs
+            if span == 0 or start + span > end:
+                break
+            if (key, idx) not in self._index and (key, idx) not in self._pending:
+                with self._queue_cv:
+                    if self._queued + span > self.write_queue_bytes:
+                        break
+                    self._queued += span
+                self._queue.put((key, idx, view[start - offset:start - offset + span]))
+                queued += 1
+            idx += 1
+        return queued
+
+    def _write_loop(self) -> None:
+        try:  # below the read path: the cache may lag, reads must not
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (OSError, AttributeError):
+            pass
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            key, idx, view = item
+            try:
+                self.put(key, idx, view)
+            except Exception:  # noqa: BLE001 - never let the writer die
+                log.exception("cache writer failed on %s.%d", key, idx)
+            finally:
+                with self._queue_cv:
+                    self._queued -= len(view)
+                    self._queue_cv.notify_all()
+                del view, item
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until queued chunks are written; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._queue_cv:
+            while self._queued > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._queue_cv.wait(left)
+        return True
+
     def put_aligned(self, key: str, file_length: int, offset: int, data: bytes) -> int:
-        """Store every whole chunk inside ``data`` (which starts at ``offset``).
+        """Store every whole chunk inside ``data`` (which starts at ``offset``) now.
 
         A chunk is whole when it is ``chunk_size`` long or ends at end of file.
         Returns the number of chunks stored.
@@ -284,7 +355,11 @@ class DiskCache:
     def __len__(self) -> int:
         return len(self._index)
 
-    def close(self) -> None:
+    def close(self, drain: float = 10.0) -> None:
+        """Finish queued writes (up to ``drain`` seconds), then release the directory."""
+        self.flush(drain)
+        self._queue.put(None)
+        self._writer.join(1.0)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         finally:

@@ -144,7 +144,8 @@ class HdfsFilesystem:
         self.metrics.bind_gauge(self.metrics.readahead_memory, lambda: self.budget.used)
         self.cache: DiskCache | None = None
         if self.opts.cache_dir:
-            self.cache = DiskCache(self.opts.cache_dir, self.opts.cache_size, metrics=self.metrics)
+            self.cache = DiskCache(self.opts.cache_dir, self.opts.cache_size, metrics=self.metrics,
+                                   write_queue_bytes=min(64 << 20, self.opts.read_ahead_memory // 4))
         chunk = self.cache.chunk_size if self.cache is not None else 1
         self.ra_config = ReadaheadConfig(
             max_window=self.opts.read_ahead_max,
@@ -154,6 +155,8 @@ class HdfsFilesystem:
             max_part=max(min(8 << 20, self.opts.read_ahead_max // self.opts.read_ahead_streams),
                          chunk, 128 * 1024),
             align=chunk,
+            # the kernel's own read-ahead arrives out of order by up to its size
+            reorder_tolerance=max(16 << 20, 2 * self.opts.kernel_read_ahead),
         )
         self._handles: dict[int, _ReadHandle | _WriteHandle] = {}
         self._fh = itertools.count(1)
@@ -488,7 +491,7 @@ class HdfsFilesystem:
         hi = min(h.size, -(-(offset + length) // cs) * cs)
         whole = self._read_hdfs(h, lo, hi - lo)
         self.metrics.cache_misses.inc(-(-(hi - lo) // cs))
-        cache.put_aligned(h.key, h.size, lo, whole)
+        cache.put_aligned_async(h.key, h.size, lo, whole)
         if lo == offset and len(whole) <= length:
             return whole
         return whole[offset - lo:offset - lo + length]

@@ -119,3 +119,14 @@ def test_full_disk_falls_back_to_read_through(tiny_tmpfs):
             assert c.read_range("k", 16 * 64 * 1024, i * 64 * 1024, 64 * 1024) == blob(64 * 1024, i)
     leftovers = [f for _, _, fs in os.walk(tiny_tmpfs / "data") for f in fs if ".tmp" in f]
     assert leftovers == []
+
+
+def test_async_writes_land_and_full_queue_drops(tmp_path):
+    c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS, write_queue_bytes=2 * CS)
+    data = blob(8 * CS)
+    queued = c.put_aligned_async("k", len(data), 0, data)
+    assert 1 <= queued <= 2             # the queue holds at most two chunks
+    assert c.flush(5)
+    assert c.has_range("k", 0, queued * CS)
+    assert c.read_range("k", len(data), 0, queued * CS) == data[:queued * CS]
+    c.close()

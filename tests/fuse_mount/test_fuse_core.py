@@ -158,6 +158,7 @@ def test_disk_cache_serves_second_read(hdfs, base, tmp_path, multiblock):
     fs = make_fs(hdfs, base, cache_dir=str(tmp_path / "cache"))
     try:
         assert read_all(fs, multiblock) == SRC
+        assert fs.cache.flush()
         from_hdfs = fs.metrics.value("hdfs_fuse_hdfs_read_bytes_total")
         assert from_hdfs == len(SRC)  # each byte fetched once (parts are chunk-aligned)
         assert read_all(fs, multiblock, chunk=300_000) == SRC
@@ -177,6 +178,7 @@ def test_changed_file_not_served_stale_from_cache(hdfs, base, tmp_path):
     try:
         hdfs.write_file(f"{base}/c", b"A" * 1000)
         assert read_all(fs, "/c") == b"A" * 1000
+        assert fs.cache.flush()
         hdfs.write_file(f"{base}/c", b"B" * 1000, overwrite=True)  # same length
         time.sleep(0.4)
         assert read_all(fs, "/c") == b"B" * 1000
