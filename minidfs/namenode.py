@@ -239,8 +239,7 @@ def _get_block_locations(self: NameNode, caller: Any,
     resp = nn.GetBlockLocationsResponseProto()
     with self.ns.lock:
         located = self.ns.get_block_locations(caller, req.src, req.offset, req.length)
-        if located is not None:
-            self._located_blocks(located, resp.locations)
+        self._located_blocks(located, resp.locations)
     return resp
 
 

@@ -11,6 +11,10 @@ The live path applies and then journals the record; restart replays the
 journal through the same ``_ap_`` functions.  So replay cannot disagree with
 what clients saw, and a check can never accidentally run during replay.
 
+The write path (blocks, leases, DataNode callbacks) lives in
+:mod:`minidfs.nswrite` and snapshots in :mod:`minidfs.nssnapshot`, mixed into
+:class:`Namesystem`.
+
 One re-entrant lock guards everything here.  Callers (RPC handlers) hold it
 only while computing, never during socket I/O; DataNodes call in without
 holding any lock of their own, so lock order is always namesystem → DataNode.
@@ -434,7 +438,7 @@ class Namesystem(SnapshotOps, WriteOps):
         return b.num_bytes if best is None else best
 
     def get_block_locations(self, caller: Caller, path: str, offset: int,
-                            length: int) -> LocatedFile | None:
+                            length: int) -> LocatedFile:
         with self.lock:
             res = self._resolve(path)
             self._check_traverse(caller, res)
@@ -445,8 +449,7 @@ class Namesystem(SnapshotOps, WriteOps):
             if not isinstance(node, INodeFile):
                 raise errors.FileNotFound(f"Path is not a file: {path}")
             perms.check(caller, node, READ, path)
-            if not res.in_snapshot and not self._replaying:
-                pass  # access times are not updated (dfs.namenode.accesstime.precision=0 style)
+            # access times are not updated on read (like dfs.namenode.accesstime.precision=0)
             return self.locate(node, offset, length)
 
     def locate(self, f: INodeFile, offset: int = 0, length: int = 2**63 - 1) -> LocatedFile:

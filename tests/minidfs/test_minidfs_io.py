@@ -97,7 +97,6 @@ def test_read_packets_carry_valid_crcs_and_seqnos(small, blob) -> None:
         for p in packets[:-1]:
             assert p.crcs == wk.crcs_for(p.data)
         # the connection is reusable for a second op, and an unknown block is a clean error
-        missing = nn.GetFileInfoRequestProto  # noqa: F841 - keep import used
         bad = type(blk.b)()
         bad.CopyFrom(blk.b)
         bad.blockId = 12345
