@@ -40,7 +40,9 @@ def map_exception(exc: BaseException, path: str | None = None) -> errors.HdfsErr
         return errors.NotFound(str(exc) or "not found", path=path)
     if isinstance(exc, FileExistsError):
         text = str(exc)
-        if "AlreadyBeingCreated" in text:
+        # hdfs-native reports AlreadyBeingCreatedException as FileExistsError, sometimes
+        # without the class name; the NameNode's message names the lease holder.
+        if "AlreadyBeingCreated" in text or "currently owned" in text or "lease" in text.lower():
             return errors.LeaseConflict(text, path=path)
         return errors.AlreadyExists(text or "already exists", path=path)
     if isinstance(exc, IsADirectoryError):
@@ -69,7 +71,11 @@ def translate_errors(fn: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
         try:
-            return fn(self, *args, **kwargs)
+            identity = getattr(self, "_identity", None)
+            if identity is None:
+                return fn(self, *args, **kwargs)
+            with identity():
+                return fn(self, *args, **kwargs)
         except errors.HdfsError:
             raise
         except BaseException as exc:  # noqa: BLE001 - PanicException is a BaseException
@@ -169,8 +175,6 @@ class NativeHdfsClient(HdfsClient):
         kerberos_principal: str | None = None,
         kerberos_keytab: str | None = None,
     ):
-        import hdfs_native  # imported here so that the seam itself needs no native code
-
         loc = parse_hdfs_uri(uri)
         self.uri = loc.cluster_uri
         self.user = user
@@ -178,14 +182,18 @@ class NativeHdfsClient(HdfsClient):
         self._kerberos = (kerberos_principal, kerberos_keytab)
         self._admin: Any = None
         self._admin_lock = threading.Lock()
-        with _env_user(user), _guard(None):
-            self._client = hdfs_native.Client(
-                self.uri,
-                config=self._config or None,
-                config_dir=config_dir,
-                kerberos_principal=kerberos_principal,
-                kerberos_keytab=kerberos_keytab,
-            )
+        # A client acting as another simple-auth user than the process must set
+        # HADOOP_USER_NAME while hdfs-native (0.14) opens its NameNode connection,
+        # which happens lazily inside a call; see _IdentityScope.
+        self._scope = _IdentityScope.for_user(user if kerberos_principal is None else None)
+        key = (self.uri, user, tuple(sorted(self._config.items())), config_dir,
+               kerberos_principal, kerberos_keytab)
+        with self._scope(), _guard(None):
+            self._client = _shared_raw_client(key, lambda: _new_raw_client(
+                self.uri, self._config, config_dir, kerberos_principal, kerberos_keytab))
+
+    def _identity(self) -> contextlib.AbstractContextManager[None]:
+        return self._scope()
 
     # -- metadata -------------------------------------------------------------
     @translate_errors
@@ -193,17 +201,18 @@ class NativeHdfsClient(HdfsClient):
         return _status(self._client.get_file_info(path), path)
 
     def list_dir(self, path: str) -> Iterator[FileStatus]:
-        with _guard(path):
+        base = path.rstrip("/")
+        with _guard(path), self._scope():
             it = self._client.list_status(path, False)
-            base = path.rstrip("/")
-            while True:
+        while True:
+            with _guard(path), self._scope():
                 try:
                     raw = next(it)
                 except StopIteration:
                     return
-                name = str(raw.path)
-                full = name if name.startswith("/") else f"{base}/{name}"
-                yield _status(raw, full)
+            name = str(raw.path)
+            full = name if name.startswith("/") else f"{base}/{name}"
+            yield _status(raw, full)
 
     @translate_errors
     def content_summary(self, path: str) -> ContentSummary:
@@ -293,10 +302,13 @@ class NativeHdfsClient(HdfsClient):
         return self._admin_client().fs_stats()
 
     def close(self) -> None:
+        # The hdfs-native client itself stays in the process-wide cache: hdfs-native
+        # pools DataNode connections per process, and dropping a client has been seen
+        # to break reads of other clients through connections it left in the pool.
         if self._admin is not None:
             with contextlib.suppress(Exception):
                 self._admin.close()
-        self._client = None  # type: ignore[assignment]
+            self._admin = None
 
 
 def _quota(value: int) -> int:
@@ -305,22 +317,72 @@ def _quota(value: int) -> int:
     return -1 if value < 0 or value >= 2**63 else value
 
 
-_env_lock = threading.Lock()
+def _new_raw_client(uri: str, config: dict[str, str], config_dir: str | None,
+                    principal: str | None, keytab: str | None) -> Any:
+    import hdfs_native  # imported here so that the seam itself needs no native code
+
+    return hdfs_native.Client(uri, config=config or None, config_dir=config_dir,
+                              kerberos_principal=principal, kerberos_keytab=keytab)
 
 
-@contextlib.contextmanager
-def _env_user(user: str | None) -> Iterator[None]:
-    """hdfs-native reads the simple-auth user from HADOOP_USER_NAME at construction."""
-    if user is None:
-        yield
-        return
-    with _env_lock:
-        old = os.environ.get("HADOOP_USER_NAME")
-        os.environ["HADOOP_USER_NAME"] = user
-        try:
+_raw_clients: dict[tuple[Any, ...], Any] = {}
+_raw_clients_lock = threading.Lock()
+
+
+def _shared_raw_client(key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    """One hdfs-native client per (cluster, identity, configuration) per process."""
+    with _raw_clients_lock:
+        client = _raw_clients.get(key)
+        if client is None:
+            client = _raw_clients[key] = make()
+        return client
+
+
+class _IdentityScope:
+    """Runs hdfs-native calls as a given simple-auth user.
+
+    hdfs-native 0.14 has no per-client user: it reads ``HADOOP_USER_NAME`` each
+    time it opens a NameNode connection, lazily, inside whichever call needs
+    one.  A process with a single identity (every FUSE daemon, the benchmark)
+    pays nothing: its scope is a no-op.  Once any client in the process acts
+    as a *different* user (the CSI driver serving several volumes), every
+    call of every client runs under one lock with the variable set to that
+    client's user, so a connection can only ever be opened under the right
+    name.  The cost is serialised metadata calls in that process, which the
+    driver's call rate easily affords.
+    """
+
+    _lock = threading.RLock()
+    _multi_user = False  # set once a client acts as a user other than the process's
+
+    def __init__(self, user: str | None):
+        self.user = user
+
+    @classmethod
+    def for_user(cls, user: str | None) -> "_IdentityScope":
+        if user is not None and user != _process_user():
+            cls._multi_user = True
+        return cls(user)
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if not _IdentityScope._multi_user:
             yield
-        finally:
-            if old is None:
-                os.environ.pop("HADOOP_USER_NAME", None)
-            else:
-                os.environ["HADOOP_USER_NAME"] = old
+            return
+        with _IdentityScope._lock:
+            old = os.environ.get("HADOOP_USER_NAME")
+            if self.user is not None:
+                os.environ["HADOOP_USER_NAME"] = self.user
+            try:
+                yield
+            finally:
+                if old is None:
+                    os.environ.pop("HADOOP_USER_NAME", None)
+                else:
+                    os.environ["HADOOP_USER_NAME"] = old
+
+
+def _process_user() -> str:
+    import getpass
+
+    return os.environ.get("HADOOP_USER_NAME") or getpass.getuser()

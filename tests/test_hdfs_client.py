@@ -115,8 +115,6 @@ def test_client_panic_becomes_hdfs_io_error(minidfs_factory, monkeypatch) -> Non
         assert type(info.value.__cause__).__name__ == "PanicException"
 
 
-@pytest.mark.xfail(strict=True, reason="seam bug: hdfs-native takes HADOOP_USER_NAME when it "
-                   "first connects, but NativeHdfsClient only sets it while constructing")
 def test_connect_user_is_the_effective_user(minidfs) -> None:
     with connect(minidfs.uri) as root:
         root.mkdirs("/users")
@@ -126,9 +124,6 @@ def test_connect_user_is_the_effective_user(minidfs) -> None:
         assert alice.get_status("/users/a").owner == "alice"
 
 
-@pytest.mark.xfail(strict=True, reason="seam: hdfs-native raises FileExistsError for "
-                   "AlreadyBeingCreatedException without the class name; the seam could match "
-                   "'lease is currently owned' to return LeaseConflict")
 def test_open_for_write_elsewhere_is_a_lease_conflict(minidfs) -> None:
     with connect(minidfs.uri) as a, connect(minidfs.uri) as b:
         w = a.create("/lease-seam")
