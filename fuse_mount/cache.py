@@ -20,10 +20,12 @@ is served from the bytes just fetched from HDFS.  A corrupt/short chunk on read
 is dropped and re-fetched.
 
 Writes are asynchronous: a fetched part is handed to one background writer
-thread (niced) through a queue bounded in bytes; when the queue is full the
-chunk is simply not cached.  Measured on the development VM, writing a new
-1 MiB file costs ~2.2 ms (fresh page-cache pages on ext4), which done inline
-halved first-epoch throughput; in the background it costs CPU but no latency.
+thread through a queue bounded in bytes; a full queue first slows the fetch
+down (up to 2 s: a cache missing chunks would send the next epoch back to
+HDFS), and only then is the chunk dropped.  Chunk files are written with O_DIRECT: measured
+on the development VM, a buffered 1 MiB write into fresh page-cache pages
+costs ~2.2 ms of CPU (ext4), an O_DIRECT one ~0.65 ms, mostly device time.
+Done inline the buffered writes halved first-epoch throughput.
 :meth:`DiskCache.flush` waits for the queue (tests, unmount).
 
 Only one mount may use a cache directory at a time (``flock`` on
@@ -38,6 +40,7 @@ import errno
 import fcntl
 import hashlib
 import logging
+import mmap
 import os
 import queue
 import threading
@@ -52,6 +55,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK = 1 << 20
 _WRITE_BACKOFF_S = 5.0
+_QUEUE_WAIT_S = 2.0
 
 
 class CacheBusy(RuntimeError):
@@ -86,6 +90,8 @@ class DiskCache:
         self._pending: set[tuple[str, int]] = set()
         self._bytes = 0
         self._no_writes_until = 0.0
+        self._direct_ok = True
+        self._tls = threading.local()
         self._tmp_seq = 0
         self._rebuild()
         if metrics is not None:
@@ -168,6 +174,24 @@ class DiskCache:
             self.metrics.bytes_from_cache.inc(size)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
+    def prefetch(self, key: str, first: int, count: int) -> None:
+        """Ask the kernel to read chunk files ``first .. first+count-1`` in the
+        background (``posix_fadvise(WILLNEED)``): a cold cache is then read at
+        disk bandwidth instead of one chunk's latency at a time."""
+        for idx in range(first, first + count):
+            if (key, idx) not in self._index:
+                return
+            try:
+                fd = os.open(self._path(key, idx), os.O_RDONLY)
+            except OSError:
+                return
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
     def _pread(self, key: str, idx: int, lo: int, n: int, expected: int) -> bytes | None:
         path = self._path(key, idx)
         try:
@@ -208,7 +232,18 @@ class DiskCache:
                 break
             if (key, idx) not in self._index and (key, idx) not in self._pending:
                 with self._queue_cv:
+                    # Backpressure first: a cache that silently misses chunks would
+                    # send the next epoch back to HDFS.  Only a disk that stays
+                    # slower than the network for seconds makes us drop chunks.
+                    deadline = time.monotonic() + _QUEUE_WAIT_S
+                    while self._queued + span > self.write_queue_bytes:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._queue_cv.wait(left)
                     if self._queued + span > self.write_queue_bytes:
+                        if self.metrics is not None:
+                            self.metrics.cache_write_errors.inc()
                         break
                     self._queued += span
                 self._queue.put((key, idx, view[start - offset:start - offset + span]))
@@ -217,10 +252,6 @@ class DiskCache:
         return queued
 
     def _write_loop(self) -> None:
-        try:  # below the read path: the cache may lag, reads must not
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except (OSError, AttributeError):
-            pass
         while True:
             item = self._queue.get()
             if item is None:
@@ -286,18 +317,7 @@ class DiskCache:
             self._tmp_seq += 1
             tmp = f"{path}.tmp{self._tmp_seq}"
         try:
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-            finally:
-                os.close(fd)
+            self._write_file(tmp, path, data)
             os.replace(tmp, path)
         except OSError as exc:
             with self._lock:
@@ -319,6 +339,65 @@ class DiskCache:
             self._pending.discard((key, idx))
             self._index[(key, idx)] = size
         return True
+
+    def _write_file(self, tmp: str, path: str, data: bytes | memoryview) -> None:
+        """Write one chunk file, with O_DIRECT where the filesystem allows it.
+
+        Buffered writes into fresh page-cache pages measured 2.2 ms per MiB on
+        the development VM (ext4), O_DIRECT 0.65 ms, mostly waiting on the
+        device instead of burning CPU the read path needs.  The cached copy is
+        then read from the disk on the next epoch, which is what a disk cache is
+        for.  O_DIRECT needs an aligned buffer: the data is copied into a
+        per-thread one first (cheap next to the write).
+        """
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        size = len(data)
+        direct = self._direct_ok and size <= self.chunk_size
+        try:
+            fd = os.open(tmp, flags | (os.O_DIRECT if direct else 0), 0o600)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(tmp, flags | (os.O_DIRECT if direct else 0), 0o600)
+        except OSError as exc:
+            if not direct or exc.errno != errno.EINVAL:
+                raise
+            self._direct_ok = False  # filesystem without O_DIRECT (e.g. old tmpfs)
+            direct = False
+            fd = os.open(tmp, flags, 0o600)
+        try:
+            if direct:
+                buf = self._aligned_buffer()
+                padded = -(-size // 4096) * 4096
+                buf[:size] = data
+                if padded > size:
+                    buf[size:padded] = bytes(padded - size)
+                try:
+                    written = os.pwritev(fd, [memoryview(buf)[:padded]], 0)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self._direct_ok = False
+                    os.close(fd)
+                    fd = os.open(tmp, flags, 0o600)
+                    direct = False
+                else:
+                    if written != padded:
+                        raise OSError(errno.EIO, "short O_DIRECT write")
+                    if padded > size:
+                        os.ftruncate(fd, size)
+                    return
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        finally:
+            os.close(fd)
+
+    def _aligned_buffer(self) -> mmap.mmap:
+        buf = getattr(self._tls, "buf", None)
+        if buf is None:
+            buf = self._tls.buf = mmap.mmap(-1, self.chunk_size + 4096)  # page aligned
+        return buf
 
     # -- eviction ------------------------------------------------------------------
     def _evict_locked(self, incoming: int) -> None:

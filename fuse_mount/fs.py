@@ -106,6 +106,8 @@ class _ReadHandle:
         self.lock = threading.Lock()
         self.reader: HdfsReader | None = None
         self.prefetcher: Prefetcher | None = None
+        self.cache_ra = 0    # cache chunks already advised for read-ahead (exclusive)
+        self.cache_last = 0  # end of the last read served from the cache
 
 
 class _WriteHandle:
@@ -440,11 +442,28 @@ class HdfsFilesystem:
                 and cache.has_range(h.key, offset, min(size, h.size - offset))):
             data = cache.read_range(h.key, h.size, offset, size)
             if data is not None:
+                self._cache_readahead(h, offset, offset + len(data))
                 self.metrics.bytes_served.inc(len(data))
                 return data
         data = h.prefetcher.read(offset, size)
         self.metrics.bytes_served.inc(len(data))
         return data
+
+    def _cache_readahead(self, h: _ReadHandle, offset: int, end: int) -> None:
+        """Keep the kernel reading cache chunk files ahead of a sequential reader."""
+        assert self.cache is not None
+        sequential, h.cache_last = offset == h.cache_last, end
+        if not sequential:
+            return
+        cs = self.cache.chunk_size
+        ahead = max(2, self.opts.kernel_read_ahead // cs * 2)
+        nxt = -(-end // cs)
+        with h.lock:
+            if nxt + ahead <= h.cache_ra:
+                return  # advised far enough already
+            first = max(nxt, h.cache_ra)
+            h.cache_ra = nxt + 2 * ahead
+        self.cache.prefetch(h.key, first, h.cache_ra - first)
 
     def _read_while_writing(self, h: _WriteHandle, size: int, offset: int) -> bytes | memoryview:
         """O_RDWR reads: what HDFS has (everything up to the last flush/fsync)."""

@@ -121,12 +121,32 @@ def test_full_disk_falls_back_to_read_through(tiny_tmpfs):
     assert leftovers == []
 
 
-def test_async_writes_land_and_full_queue_drops(tmp_path):
+def test_async_writes_land(tmp_path):
     c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS, write_queue_bytes=2 * CS)
     data = blob(8 * CS)
-    queued = c.put_aligned_async("k", len(data), 0, data)
-    assert 1 <= queued <= 2             # the queue holds at most two chunks
+    assert c.put_aligned_async("k", len(data), 0, data) == 8  # waits for room, drops nothing
     assert c.flush(5)
-    assert c.has_range("k", 0, queued * CS)
-    assert c.read_range("k", len(data), 0, queued * CS) == data[:queued * CS]
+    assert c.read_range("k", len(data), 0, len(data)) == data
+    c.close()
+
+
+def test_stuck_cache_disk_drops_chunks_after_bounded_wait(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    import fuse_mount.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "_QUEUE_WAIT_S", 0.1)
+    m = MountMetrics()
+    c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS, write_queue_bytes=2 * CS, metrics=m)
+    release = threading.Event()
+    real_put = c.put
+    c.put = lambda *a: (release.wait(5), real_put(*a))[1]  # a disk that does not answer
+    data = blob(8 * CS)
+    t0 = time.monotonic()
+    queued = c.put_aligned_async("k", len(data), 0, data)
+    assert time.monotonic() - t0 < 1.0
+    assert queued < 8 and m.value("hdfs_fuse_cache_write_errors_total") >= 1
+    release.set()
+    assert c.flush(5)
     c.close()
