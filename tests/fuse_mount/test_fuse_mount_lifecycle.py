@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import hdfs_dir, pid_alive, run_cli
+from fusetest_helpers import hdfs_dir, pid_alive, run_cli
 from fuse_mount import mounts
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]

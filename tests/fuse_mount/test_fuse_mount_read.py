@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 
-from conftest import hdfs_dir
+from fusetest_helpers import hdfs_dir
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import hdfs_dir
+from fusetest_helpers import hdfs_dir
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
 
