@@ -19,7 +19,8 @@ import errno
 import functools
 import logging
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import mfusepy
 
@@ -39,7 +40,7 @@ _QUIET = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISD
 def _op(name: str) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
-        def call(self: "FuseAdapter", *args: Any) -> Any:
+        def call(self: FuseAdapter, *args: Any) -> Any:
             t0 = time.perf_counter()
             try:
                 return fn(self, *args)
@@ -51,7 +52,8 @@ def _op(name: str) -> Callable[[F], F]:
                 code = errno_for(exc)
                 self._errors(name, code)
                 level = logging.DEBUG if code in _QUIET else logging.WARNING
-                log.log(level, "%s%r -> %s: %s", name, _short(args), errno.errorcode.get(code, code),
+                log.log(level, "%s%r -> %s: %s", name, _short(args),
+                        errno.errorcode.get(code, code),
                         exc, exc_info=code == errno.EIO and not _is_hdfs(exc))
                 raise mfusepy.FuseOSError(code) from None
             finally:
@@ -89,7 +91,8 @@ class FuseAdapter(mfusepy.Operations):
         self.opts = options
         m = core.metrics
         self._hist = {op: m.requests.labels(op) for op in _OPS}
-        self._errors = lambda op, code: m.errors.labels(op, errno.errorcode.get(code, str(code))).inc()
+        self._errors = lambda op, code: m.errors.labels(
+            op, errno.errorcode.get(code, str(code))).inc()
         if options.read_only:
             # Leave write-side callbacks unset: the kernel (mounted "ro") refuses changes
             # itself, and once FLUSH is answered ENOSYS it stops sending it, which saves

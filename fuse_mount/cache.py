@@ -64,13 +64,14 @@ class CacheBusy(RuntimeError):
 
 def cache_key(cluster: str, path: str, length: int, mtime_ms: int) -> str:
     """File identity (path + length + mtime; hdfs-native gives no file id)."""
-    h = hashlib.sha256(f"{cluster}\0{path}\0{length}\0{mtime_ms}".encode("utf-8", "surrogateescape"))
+    ident = f"{cluster}\0{path}\0{length}\0{mtime_ms}"
+    h = hashlib.sha256(ident.encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:40]
 
 
 class DiskCache:
     def __init__(self, root: str, max_bytes: int, *, chunk_size: int = DEFAULT_CHUNK,
-                 metrics: "MountMetrics | None" = None, write_queue_bytes: int = 64 << 20):
+                 metrics: MountMetrics | None = None, write_queue_bytes: int = 64 << 20):
         if chunk_size <= 0 or max_bytes <= 0:
             raise ValueError("chunk_size and max_bytes must be positive")
         self.root = root

@@ -23,7 +23,7 @@ import select
 import signal
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 ReadyFn = Callable[[], None]
 

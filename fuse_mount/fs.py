@@ -33,12 +33,11 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
-from hdfs_client import errors as herr
-from hdfs_client.base import FileStatus, HdfsClient, HdfsReader, HdfsWriter
 from fuse_mount.cache import DiskCache, cache_key
 from fuse_mount.errors import FsError
 from fuse_mount.iopool import IoPool
@@ -46,6 +45,8 @@ from fuse_mount.metadata import MISSING, MetadataCache
 from fuse_mount.metrics import MountMetrics
 from fuse_mount.options import MountOptions
 from fuse_mount.readahead import MemoryBudget, Prefetcher, ReadaheadConfig
+from hdfs_client import errors as herr
+from hdfs_client.base import FileStatus, HdfsClient, HdfsReader, HdfsWriter
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +147,9 @@ class HdfsFilesystem:
         self.metrics.bind_gauge(self.metrics.readahead_memory, lambda: self.budget.used)
         self.cache: DiskCache | None = None
         if self.opts.cache_dir:
-            self.cache = DiskCache(self.opts.cache_dir, self.opts.cache_size, metrics=self.metrics,
-                                   write_queue_bytes=min(64 << 20, self.opts.read_ahead_memory // 4))
+            self.cache = DiskCache(
+                self.opts.cache_dir, self.opts.cache_size, metrics=self.metrics,
+                write_queue_bytes=min(64 << 20, self.opts.read_ahead_memory // 4))
         chunk = self.cache.chunk_size if self.cache is not None else 1
         self.ra_config = ReadaheadConfig(
             max_window=self.opts.read_ahead_max,
@@ -180,7 +182,8 @@ class HdfsFilesystem:
 
     def _call(self, fn: Callable[..., T], *args: Any, what: str = "HDFS call", **kw: Any) -> T:
         if kw:
-            return self.pool.call(functools.partial(fn, *args, **kw), timeout=self.timeout, what=what)
+            fn = functools.partial(fn, *args, **kw)
+            return self.pool.call(fn, timeout=self.timeout, what=what)
         return self.pool.call(fn, *args, timeout=self.timeout, what=what)
 
     def _require_writable(self) -> None:

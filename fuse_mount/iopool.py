@@ -22,9 +22,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from hdfs_client.errors import HdfsTimeout
 
@@ -54,7 +55,7 @@ class IoPool:
         self._closed = False
 
     # -- submitting ---------------------------------------------------------------
-    def submit(self, fn: Callable[..., T], *args: Any) -> "Future[T]":
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         fut: Future[T] = Future()
         with self._lock:
             if self._closed:
@@ -68,7 +69,7 @@ class IoPool:
         """Run ``fn(*args)`` on a worker; wait at most ``timeout`` seconds."""
         return self.wait(self.submit(fn, *args), timeout, what)
 
-    def wait(self, fut: "Future[T]", timeout: float, what: str = "HDFS call") -> T:
+    def wait(self, fut: Future[T], timeout: float, what: str = "HDFS call") -> T:
         try:
             return fut.result(timeout=max(timeout, 0.0))
         except FutureTimeout:

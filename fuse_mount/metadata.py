@@ -23,7 +23,7 @@ import posixpath
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from hdfs_client.base import FileStatus
 

@@ -129,7 +129,7 @@ def unmount(path: str, *, lazy_fallback: bool = True, timeout: float = 10.0) -> 
         cmds.append(["umount", path])
         ok = False
         for cmd in cmds:
-            if subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            if _quiet(cmd) == 0:
                 ok = True
                 break
         if ok:
@@ -140,13 +140,17 @@ def unmount(path: str, *, lazy_fallback: bool = True, timeout: float = 10.0) -> 
             lazy = (["fusermount3", "-u", "-z", "-q", path]
                     if entry.fstype.startswith("fuse") and shutil.which("fusermount3")
                     else ["umount", "-l", path])
-            if subprocess.run(lazy, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
-                subprocess.run(["umount", "-l", path], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+            if _quiet(lazy) != 0:
+                _quiet(["umount", "-l", path])
             if find_mount(path) is not None and find_mount(path) == entry:
                 raise OSError(errno.EBUSY, f"cannot unmount {path}")
             continue
         time.sleep(0.1)
+
+
+def _quiet(cmd: list[str]) -> int:
+    return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          check=False).returncode
 
 
 def wait_mounted(path: str, timeout: float = 10.0, *, fstype_prefix: str = "fuse") -> bool:

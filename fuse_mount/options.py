@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from hdfs_csi.units import format_size, parse_duration, parse_size
 
@@ -118,7 +119,8 @@ class MountOptions:
             raise ValueError(f"metrics_port out of range: {self.metrics_port}")
         if self.cache_dir is not None:
             if not os.path.isabs(self.cache_dir) or ".." in self.cache_dir.split("/"):
-                raise ValueError(f"cache_dir must be an absolute path without '..': {self.cache_dir!r}")
+                raise ValueError("cache_dir must be an absolute path without '..': "
+                                 f"{self.cache_dir!r}")
         if (self.kerberos_principal is None) != (self.kerberos_keytab is None):
             raise ValueError("kerberos_principal and kerberos_keytab go together")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -131,7 +133,7 @@ class MountOptions:
         return frozenset(f.metadata["csi"] for f in dataclasses.fields(cls) if f.metadata["csi"])
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, str], **overrides: Any) -> "MountOptions":
+    def from_mapping(cls, mapping: Mapping[str, str], **overrides: Any) -> MountOptions:
         """Build from CSI keys (``readOnly``, ``cacheDir``, ``cacheSize``, ``readAheadMax``,
         ``readAheadMemory``, ``metadataTtl``, ``ioTimeout``); strings as Kubernetes sends
         them.  Unknown keys raise ``ValueError``: a typo must not silently mount with

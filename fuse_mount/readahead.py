@@ -55,10 +55,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from hdfs_client.errors import HdfsError, HdfsTimeout
 
@@ -112,7 +113,7 @@ class ReadaheadConfig:
 class _Part:
     __slots__ = ("offset", "length", "future", "served", "reserved")
 
-    def __init__(self, offset: int, length: int, future: "Future[bytes]", reserved: int):
+    def __init__(self, offset: int, length: int, future: Future[bytes], reserved: int):
         self.offset = offset
         self.length = length
         self.future = future
@@ -130,8 +131,8 @@ FetchFn = Callable[[int, int], bytes]
 class Prefetcher:
     """Sequential detector + read-ahead window for one open file."""
 
-    def __init__(self, size: int, fetch: FetchFn, *, pool: "IoPool", budget: MemoryBudget,
-                 config: ReadaheadConfig, timeout: float, metrics: "MountMetrics | None" = None):
+    def __init__(self, size: int, fetch: FetchFn, *, pool: IoPool, budget: MemoryBudget,
+                 config: ReadaheadConfig, timeout: float, metrics: MountMetrics | None = None):
         self.size = size
         self._fetch = fetch
         self._pool = pool
@@ -192,7 +193,7 @@ class Prefetcher:
             return pieces[0]  # a view into the part: the FUSE adapter copies it once, directly
         return b"".join(pieces)
 
-    def start(self, fetch: FetchFn | None = None) -> "Future[bytes] | None":
+    def start(self, fetch: FetchFn | None = None) -> Future[bytes] | None:
         """At open: schedule the first part ``[0, part)`` now, optionally with a
         different fetch function (one that also opens the file).  ``None`` when
         the memory budget has no room."""

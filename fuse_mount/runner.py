@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from fuse_mount import mounts
 from fuse_mount.options import MountOptions

@@ -19,10 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 
-from fuse_mount.errors import FsError, errno_for
+from fuse_mount.errors import errno_for
 from fuse_mount.fs import HdfsFilesystem
 from fuse_mount.options import MountOptions
-from hdfs_client import errors as herr
 from hdfs_client.wrappers import FaultInjectingClient
 
 pytestmark = pytest.mark.timeout(120)
@@ -142,7 +141,8 @@ def test_sequential_read_multiblock(fs, multiblock):
     assert read_all(fs, multiblock, chunk=128 * 1024) == SRC
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(reads=hst.lists(hst.tuples(hst.integers(0, len(SRC) + 10), hst.integers(1, 3 * MiB)),
                        min_size=1, max_size=8))
 def test_random_reads_are_exact(fs, multiblock, reads):

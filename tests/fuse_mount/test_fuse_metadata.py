@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hdfs_client.base import FileStatus
 from fuse_mount.metadata import MISSING, MetadataCache
+from hdfs_client.base import FileStatus
 
 
 class Clock:

@@ -10,8 +10,8 @@ import subprocess
 import time
 
 import pytest
-
 from fusetest_helpers import hdfs_dir, pid_alive, run_cli
+
 from fuse_mount import mounts
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]

@@ -11,10 +11,9 @@ import subprocess
 import time
 
 import pytest
+from fusetest_helpers import hdfs_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
-
-from fusetest_helpers import hdfs_dir
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
 
@@ -54,7 +53,8 @@ def test_sequential_read_is_exact(ro_mount):
     assert st.st_size == len(SRC) and stat.S_ISREG(st.st_mode)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(reads=hst.lists(hst.tuples(hst.integers(0, len(SRC) + 100), hst.integers(1, 2 * MiB + 7)),
                        min_size=1, max_size=10),
        drop=hst.booleans())

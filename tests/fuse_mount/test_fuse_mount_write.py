@@ -13,7 +13,6 @@ import stat
 import time
 
 import pytest
-
 from fusetest_helpers import hdfs_dir
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
