@@ -169,7 +169,7 @@ class HdfsFilesystem:
         self._statfs: tuple[float, StatFs] | None = None
         self._statfs_pending: Any = None
         self._warming: set[str] = set()
-        self._opened: OrderedDict[str, None] = OrderedDict()
+        self._opened: OrderedDict[int, None] = OrderedDict()
         self._uid, self._gid = os.getuid(), os.getgid()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -484,12 +484,13 @@ class HdfsFilesystem:
 
     def _first_open(self, key: str) -> bool:
         """True the first time this file version is opened in this mount (bounded LRU)."""
+        ident = int(key[:16], 16)  # 64 bits of the sha256: ~100 bytes per entry, not ~200
         with self._lock:
-            if key in self._opened:
-                self._opened.move_to_end(key)
+            if ident in self._opened:
+                self._opened.move_to_end(ident)
                 return False
-            self._opened[key] = None
-            if len(self._opened) > 262144:
+            self._opened[ident] = None
+            if len(self._opened) > 100_000:
                 self._opened.popitem(last=False)
             return True
 

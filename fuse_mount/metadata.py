@@ -32,11 +32,13 @@ MISSING = object()
 
 
 class MetadataCache:
-    def __init__(self, ttl: float, *, max_entries: int = 1_000_000, max_listings: int = 1024,
+    def __init__(self, ttl: float, *, max_entries: int = 200_000, max_listings: int = 1024,
                  clock: Callable[[], float] = time.monotonic):
+        # 200k entries ~ 60 MB: the working set of a TTL window, not the whole dataset
         self.ttl = ttl
         self.max_entries = max_entries
         self.max_listings = max_listings
+        self._listed = 0  # children held by cached listings (bounded by max_entries)
         self._clock = clock
         self._lock = threading.Lock()
         self._generation = 0  # bumped by every invalidation
@@ -94,7 +96,7 @@ class MetadataCache:
             if hit is None:
                 return None
             if hit[2] <= self._clock():
-                del self._dirs[path]
+                self._drop_listing_locked(path)
                 return None
             return hit[0]
 
@@ -119,10 +121,16 @@ class MetadataCache:
             base = path.rstrip("/")
             for child in children:
                 self._put_attr_locked(f"{base}/{child.name}", child, expiry)
+            old = self._dirs.pop(path, None)
+            if old is not None:
+                self._listed -= len(old[0])
+            if len(children) > self.max_entries:
+                return  # attributes are cached (LRU); the listing itself is too big to keep
             self._dirs[path] = (children, frozenset(c.name for c in children), expiry)
-            self._dirs.move_to_end(path)
-            while len(self._dirs) > self.max_listings:
-                self._dirs.popitem(last=False)
+            self._listed += len(children)
+            while len(self._dirs) > self.max_listings or self._listed > self.max_entries:
+                _p, (gone, _names, _exp) = self._dirs.popitem(last=False)
+                self._listed -= len(gone)
 
     # -- invalidation -----------------------------------------------------------
     def invalidate(self, path: str, *, parent: bool = True) -> None:
@@ -130,26 +138,32 @@ class MetadataCache:
         with self._lock:
             self._generation += 1
             self._attrs.pop(path, None)
-            self._dirs.pop(path, None)
+            self._drop_listing_locked(path)
             if parent:
-                self._dirs.pop(posixpath.dirname(path) or "/", None)
+                self._drop_listing_locked(posixpath.dirname(path) or "/")
 
     def invalidate_tree(self, path: str) -> None:
         """Forget ``path`` and everything below it (after a directory rename/delete)."""
         prefix = path.rstrip("/") + "/"
         with self._lock:
             self._generation += 1
-            for table in (self._attrs, self._dirs):
-                doomed = [p for p in table if p == path or p.startswith(prefix)]
-                for p in doomed:
-                    del table[p]
-            self._dirs.pop(posixpath.dirname(path) or "/", None)
+            for p in [p for p in self._attrs if p == path or p.startswith(prefix)]:
+                del self._attrs[p]
+            for p in [p for p in self._dirs if p == path or p.startswith(prefix)]:
+                self._drop_listing_locked(p)
+            self._drop_listing_locked(posixpath.dirname(path) or "/")
+
+    def _drop_listing_locked(self, path: str) -> None:
+        gone = self._dirs.pop(path, None)
+        if gone is not None:
+            self._listed -= len(gone[0])
 
     def clear(self) -> None:
         with self._lock:
             self._generation += 1
             self._attrs.clear()
             self._dirs.clear()
+            self._listed = 0
 
     def __len__(self) -> int:
         return len(self._attrs)

@@ -87,3 +87,17 @@ def test_results_older_than_an_invalidation_are_not_cached():
     assert not c.listed_absent("/d/new")
     c.put_listing("/d", [st("/d/a")], c.token())
     assert c.listed_absent("/d/new") and not c.listed_absent("/d/a")
+
+
+def test_listings_are_bounded_by_total_children():
+    c = MetadataCache(5, max_entries=1000, clock=Clock())
+    for d in range(5):
+        c.put_listing(f"/d{d}", [st(f"/d{d}/f{i}") for i in range(400)])
+    kept = [d for d in range(5) if c.get_listing(f"/d{d}") is not None]
+    assert kept == [3, 4]                     # 2 x 400 <= 1000 < 3 x 400, newest kept
+    c.invalidate("/d4/f0")                    # drops /d4's listing and its count
+    c.put_listing("/d5", [st(f"/d5/f{i}") for i in range(600)])
+    assert c.get_listing("/d3") is not None and c.get_listing("/d5") is not None
+    c.put_listing("/huge", [st(f"/huge/f{i}") for i in range(5000)])
+    assert c.get_listing("/huge") is None     # too big to keep as a listing...
+    assert c.get_attr("/huge/f4999") is not MISSING  # ...but its attributes are cached
