@@ -186,7 +186,7 @@ class HdfsClient(abc.ABC):
     @abc.abstractmethod
     def fs_stats(self) -> FsStats: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most clients hold nothing
         """Release connections; the client must not be used afterwards."""
 
     def __enter__(self) -> "HdfsClient":

@@ -166,8 +166,9 @@ class ThrottledClient(DelegatingClient):
         if not self.rate and not self.latency_s:
             return reader
         latency = self.latency_s
+        bucket = TokenBucket(self.rate) if self.rate else None  # one bucket per stream
 
-        def hook(n: int, bucket: TokenBucket | None = TokenBucket(self.rate) if self.rate else None) -> None:
+        def hook(n: int) -> None:
             if latency:
                 time.sleep(latency)
             if bucket is not None:

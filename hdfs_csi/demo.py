@@ -116,7 +116,8 @@ def start_minidfs(workdir: str, port: int, block_size: int) -> tuple[Child, str]
         line = proc.stdout.readline()
         if not line:
             if proc.poll() is not None:
-                raise DemoError(f"minidfs exited with status {proc.returncode}:\n{child.log_tail()}")
+                raise DemoError(f"minidfs exited with status {proc.returncode}:\n"
+                                f"{child.log_tail()}")
             continue
         m = re.search(r"hdfs://[\w.\-]+:\d+", line)
         if m:
@@ -162,7 +163,8 @@ def start_driver(workdir: str, hdfs_uri: str) -> tuple[Child, str]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise DemoError(f"the CSI driver exited with status {proc.returncode}:\n{child.log_tail()}")
+            raise DemoError(f"the CSI driver exited with status {proc.returncode}:\n"
+                            f"{child.log_tail()}")
         if os.path.exists(sock):
             return child, f"unix://{sock}"
         time.sleep(0.1)
@@ -268,7 +270,8 @@ def dataloader_epoch(root: str, workers: int = 2) -> tuple[int, float] | None:
 
         def __getitem__(self, i: int) -> "torch.Tensor":
             with open(paths[i], "rb") as fh:
-                return torch.frombuffer(bytearray(fh.read()), dtype=torch.uint8)[:1024].float().mean()
+                raw = torch.frombuffer(bytearray(fh.read()), dtype=torch.uint8)
+            return raw[:1024].float().mean()  # stands in for decoding
 
     loader = DataLoader(Images(), batch_size=32, shuffle=True, num_workers=workers)
     t0 = time.perf_counter()

@@ -38,7 +38,7 @@ def test_every_flag_is_documented(command: str) -> None:
 def test_every_key_and_env_var_is_documented() -> None:
     from csi_driver import cli, params
 
-    keys = set(params.STORAGE_CLASS_KEYS) | set(params.VOLUME_CONTEXT_KEYS) | set(params.SECRET_KEYS)
+    keys = {*params.STORAGE_CLASS_KEYS, *params.VOLUME_CONTEXT_KEYS, *params.SECRET_KEYS}
     missing = sorted(k for k in keys if f"`{k}`" not in DOC)
     assert not missing, f"CONFIGURATION.md does not mention keys {missing}"
     env_missing = sorted(v for v in cli.ENV.values() if f"`{v}`" not in DOC)

@@ -19,5 +19,6 @@ def test_generated_code_is_up_to_date(tmp_path: pathlib.Path) -> None:
     fresh = sorted(p.relative_to(tmp_path) for p in (tmp_path / "hdfs_csi_pb").rglob("*.py*"))
     assert fresh, "no .proto sources found"
     stale = [str(rel) for rel in fresh
-             if not (REPO / rel).exists() or not filecmp.cmp(tmp_path / rel, REPO / rel, shallow=False)]
+             if not (REPO / rel).exists()
+             or not filecmp.cmp(tmp_path / rel, REPO / rel, shallow=False)]
     assert not stale, f"run `python proto/generate.py`; stale generated files: {stale}"

@@ -22,7 +22,8 @@ class PanicException(BaseException):
 @pytest.mark.parametrize("exc,cls,eno", [
     (FileNotFoundError("File does not exist: /x"), errors.NotFound, errno.ENOENT),
     (FileExistsError("/x already exists"), errors.AlreadyExists, errno.EEXIST),
-    (FileExistsError("AlreadyBeingCreatedException: lease held"), errors.LeaseConflict, errno.EBUSY),
+    (FileExistsError("AlreadyBeingCreatedException: lease held"),
+     errors.LeaseConflict, errno.EBUSY),
     (RuntimeError('RPCError("org.apache.hadoop.security.AccessControlException", "denied")'),
      errors.PermissionDenied, errno.EACCES),
     (RuntimeError('RPCError("org.apache.hadoop.fs.PathIsNotEmptyDirectoryException", "/d")'),

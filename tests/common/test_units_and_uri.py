@@ -22,7 +22,8 @@ def test_parse_size_rejects(bad: str) -> None:
         parse_size(bad)
 
 
-@pytest.mark.parametrize("text,expected", [("30", 30.0), ("250ms", 0.25), ("1.5s", 1.5), ("5m", 300.0)])
+@pytest.mark.parametrize("text,expected",
+                         [("30", 30.0), ("250ms", 0.25), ("1.5s", 1.5), ("5m", 300.0)])
 def test_parse_duration(text: str, expected: float) -> None:
     assert parse_duration(text) == pytest.approx(expected)
 
