@@ -60,6 +60,25 @@ class ResolvedVolume:
     dynamic: bool
     read_only: bool          #: forced by the volume itself (readOnly attribute, snapshot)
     mount: MountOptions
+    #: an HDFS snapshot (``snapshot`` attribute or a ``.snapshot`` path): no
+    #: way to write exists, so a writer use is refused, not quietly made read-only
+    pinned: bool = False
+
+    def check_use(self, cap: Capability, readonly: bool = False) -> None:
+        """Refuse a writer use of a pinned volume (INVALID_ARGUMENT).
+
+        The CSI spec: "SP MUST ensure the CO can use the ... volume as
+        described" by ``volume_capability``; CreateVolume and
+        ValidateVolumeCapabilities already refuse writer modes on read-only
+        volumes.  A writer mode with ``readonly`` set at publish (kubelet's
+        readOnly pod mount, inline volumes) or with the ``ro`` mount flag is a
+        read-only use and accepted.
+        """
+        if self.pinned and not (readonly or cap.reader_only):
+            raise InvalidArgument(
+                f"{self.hdfs_path} is an HDFS snapshot and always read-only, but access mode "
+                f"{cap.access_mode.name} asks to write: use ReadOnlyMany (MULTI_NODE_READER_ONLY), "
+                "a readOnly volume mount, or the 'ro' mount option")
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,8 @@ class NodeManager:
             raise InvalidArgument("volume_context has no hdfsUri and the driver has no --hdfs-uri")
         path = static_hdfs_path(ctx)
         pinned = ctx.snapshot is not None or ".snapshot" in path.split("/")
-        return ResolvedVolume(cluster, path, False, ctx.mount.read_only or pinned, ctx.mount)
+        return ResolvedVolume(cluster, path, False, ctx.mount.read_only or pinned, ctx.mount,
+                              pinned)
 
     # -- helpers ------------------------------------------------------------------------------------
     def _client(self, vol: StagedVolume) -> HdfsClient:
@@ -228,6 +248,7 @@ class NodeManager:
         check_capability(cap)
         assert cap is not None
         resolved = self.resolve(volume_id, context)
+        resolved.check_use(cap)
         creds = parse_secrets(secrets)
         read_only = resolved.read_only or cap.reader_only
         with self.inflight.hold(volume_id):
@@ -349,7 +370,7 @@ class NodeManager:
         if target == staging or target.startswith(staging + "/") or staging.startswith(target + "/"):
             raise InvalidArgument("target_path and staging_target_path must not contain each other")
         parse_secrets(secrets)   # validated; the mount's identity was fixed at stage time
-        self.resolve(volume_id, context)
+        self.resolve(volume_id, context).check_use(cap, readonly)
         with self.inflight.hold(volume_id):
             vol = self.store.load(volume_id)
             if vol is None:
@@ -411,6 +432,7 @@ class NodeManager:
         if resolved.dynamic:
             raise InvalidArgument("an inline volume names its data in volume attributes, not a "
                                   "dynamic volume id")
+        resolved.check_use(cap, readonly)
         creds = parse_secrets(secrets)
         read_only = readonly or cap.reader_only or resolved.read_only
         with self.inflight.hold(volume_id):

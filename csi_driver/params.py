@@ -290,6 +290,8 @@ def parse_volume_context(values: Mapping[str, str]) -> VolumeContext:
     _check_map("volume_context", values)
     known = _known("volume_context", values, VOLUME_CONTEXT_KEYS)
     snapshot = check_component(SNAPSHOT, known[SNAPSHOT]) if SNAPSHOT in known else None
+    if snapshot == ".snapshot":   # HDFS reserves it; <path>/.snapshot/.snapshot names nothing
+        raise InvalidArgument(f"{SNAPSHOT} must not be the reserved name .snapshot")
     path = check_hdfs_path(PATH, known[PATH], allow_root=True) if PATH in known else None
     if snapshot is not None and path is None:
         raise InvalidArgument(f"{SNAPSHOT} needs {PATH}: name the snapshottable directory")

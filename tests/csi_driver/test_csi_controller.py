@@ -15,7 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Mode, cap, code_of, unique
+from csi_testkit import Mode, cap, code_of, unique
 from sanity_runner import BASE_PATH, DriverProcess, SanityEnv
 
 from hdfs_csi_pb import csi_pb2

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 import grpc
 import pytest
-from conftest import cap, needs_fuse
+from csi_testkit import cap, needs_fuse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sanity_runner import BASE_PATH, DriverProcess, SanityEnv, mounts_below, unmount_below

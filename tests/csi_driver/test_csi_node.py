@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Kubelet, Mode, cap, code_of, needs_fuse, unique
+from csi_testkit import Kubelet, Mode, cap, code_of, needs_fuse, unique
 from sanity_runner import BASE_PATH, DriverProcess, SanityEnv
 
 from csi_driver.state import volume_key

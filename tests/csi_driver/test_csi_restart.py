@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Kubelet, Mode, cap, needs_fuse, unique
+from csi_testkit import Kubelet, Mode, cap, needs_fuse, unique
 from sanity_runner import DriverProcess, SanityEnv, mounts_below
 
 from csi_driver.state import volume_key

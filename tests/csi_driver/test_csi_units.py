@@ -75,7 +75,8 @@ def test_volume_context_static_and_snapshot() -> None:
                                        "readOnly": "true"})
     assert (ctx.path, ctx.snapshot, ctx.mount.read_only) == ("/datasets/imagenet", "epoch-3", True)
     for bad in ({"snapshot": "s1"}, {"path": "/d", "snapshot": "../x"},
-                {"path": "/d", "snapshot": "a/b"}, {"path": "../d"}, {"path": "/d", "nope": "1"}):
+                {"path": "/d", "snapshot": "a/b"}, {"path": "/d", "snapshot": ".snapshot"},
+                {"path": "../d"}, {"path": "/d", "nope": "1"}):
         with pytest.raises(IA):
             params.parse_volume_context(bad)
 
