@@ -99,7 +99,7 @@ def run_bench(uri: str, *, size: int, streams: int, chunk: int, rounds: int) -> 
         t = _parallel(_read, [(client, files[0], chunk)])
         best1 = max(best1, size / t / 1e6)
         clients = [_client(uri) for _ in files]  # separate clients: separate connections
-        t = _parallel(_read, [(c, f, chunk) for c, f in zip(clients, files)])
+        t = _parallel(_read, [(c, f, chunk) for c, f in zip(clients, files, strict=True)])
         bestn = max(bestn, size * streams / t / 1e6)
     results["read_1_stream_MBps"] = best1
     results[f"read_{streams}_streams_MBps"] = bestn

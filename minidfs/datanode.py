@@ -243,7 +243,8 @@ class DataNode:
                         rep.epoch += 1
                         self.storage.unfinalize(rep)
             else:
-                raise ReplicaError(f"unsupported write stage {Stage.BlockConstructionStage.Name(stage)}")
+                stage_name = Stage.BlockConstructionStage.Name(stage)
+                raise ReplicaError(f"unsupported write stage {stage_name}")
         return ReplicaWriter(self.storage, rep)
 
     # ==========================================================================
@@ -535,7 +536,7 @@ class DataNode:
                 if limiter is not None:
                     limiter.take(data_len)
                 crc_view = csums if (csum_len and native) else None
-                for i, (dn, w) in enumerate(list(writers)):
+                for dn, w in list(writers):
                     try:
                         if dn is not self and not dn.running:
                             raise ReplicaError(f"DataNode {dn.index} stopped")

@@ -386,7 +386,8 @@ class Namesystem(SnapshotOps, WriteOps):
             return res
 
     def list_dir(self, caller: Caller, path: str, start_after: bytes,
-                 limit: int | None = None) -> tuple[list[tuple[bytes, INode | Snapshot]], int] | None:
+                 limit: int | None = None,
+                 ) -> tuple[list[tuple[bytes, INode | Snapshot]], int] | None:
         """One page of a listing: ``[(name, inode-or-snapshot)], remaining``; None if missing.
 
         A file lists as itself with an empty name; ``<dir>/.snapshot`` lists the

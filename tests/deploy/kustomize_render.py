@@ -341,7 +341,8 @@ def _apply_patch_entry(objs: list[Obj], entry: Obj, directory: Path, kfile: Path
 def _select(objs: list[Obj], target: Obj, kfile: Path) -> list[Obj]:
     unknown = set(target) - {"group", "version", "kind", "name", "namespace"}
     if unknown:
-        raise KustomizeError(f"{kfile}: patch target selectors outside the subset: {sorted(unknown)}")
+        raise KustomizeError(
+            f"{kfile}: patch target selectors outside the subset: {sorted(unknown)}")
     out = []
     for obj in objs:
         group, _, version = obj["apiVersion"].rpartition("/")
@@ -524,7 +525,8 @@ def _set_images(objs: Iterable[Obj], entry: Obj, kfile: Path) -> None:
                 tag, digest = str(entry["newTag"]), None
             if "digest" in entry:
                 tag, digest = None, entry["digest"]
-            container["image"] = name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+            container["image"] = (name + (f":{tag}" if tag else "")
+                                  + (f"@{digest}" if digest else ""))
 
 
 def _containers(node: Any) -> Iterable[Obj]:

@@ -65,7 +65,8 @@ def test_multi_stage_with_clean_final_stage() -> None:
     assert len(stages) >= 2
     final = stages[-1]
     runs = " ".join(a for w, a in final if w == "RUN")
-    assert not BUILD_TOOLS.search(runs), f"build tools in the final stage: {BUILD_TOOLS.search(runs)}"
+    found = BUILD_TOOLS.search(runs)
+    assert not found, f"build tools in the final stage: {found}"
     assert "fuse3" in runs and re.search(r"\bmount\b", runs)
     assert "rm -rf /var/lib/apt/lists" in runs
     copies = [a for w, a in final if w == "COPY"]

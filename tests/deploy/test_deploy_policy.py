@@ -186,7 +186,8 @@ def test_rbac_bindings_point_at_existing_objects() -> None:
     objs = rendered("deploy/base")
     accounts = {(o["metadata"]["namespace"], o["metadata"]["name"])
                 for o in objs if o["kind"] == "ServiceAccount"}
-    roles = {(o["kind"], o["metadata"]["name"]) for o in objs if o["kind"] in ("Role", "ClusterRole")}
+    roles = {(o["kind"], o["metadata"]["name"]) for o in objs
+             if o["kind"] in ("Role", "ClusterRole")}
     for b in (o for o in objs if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
         assert (b["roleRef"]["kind"], b["roleRef"]["name"]) in roles, b["metadata"]["name"]
         for s in b["subjects"]:
@@ -279,7 +280,7 @@ def test_example_claims_resolve() -> None:
     pvs = {o["metadata"]["name"]: o for _, o in ALL if o["kind"] == "PersistentVolume"}
     claims = _namespaced("PersistentVolumeClaim")
     secrets = _namespaced("Secret")
-    for (ns, name), pvc in claims.items():
+    for (_ns, name), pvc in claims.items():
         sc = pvc["spec"].get("storageClassName")
         if sc:
             assert sc in classes, f"PVC {name}: no StorageClass {sc}"

@@ -57,7 +57,8 @@ def test_multi_block_write_read_is_byte_exact(client, small, blob) -> None:
     assert [b.offset for b in admin_blocks.blocks] == [i * BS for i in range(11)]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(offset=st.integers(0, 10 * BS + BS // 2 + 122), length=st.integers(1, 3 * BS + 7))
 def test_random_range_reads(client, blob, offset: int, length: int) -> None:
     with client.open_reader("/blob") as r:
@@ -335,7 +336,8 @@ def test_java_style_append_with_pipeline_update(small, client) -> None:
                               min_bytes=1500)
         assert r.status == dt.SUCCESS
         req = nn.UpdatePipelineRequestProto(clientName="javaish", oldBlock=old,
-                                            newBlock=new_block, storageIDs=[resp.block.storageIDs[0]])
+                                            newBlock=new_block,
+                                            storageIDs=[resp.block.storageIDs[0]])
         req.newNodes.add().CopyFrom(loc)
         admin.raw_call("updatePipeline", req, nn.UpdatePipelineResponseProto)
         wk.send_packet(sock, 1500, 0, extra[:36])          # fill the partial chunk to 1536

@@ -42,8 +42,8 @@ def test_blocks_are_replicated_and_spread(minidfs_factory) -> None:
         c.write_file("/rep/f", payload)
         assert c.get_status("/rep/f").replication == 2
     locs = _locations(dfs, "/rep/f")
-    assert all(len(set(l)) == 2 for l in locs)
-    assert {l[0] for l in locs} == {0, 1, 2}  # first replicas rotate over the DataNodes
+    assert all(len(set(loc)) == 2 for loc in locs)
+    assert {loc[0] for loc in locs} == {0, 1, 2}  # first replicas rotate over the DataNodes
     for i in range(3):  # any single DataNode may die
         dfs.stop_datanode(i)
         with connect(dfs.uri) as c:
@@ -114,7 +114,7 @@ def test_replication_1_read_fails_cleanly_then_recovers(minidfs_factory) -> None
     payload = os.urandom(3 * BS)
     with connect(dfs.uri) as c:
         c.write_file("/one/f", payload)
-        holders = {l[0] for l in _locations(dfs, "/one/f")}
+        holders = {loc[0] for loc in _locations(dfs, "/one/f")}
         victim = holders.pop()
         dfs.stop_datanode(victim)
         with pytest.raises(errors.HdfsIOError) as info:
@@ -133,10 +133,10 @@ def test_writes_avoid_dead_datanodes_and_rereplicate(minidfs_factory) -> None:
     payload = os.urandom(3 * BS)
     with connect(dfs.uri) as c:
         c.write_file("/wd/f", payload)
-        assert all(set(l) == {0, 1} for l in _locations(dfs, "/wd/f"))
+        assert all(set(loc) == {0, 1} for loc in _locations(dfs, "/wd/f"))
         dfs.start_datanode(2)
         assert c.set_replication("/wd/f", 3) is True
-        assert _wait(lambda: all(len(l) == 3 for l in _locations(dfs, "/wd/f")))
+        assert _wait(lambda: all(len(loc) == 3 for loc in _locations(dfs, "/wd/f")))
         dfs.stop_datanode(0)
         dfs.stop_datanode(1)
         assert c.read_file("/wd/f") == payload  # served from the re-replicated copy

@@ -77,7 +77,8 @@ def describe_response(frame: bytes) -> str:
     if rest:
         body, end = _delimited(frame, pos)
         if end != len(frame):
-            return f"<- call {cid} SUCCESS !! {len(frame) - end} trailing bytes (Java: length mismatch)"
+            extra = len(frame) - end
+            return f"<- call {cid} SUCCESS !! {extra} trailing bytes (Java: length mismatch)"
     return f"<- call {cid} SUCCESS body={body.hex()[:160]}"
 
 
