@@ -152,6 +152,14 @@ class FuseAdapter(mfusepy.Operations):
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes | memoryview:
         return self.core.read(fh, size, offset)
 
+    @_op("read")
+    def read_into(self, fh: int, buf: Any, size: int, offset: int) -> int:
+        """The read callback :class:`HdfsFUSE` uses: fill libfuse's buffer in place."""
+        if size <= 0:
+            return 0
+        out = memoryview((ctypes.c_ubyte * size).from_address(ctypes.addressof(buf.contents)))
+        return self.core.read_into(fh, out.cast("B"), offset)
+
     @_op("write")
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         return self.core.write(fh, data, offset)
@@ -214,49 +222,16 @@ class FuseAdapter(mfusepy.Operations):
         return 0
 
 
-class _PyBuffer(ctypes.Structure):
-    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
-                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
-                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p),
-                ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
-                ("internal", ctypes.c_void_p)]
-
-
-_GetBuffer = ctypes.pythonapi.PyObject_GetBuffer
-_GetBuffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
-_ReleaseBuffer = ctypes.pythonapi.PyBuffer_Release
-_ReleaseBuffer.argtypes = [ctypes.POINTER(_PyBuffer)]
-
-
-def copy_into(dest: Any, data: bytes | memoryview) -> int:
-    """Copy ``data`` into the C buffer ``dest`` with one memcpy, views included.
-
-    mfusepy accepts only ``bytes``; turning a read-ahead slice into ``bytes``
-    first would copy every byte twice.
-    """
-    n = len(data)
-    if not n:
-        return 0
-    if type(data) is bytes:
-        ctypes.memmove(dest, data, n)
-        return n
-    view = _PyBuffer()
-    _GetBuffer(data, ctypes.byref(view), 0)  # PyBUF_SIMPLE: contiguous bytes
-    try:
-        ctypes.memmove(dest, view.buf, n)
-    finally:
-        _ReleaseBuffer(ctypes.byref(view))
-    return n
-
-
 class HdfsFUSE(mfusepy.FUSE):
-    """mfusepy's FUSE with a read callback that also takes memoryviews (see copy_into)."""
+    """mfusepy's FUSE with a read callback of our own.
+
+    ``read`` fills libfuse's reply buffer in place (:meth:`FuseAdapter.read_into`):
+    mfusepy's own wants ``bytes``, which costs an extra copy of every byte,
+    and for the disk cache an extra ``bytes`` object per request.
+    """
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
-        data = self.operations.read(None, size, offset, fip.contents.fh)
-        if len(data) > size:
-            raise OSError(errno.EIO, "read returned more than asked")
-        return copy_into(buf, data)
+        return self.operations.read_into(fip.contents.fh, buf, size, offset)
 
 
 def _stat_dict(a: Attr) -> dict[str, Any]:

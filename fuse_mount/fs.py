@@ -452,6 +452,29 @@ class HdfsFilesystem:
         self.metrics.bytes_served.inc(len(data))
         return data
 
+    def read_into(self, fh: int, out: memoryview, offset: int) -> int:
+        """:meth:`read` into ``out`` (the FUSE reply buffer); returns the byte count.
+
+        Data from the disk cache is read straight into ``out`` (one copy, no
+        ``bytes`` object per request); everything else is copied in once.
+        """
+        h = self._handles.get(fh)
+        cache = self.cache
+        if (cache is not None and isinstance(h, _ReadHandle) and offset < h.size
+                and h.prefetcher is not None and h.prefetcher.idle
+                and cache.has_range(h.key, offset, min(len(out), h.size - offset))):
+            n = cache.read_into(h.key, h.size, offset, out)
+            if n is not None:
+                self._cache_readahead(h, offset, offset + n)
+                self.metrics.bytes_served.inc(n)
+                return n
+        data = self.read(fh, len(out), offset)
+        n = len(data)
+        if n > len(out):
+            raise FsError(errno.EIO, "read returned more than asked")
+        out[:n] = data
+        return n
+
     def _cache_readahead(self, h: _ReadHandle, offset: int, end: int) -> None:
         """Keep the kernel reading cache chunk files ahead of a sequential reader."""
         assert self.cache is not None
