@@ -72,7 +72,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "node state, keytab files and caches (a hostPath on Kubernetes)")
     add("--kubelet-dir", "kubelet_dir", None,
         "comma-separated local roots that staging/target paths must be under (repeatable; "
-        "default: /var/lib/kubelet and the system temporary directory)", action="append")
+        "default: /var/lib/kubelet, $TMPDIR, /tmp and /var/tmp)", action="append")
     add("--default-capacity", "default_capacity", "1Gi",
         "capacity of volumes created without capacity_range")
     add("--max-capacity", "max_capacity", "0", "largest volume allowed (0 = no limit)")

@@ -36,10 +36,13 @@ class Config:
     #: Local roots that staging and target paths must lie under.  kubelet only
     #: ever hands out paths below its root directory; anything else in a node
     #: request (``/etc``, ``/``) is refused.  The default adds the temporary
-    #: directory so conformance suites that use it work out of the box; a
-    #: DaemonSet passes ``--kubelet-dir`` and gets exactly that root.
+    #: directories (``$TMPDIR`` and the usual ``/tmp``, ``/var/tmp``, which
+    #: a test harness may use even when the driver's ``$TMPDIR`` differs) so
+    #: conformance suites work out of the box; a DaemonSet passes
+    #: ``--kubelet-dir`` and gets exactly that root.
     kubelet_dirs: tuple[str, ...] = field(
-        default_factory=lambda: ("/var/lib/kubelet", tempfile.gettempdir()))
+        default_factory=lambda: tuple(dict.fromkeys(
+            ("/var/lib/kubelet", tempfile.gettempdir(), "/tmp", "/var/tmp"))))
     default_capacity: int = 1024**3         #: CreateVolume without capacity_range
     max_capacity: int = 0                   #: 0 = no per-volume limit
     #: HDFS counts space quota in raw bytes (every replica).  A volume of
