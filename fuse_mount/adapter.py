@@ -223,12 +223,20 @@ class FuseAdapter(mfusepy.Operations):
 
 
 class HdfsFUSE(mfusepy.FUSE):
-    """mfusepy's FUSE with a read callback of our own.
+    """mfusepy's FUSE with two callbacks of our own.
 
     ``read`` fills libfuse's reply buffer in place (:meth:`FuseAdapter.read_into`):
     mfusepy's own wants ``bytes``, which costs an extra copy of every byte,
     and for the disk cache an extra ``bytes`` object per request.
+    ``open`` lets the core choose per-handle kernel caching (``direct_io``).
     """
+
+    def open(self, path: bytes, fip: Any) -> int:
+        fi = fip.contents
+        fi.fh = fh = self.operations.open(path.decode(self.encoding, self.errors), fi.flags)
+        if self.operations.core.wants_direct_io(fh):
+            fi.direct_io = 1
+        return 0
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         return self.operations.read_into(fip.contents.fh, buf, size, offset)

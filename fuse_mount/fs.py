@@ -55,6 +55,8 @@ T = TypeVar("T")
 #: st_blksize reported for files: the largest FUSE request.  Buffered readers
 #: (Python's io, cp) size their reads from it, so big requests follow.
 BLKSIZE = 1 << 20
+#: --direct-io applies to files at least this large (smaller ones are read whole at once).
+DIRECT_IO_MIN_SIZE = 16 << 20
 #: Answer for statfs when HDFS cannot tell (no admin RPC): large, clearly fake numbers.
 FALLBACK_CAPACITY = 1 << 50  # 1 PiB
 _STATFS_TTL = 5.0
@@ -410,6 +412,24 @@ class HdfsFilesystem:
                          permission=permission)
         h.writer = writer
         return self._add_writer(h)
+
+    def wants_direct_io(self, fh: int) -> bool:
+        """Whether handle ``fh`` should bypass the kernel page cache (``--direct-io``).
+
+        Only large files not yet entirely in the disk cache: their first pass
+        then costs one kernel copy less per byte and arrives in the
+        application's own request sizes, served by our read-ahead.  Files the
+        disk cache holds completely keep the page cache, so later epochs are
+        served from memory.  Off by default: with libfuse 3.14, a direct-I/O
+        file cannot be ``mmap``-ed ``MAP_SHARED`` (ENODEV), which numpy
+        memmaps, pyarrow and safetensors do.
+        """
+        if not self.opts.direct_io:
+            return False
+        h = self._handles.get(fh)
+        if not isinstance(h, _ReadHandle) or h.size < DIRECT_IO_MIN_SIZE:
+            return False
+        return self.cache is None or not self.cache.has_range(h.key, 0, h.size)
 
     def _read_handle(self, path: str, st: FileStatus) -> _ReadHandle:
         key = cache_key(self.client.uri, self.hdfs_path(path), st.length, st.mtime_ms)

@@ -73,6 +73,13 @@ class MountOptions:
         8 * MiB, "Kernel read-ahead of the mount (bdi read_ahead_kb; needs root). The "
         "default 128 KiB turns every sequential read into 128 KiB FUSE requests; a few "
         "MiB lets the kernel send 1 MiB requests, several at a time.", kind="size")
+    direct_io: bool = _opt(
+        False, "Read large files (16 MiB and more) that are not yet complete in the disk "
+        "cache with FUSE direct I/O: no kernel page cache copy, the application's request "
+        "sizes reach the mount. Files "
+        "complete in the disk cache keep the page cache. Off by default: such files cannot "
+        "be mmap-ed MAP_SHARED (ENODEV with libfuse < 3.16), and small reads (8 KiB) each "
+        "become a round trip.", kind="bool")
     fuse_threads: int = _opt(
         16, "Most FUSE worker threads. Each holds a 1 MiB request buffer; 16 serve many "
         "concurrent readers while keeping that memory small.", kind="int")

@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                 return nfiles / (time.perf_counter() - t)
 
             rounds = []
-            for r in range(args.rounds):
+            for _round in range(args.rounds):
                 direct_fps = run(direct_one)
                 # a fresh mount each round: nothing in its page cache or metadata cache
                 with mounted(uri, mnt, "--read-only", *extra, log=log):

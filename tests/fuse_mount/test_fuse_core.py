@@ -173,6 +173,68 @@ def test_disk_cache_serves_second_read(hdfs, base, tmp_path, multiblock):
         fs.close()
 
 
+def read_all_into(fs, path, chunk):
+    """Reads as the FUSE adapter does them: into a caller-owned buffer."""
+    fh = fs.open(path, os.O_RDONLY)
+    try:
+        out = bytearray()
+        buf = bytearray(chunk)
+        while True:
+            n = fs.read_into(fh, memoryview(buf), len(out))
+            if not n:
+                return bytes(out)
+            out += buf[:n]
+    finally:
+        fs.release(fh)
+
+
+def test_read_into_from_hdfs_and_from_cache_is_exact(hdfs, base, tmp_path, multiblock):
+    fs = make_fs(hdfs, base, cache_dir=str(tmp_path / "cache"))
+    try:
+        assert read_all_into(fs, multiblock, 300_001) == SRC  # read-ahead, then HDFS
+        assert fs.cache.flush()
+        from_hdfs = fs.metrics.value("hdfs_fuse_hdfs_read_bytes_total")
+        # chunk-crossing requests and the short last chunk, straight from the cache files
+        assert read_all_into(fs, multiblock, 700_000) == SRC
+        assert fs.metrics.value("hdfs_fuse_hdfs_read_bytes_total") == from_hdfs
+        fh = fs.open(multiblock, os.O_RDONLY)
+        buf = memoryview(bytearray(MiB))
+        for off in (0, MiB - 3, 3 * MiB + 17, len(SRC) - 5, len(SRC)):
+            n = fs.read_into(fh, buf, off)
+            assert bytes(buf[:n]) == SRC[off:off + MiB]
+        fs.release(fh)
+    finally:
+        fs.close()
+
+
+def test_direct_io_only_for_large_files_not_in_the_cache(hdfs, base, tmp_path, multiblock,
+                                                          monkeypatch):
+    import fuse_mount.fs as fs_module
+
+    monkeypatch.setattr(fs_module, "DIRECT_IO_MIN_SIZE", 2 * MiB)
+    hdfs.write_file(f"{base}/small.bin", b"x" * MiB)
+    off = make_fs(hdfs, base, cache_dir=str(tmp_path / "c1"))
+    on = make_fs(hdfs, base, cache_dir=str(tmp_path / "c2"), direct_io=True)
+    try:
+        fh = off.open(multiblock, os.O_RDONLY)
+        assert not off.wants_direct_io(fh)  # the default keeps the page cache (mmap works)
+        off.release(fh)
+        fh = on.open("/small.bin", os.O_RDONLY)
+        assert not on.wants_direct_io(fh)
+        on.release(fh)
+        fh = on.open(multiblock, os.O_RDONLY)
+        assert on.wants_direct_io(fh)
+        on.release(fh)
+        assert read_all(on, multiblock) == SRC
+        assert on.cache.flush()
+        fh = on.open(multiblock, os.O_RDONLY)
+        assert not on.wants_direct_io(fh)  # complete in the disk cache: page cache again
+        on.release(fh)
+    finally:
+        off.close()
+        on.close()
+
+
 def test_changed_file_not_served_stale_from_cache(hdfs, base, tmp_path):
     fs = make_fs(hdfs, base, cache_dir=str(tmp_path / "cache"), metadata_ttl=0.3)
     try:

@@ -84,6 +84,37 @@ def test_direct_io_reads_are_exact(ro_mount):
         os.close(fd)
 
 
+def test_direct_io_mount_reads_are_exact(minidfs, hdfs, mount_factory, tmp_path):
+    """--direct-io: a large cold file bypasses the page cache and reads exactly;
+    once the disk cache holds it, a new open uses the page cache again (shared
+    mmap works, which direct I/O refuses with libfuse < 3.16)."""
+    import mmap
+
+    base = hdfs_dir(hdfs, "dio")
+    data = random.Random(7).randbytes(17 * MiB + 123)  # above the 16 MiB threshold
+    hdfs.write_file(f"{base}/big.bin", data)
+    m = mount_factory(f"{minidfs.uri}{base}", "--read-only", "--direct-io",
+                      "--cache-dir", str(tmp_path / "cache"))
+    with open(m.path / "big.bin", "rb") as f:
+        assert f.read() == data
+    fd = os.open(m.path / "big.bin", os.O_RDONLY)
+    try:
+        for off, n in ((0, 5), (MiB - 1, 2 * MiB + 3), (len(data) - 10, 100)):
+            assert os.pread(fd, n, off) == data[off:off + n]
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + 30
+    while True:  # chunks are written in the background
+        with open(m.path / "big.bin", "rb") as f:
+            try:
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    assert mm[len(data) - 1000:] == data[-1000:]
+                    break
+            except OSError as exc:
+                assert exc.errno == errno.ENODEV and time.monotonic() < deadline
+        time.sleep(0.2)
+
+
 def test_many_concurrent_readers(ro_mount, dataset):
     _, small = dataset
 
