@@ -25,7 +25,8 @@ class AccessMode(enum.IntEnum):
     SINGLE_NODE_MULTI_WRITER = 7
 
 
-READER_ONLY_MODES = frozenset({AccessMode.SINGLE_NODE_READER_ONLY, AccessMode.MULTI_NODE_READER_ONLY})
+READER_ONLY_MODES = frozenset({AccessMode.SINGLE_NODE_READER_ONLY,
+                               AccessMode.MULTI_NODE_READER_ONLY})
 #: Modes for which a second NodePublish to a *different* target must fail.
 #: SINGLE_NODE_WRITER is deliberately absent: Kubernetes sends it for RWO
 #: volumes, and RWO lets several pods on one node share the volume.  Only
@@ -87,8 +88,9 @@ def check_capability(cap: Capability | None, field_name: str = "volume_capabilit
     if mode is AccessMode.UNKNOWN:
         raise InvalidArgument(f"{field_name}: access_mode is required")
     if cap.fs_type not in ACCEPTED_FS_TYPES:
+        named = sorted(t for t in ACCEPTED_FS_TYPES if t)
         raise InvalidArgument(f"{field_name}: fs_type {cap.fs_type[:32]!r} is not supported "
-                              f"(use one of {sorted(t for t in ACCEPTED_FS_TYPES if t)} or leave empty)")
+                              f"(use one of {named} or leave empty)")
     if sum(len(f.encode()) for f in cap.mount_flags) > MAX_MOUNT_FLAGS_BYTES:
         raise InvalidArgument(f"{field_name}: mount_flags exceed {MAX_MOUNT_FLAGS_BYTES} bytes")
     bad = [f for f in cap.mount_flags if f not in ACCEPTED_MOUNT_FLAGS]
@@ -104,7 +106,8 @@ def check_capability(cap: Capability | None, field_name: str = "volume_capabilit
     return cap
 
 
-def check_capabilities(caps: list[Capability], field_name: str = "volume_capabilities") -> list[Capability]:
+def check_capabilities(caps: list[Capability],
+                       field_name: str = "volume_capabilities") -> list[Capability]:
     if not caps:
         raise InvalidArgument(f"{field_name} is required (at least one capability)")
     return [check_capability(c, f"{field_name}[{i}]") for i, c in enumerate(caps)]

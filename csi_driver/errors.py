@@ -105,7 +105,8 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The (code, message) an RPC answers for ``exc``; the message is never empty."""
     code = status_code(exc)
     message = str(exc) or type(exc).__name__
-    if code is grpc.StatusCode.INTERNAL and not isinstance(exc, (DriverError, hdfs_errors.HdfsError)):
+    domain_error = isinstance(exc, (DriverError, hdfs_errors.HdfsError))
+    if code is grpc.StatusCode.INTERNAL and not domain_error:
         # A bug, not a domain error: say so, keep the type for the operator.
         message = f"internal error ({type(exc).__name__}): {message}"
     return code, message

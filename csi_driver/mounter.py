@@ -95,7 +95,8 @@ class SystemMounter:
                 timeout=self.timeout, start_new_session=True, close_fds=True,
             )
         except FileNotFoundError as exc:
-            raise MountFailed(f"cannot run the mount helper {self.mount_command[0]!r}: {exc}") from None
+            raise MountFailed(f"cannot run the mount helper {self.mount_command[0]!r}: "
+                              f"{exc}") from None
         except subprocess.TimeoutExpired:
             # The helper may still bring the daemon up later: make sure it does not.
             self.stop_fuse(spec)

@@ -109,8 +109,8 @@ class NodeManager:
             check_context_matches(ref, ctx)
             return ResolvedVolume(ref.cluster_uri, ref.path, True, ctx.mount.read_only, ctx.mount)
         if ctx.path is None:
-            raise VolumeNotFound("no such volume: the id is not a dynamic volume of this driver and "
-                                 "volume_context names no path")
+            raise VolumeNotFound("no such volume: the id is not a dynamic volume of this driver "
+                                 "and volume_context names no path")
         cluster = ctx.hdfs_uri or self.config.hdfs_uri
         if not cluster:
             raise InvalidArgument("volume_context has no hdfsUri and the driver has no --hdfs-uri")
@@ -119,20 +119,22 @@ class NodeManager:
         return ResolvedVolume(cluster, path, False, ctx.mount.read_only or pinned, ctx.mount,
                               pinned)
 
-    # -- helpers ------------------------------------------------------------------------------------
+    # -- helpers -----------------------------------------------------------------------------------
     def _client(self, vol: StagedVolume) -> HdfsClient:
         return self.pool.get(vol.cluster_uri, user=vol.user, principal=vol.principal,
                              keytab_file=vol.keytab_file)
 
     def _spec(self, vol: StagedVolume) -> FuseMountSpec:
         options = parse_volume_context(vol.mount_options).mount
-        creds = Credentials(user=vol.user, principal=vol.principal) if (vol.user or vol.principal) else None
+        creds = (Credentials(user=vol.user, principal=vol.principal)
+                 if (vol.user or vol.principal) else None)
         return FuseMountSpec(
             source_uri=vol.source_uri,
             mountpoint=vol.staging_path,
             read_only=vol.read_only,
             option_args=tuple(options.to_mount_args()),
-            identity_args=tuple(self.creds.mount_args(creds, vol.keytab_file, self.config.hdfs_user)),
+            identity_args=tuple(self.creds.mount_args(creds, vol.keytab_file,
+                                                      self.config.hdfs_user)),
             # The data cache is opt-in (a cacheSize attribute): the node's disk
             # is not ours to fill unless the volume asks for it.
             cache_dir=(os.path.join(self.cache_root, vol.key)
@@ -240,7 +242,7 @@ class NodeManager:
                     raise InvalidArgument(f"{field_name} {path} is nested with {other}, which is "
                                           "in use by a volume")
 
-    # -- NodeStageVolume ------------------------------------------------------------------------------
+    # -- NodeStageVolume ---------------------------------------------------------------------------
     def stage(self, volume_id: str, staging_target_path: str, cap: Capability | None,
               secrets: Mapping[str, str], context: Mapping[str, str]) -> None:
         check_volume_id(volume_id)
@@ -327,7 +329,7 @@ class NodeManager:
                 os.unlink(os.path.join(self.mounts_dir, vol.key + suffix))
         self.store.delete(vol)
 
-    # -- NodeUnstageVolume ------------------------------------------------------------------------------
+    # -- NodeUnstageVolume -------------------------------------------------------------------------
     def unstage(self, volume_id: str, staging_target_path: str) -> None:
         check_volume_id(volume_id)
         staging = self._kubelet_path("staging_target_path", staging_target_path)
@@ -352,7 +354,7 @@ class NodeManager:
             self._forget(vol)
             log.info("unstaged volume %s from %s", volume_id, staging)
 
-    # -- NodePublishVolume ------------------------------------------------------------------------------
+    # -- NodePublishVolume -------------------------------------------------------------------------
     def publish(self, volume_id: str, staging_target_path: str, target_path: str,
                 cap: Capability | None, readonly: bool, secrets: Mapping[str, str],
                 context: Mapping[str, str]) -> None:
@@ -367,7 +369,8 @@ class NodeManager:
             raise FailedPrecondition("staging_target_path is required: this driver stages volumes "
                                      "(STAGE_UNSTAGE_VOLUME)")
         staging = self._kubelet_path("staging_target_path", staging_target_path)
-        if target == staging or target.startswith(staging + "/") or staging.startswith(target + "/"):
+        if (target == staging or target.startswith(staging + "/")
+                or staging.startswith(target + "/")):
             raise InvalidArgument("target_path and staging_target_path must not contain each other")
         parse_secrets(secrets)   # validated; the mount's identity was fixed at stage time
         self.resolve(volume_id, context).check_use(cap, readonly)
@@ -453,7 +456,7 @@ class NodeManager:
                 return
             self._stage_new(volume_id, target, cap, resolved, creds, read_only, ephemeral=True)
 
-    # -- NodeUnpublishVolume ----------------------------------------------------------------------------
+    # -- NodeUnpublishVolume -----------------------------------------------------------------------
     def unpublish(self, volume_id: str, target_path: str) -> None:
         check_volume_id(volume_id)
         target = self._kubelet_path("target_path", target_path)
@@ -482,7 +485,7 @@ class NodeManager:
             self.store.save(vol)
             log.info("unpublished volume %s from %s", volume_id, recorded.path)
 
-    # -- NodeGetVolumeStats ------------------------------------------------------------------------------
+    # -- NodeGetVolumeStats ------------------------------------------------------------------------
     def stats(self, volume_id: str, volume_path: str) -> VolumeStats:
         check_volume_id(volume_id)
         if not volume_path:
@@ -532,7 +535,7 @@ class NodeManager:
             inodes = (summary.quota, inodes_used, max(summary.quota - inodes_used, 0))
         return VolumeStats((total, used, max(total - used, 0)), inodes, abnormal, message)
 
-    # -- service start ----------------------------------------------------------------------------------
+    # -- service start -----------------------------------------------------------------------------
     def adopt(self) -> list[str]:
         """Take over the volumes a previous node service staged; recover dead mounts.
 
@@ -545,7 +548,8 @@ class NodeManager:
             adopted.append(vol.volume_id)
             state = self.mounter.state(vol.staging_path)
             if state is MountState.HEALTHY:
-                log.info("adopted healthy mount of volume %s at %s", vol.volume_id, vol.staging_path)
+                log.info("adopted healthy mount of volume %s at %s",
+                         vol.volume_id, vol.staging_path)
                 continue
             if vol.phase != "staged":
                 log.info("volume %s was being staged when the service stopped; the CO's retry "

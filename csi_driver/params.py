@@ -195,11 +195,13 @@ def _known(field_name: str, values: Mapping[str, str], allowed: tuple[str, ...])
             unknown.append(key)
             continue
         if len(value.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
-            raise InvalidArgument(f"{field_name}: value of {key!r} is longer than {MAX_VALUE_BYTES} bytes")
+            raise InvalidArgument(f"{field_name}: value of {key!r} is longer than "
+                                  f"{MAX_VALUE_BYTES} bytes")
         out[key] = value
     if unknown:
         shown = ", ".join(repr(k[:64]) for k in sorted(unknown)[:5])
-        raise InvalidArgument(f"{field_name}: unknown key(s) {shown}; accepted: {', '.join(allowed)} "
+        raise InvalidArgument(f"{field_name}: unknown key(s) {shown}; "
+                              f"accepted: {', '.join(allowed)} "
                               f"(and any key under {IGNORED_PREFIX})")
     return out
 
@@ -330,7 +332,8 @@ def parse_secrets(values: Mapping[str, str], field_name: str = "secrets") -> Cre
         try:
             keytab = base64.b64decode("".join(keytab_b64.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise InvalidArgument(f"{field_name}: {SECRET_KERBEROS_KEYTAB} is not valid base64") from None
+            raise InvalidArgument(f"{field_name}: {SECRET_KERBEROS_KEYTAB} "
+                                  "is not valid base64") from None
         if not keytab:
             raise InvalidArgument(f"{field_name}: {SECRET_KERBEROS_KEYTAB} is empty")
         if len(keytab) > MAX_KEYTAB_BYTES:

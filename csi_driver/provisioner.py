@@ -112,7 +112,8 @@ class Provisioner:
     def _cluster(self, explicit: str | None) -> str:
         cluster = explicit or self.config.hdfs_uri
         if not cluster:
-            raise InvalidArgument(f"no {HDFS_URI} parameter and the driver has no --hdfs-uri default")
+            raise InvalidArgument(f"no {HDFS_URI} parameter and the driver has no "
+                                  "--hdfs-uri default")
         return cluster
 
     def _check_base(self, base: str) -> None:
@@ -242,7 +243,8 @@ class Provisioner:
                 except hdfs_errors.AlreadyExists:
                     record = self._read_record(client, ref)  # a concurrent creator won the race
                     if record is None:
-                        raise errors.Aborted("volume record is being written concurrently") from None
+                        raise errors.Aborted(
+                            "volume record is being written concurrently") from None
             if record is not None:
                 if record.get("name") != name:
                     raise AlreadyExists(f"{ref.path} belongs to a different volume name")

@@ -115,7 +115,8 @@ class StateStore:
         final = self._file(vol.key)
         tmp = f"{final}.tmp"
         payload = json.dumps(vol.to_json(), indent=1, sort_keys=True).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600)
         try:
             os.write(fd, payload)
             os.fsync(fd)

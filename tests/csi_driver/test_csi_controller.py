@@ -207,11 +207,12 @@ def test_delete_unknown_and_repeated(driver: DriverProcess) -> None:
         volume_id=f"v1:{driver.hdfs_uri}{BASE_PATH}/pvc-never-created")) is C.OK
     vol = create(driver, unique("pvc-del"))
     for _ in range(3):
-        assert code_of(ctl.DeleteVolume, csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id)) is C.OK
+        req = csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id)
+        assert code_of(ctl.DeleteVolume, req) is C.OK
 
 
-@pytest.mark.parametrize("path", ["/user/important", "/", "/k8s", "/k8s/volumes/../../user/important",
-                                  "/k8s/volumes/.hdfs-csi"])
+@pytest.mark.parametrize("path", ["/user/important", "/", "/k8s",
+                                  "/k8s/volumes/../../user/important", "/k8s/volumes/.hdfs-csi"])
 def test_forged_volume_ids_delete_nothing(driver: DriverProcess, direct: Any, path: str) -> None:
     direct.mkdirs("/user/important")
     direct.write_file("/user/important/keep", b"keep")
@@ -233,8 +234,9 @@ def test_on_delete_retain_and_archive(driver: DriverProcess, direct: Any) -> Non
     assert direct.read_file(f"{vol_path(kept)}/result.txt") == b"42"
     # its record is gone, so the directory is now just data: not re-adopted
     name = posixpath.basename(vol_path(kept))
-    assert code_of(driver.controller().CreateVolume, csi_pb2.CreateVolumeRequest(
-        name=name, volume_capabilities=[cap()], parameters={"onDelete": "retain"})) is C.ALREADY_EXISTS
+    readopt = csi_pb2.CreateVolumeRequest(
+        name=name, volume_capabilities=[cap()], parameters={"onDelete": "retain"})
+    assert code_of(driver.controller().CreateVolume, readopt) is C.ALREADY_EXISTS
 
     archived = create(driver, unique("pvc-archive"), params={"onDelete": "archive"})
     direct.write_file(f"{vol_path(archived)}/model.bin", b"weights")
@@ -247,7 +249,7 @@ def test_on_delete_retain_and_archive(driver: DriverProcess, direct: Any) -> Non
     delete(driver, archived.volume_id)   # idempotent after archiving
 
 
-# -- ValidateVolumeCapabilities ----------------------------------------------------------------------
+# -- ValidateVolumeCapabilities --------------------------------------------------------------------
 
 def test_validate_volume_capabilities(driver: DriverProcess, direct: Any) -> None:
     ctl = driver.controller()
@@ -285,7 +287,7 @@ def test_validate_volume_capabilities(driver: DriverProcess, direct: Any) -> Non
         volume_capabilities=[cap()])) is C.NOT_FOUND
 
 
-# -- GetCapacity and ControllerExpandVolume ------------------------------------------------------------
+# -- GetCapacity and ControllerExpandVolume --------------------------------------------------------
 
 def test_get_capacity(driver: DriverProcess, direct: Any) -> None:
     ctl = driver.controller()
@@ -322,7 +324,7 @@ def test_expand_volume(driver: DriverProcess, direct: Any) -> None:
     assert code_of(ctl.ControllerExpandVolume, expand(12 * GiB)) is C.NOT_FOUND
 
 
-# -- concurrency, configuration, shutdown, logs ----------------------------------------------------------
+# -- concurrency, configuration, shutdown, logs ----------------------------------------------------
 
 def test_concurrent_calls_on_one_volume_get_aborted(driver: DriverProcess,
                                                     sanity_env: SanityEnv) -> None:
@@ -331,7 +333,8 @@ def test_concurrent_calls_on_one_volume_get_aborted(driver: DriverProcess,
     sanity_env.dfs.set_fault("rpc_latency", 0.2)     # every NameNode call takes 200 ms
     try:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            codes = list(pool.map(lambda _: code_of(driver.controller().CreateVolume, req), range(4)))
+            codes = list(pool.map(lambda _: code_of(driver.controller().CreateVolume, req),
+                                  range(4)))
     finally:
         sanity_env.dfs.set_fault("rpc_latency", 0)
     assert C.OK in codes and C.ABORTED in codes
@@ -345,8 +348,9 @@ def test_controller_only_mode_and_limits(sanity_env: SanityEnv, tmp_path: Any) -
                       extra_args=["--max-capacity", "2Gi", "--quota-replication", "1"]).start()
     try:
         assert code_of(d.node().NodeGetInfo, csi_pb2.NodeGetInfoRequest()) is C.UNIMPLEMENTED
-        big = csi_pb2.CreateVolumeRequest(name=unique("pvc-big"), volume_capabilities=[cap()],
-                                          capacity_range=csi_pb2.CapacityRange(required_bytes=3 * GiB))
+        big = csi_pb2.CreateVolumeRequest(
+            name=unique("pvc-big"), volume_capabilities=[cap()],
+            capacity_range=csi_pb2.CapacityRange(required_bytes=3 * GiB))
         assert code_of(d.controller().CreateVolume, big) is C.OUT_OF_RANGE
         resp = d.controller().GetCapacity(csi_pb2.GetCapacityRequest())
         assert resp.maximum_volume_size.value == 2 * GiB

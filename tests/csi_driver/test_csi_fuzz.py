@@ -164,7 +164,7 @@ def _quiet(fn: Any, req: Any) -> None:
         pass
 
 
-# -- strategies ---------------------------------------------------------------------------------------
+# -- strategies ------------------------------------------------------------------------------------
 
 nasty_text = st.text(alphabet=st.sampled_from(list("ab./-_:~ \x00\x01\n\u00e9\u2603")), max_size=24)
 long_text = st.sampled_from(["a" * 129, "/" + "b" * 5000, "x/" * 3000, "\u2603" * 200])
@@ -193,7 +193,8 @@ def volume_ids(w: FuzzWorld) -> st.SearchStrategy[str]:
         nasty_text, long_text, nasty_text.map(lambda s: f"v1:{uri}{BASE_PATH}/{s}"))
 
 
-def string_maps(keys: list[str], values: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, str]]:
+def string_maps(keys: list[str],
+                values: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, str]]:
     return st.dictionaries(st.one_of(st.sampled_from(keys), nasty_text), values, max_size=4)
 
 
@@ -205,7 +206,8 @@ contexts = st.one_of(
                  "csi.storage.k8s.io/pod.name"], st.one_of(hdfs_paths, nasty_text)),
     # inline (ephemeral) volumes: kubelet publishes them without staging
     st.fixed_dictionaries({"path": hdfs_paths,
-                           "csi.storage.k8s.io/ephemeral": st.sampled_from(["true", "false", "TRUE"])}))
+                           "csi.storage.k8s.io/ephemeral":
+                               st.sampled_from(["true", "false", "TRUE"])}))
 parameters = string_maps(["basePath", "hdfsUri", "owner", "mode", "onDelete", "cacheSize",
                           "csi.storage.k8s.io/pvc/name"], st.one_of(hdfs_paths, nasty_text))
 secrets = string_maps(["user", "kerberosPrincipal", "kerberosKeytab"], nasty_text)
@@ -259,7 +261,8 @@ def requests(draw: Any, w: FuzzWorld) -> tuple[Any, Any]:
             volume_id=vid, volume_path=draw(local_paths(w)))
     if rpc == "create":
         return ctl.CreateVolume, csi_pb2.CreateVolumeRequest(
-            name=draw(st.one_of(nasty_text, long_text, st.sampled_from(["pvc-fuzz-real", "not-a-volume"]))),
+            name=draw(st.one_of(nasty_text, long_text,
+                                st.sampled_from(["pvc-fuzz-real", "not-a-volume"]))),
             volume_capabilities=[c] if c is not None else [], parameters=draw(parameters),
             secrets=draw(secrets),
             capacity_range=csi_pb2.CapacityRange(required_bytes=draw(st.integers(-5, 2**40)),
@@ -351,7 +354,8 @@ def _run(world: FuzzWorld, data: Any) -> None:
 @settings(max_examples=100, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
-def test_random_requests_change_nothing_outside_the_allowed_places(world: FuzzWorld, data: Any) -> None:
+def test_random_requests_change_nothing_outside_the_allowed_places(world: FuzzWorld,
+                                                                   data: Any) -> None:
     _run(world, data)
 
 

@@ -89,13 +89,15 @@ def test_missing_fields_are_invalid_argument(driver: DriverProcess, kubelet: Kub
     cases = [
         (node.NodePublishVolume, csi_pb2.NodePublishVolumeRequest()),
         (node.NodePublishVolume, csi_pb2.NodePublishVolumeRequest(volume_id=fake)),
-        (node.NodePublishVolume, csi_pb2.NodePublishVolumeRequest(volume_id=fake, target_path=target)),
+        (node.NodePublishVolume, csi_pb2.NodePublishVolumeRequest(
+            volume_id=fake, target_path=target)),
         (node.NodeUnpublishVolume, csi_pb2.NodeUnpublishVolumeRequest()),
         (node.NodeUnpublishVolume, csi_pb2.NodeUnpublishVolumeRequest(volume_id=fake)),
         (node.NodeStageVolume, csi_pb2.NodeStageVolumeRequest(
             staging_target_path=str(kubelet.staging), volume_capability=cap(),
             publish_context={"device": "/dev/mock"})),
-        (node.NodeStageVolume, csi_pb2.NodeStageVolumeRequest(volume_id=fake, volume_capability=cap())),
+        (node.NodeStageVolume, csi_pb2.NodeStageVolumeRequest(
+            volume_id=fake, volume_capability=cap())),
         (node.NodeStageVolume, csi_pb2.NodeStageVolumeRequest(
             volume_id=fake, staging_target_path=str(kubelet.staging))),
         (node.NodeStageVolume, stage_req(fake, kubelet.staging, cap(block=True))),
@@ -128,7 +130,8 @@ def test_unknown_volumes_and_paths(driver: DriverProcess, kubelet: Kubelet) -> N
     assert kubelet.staging.is_dir() and not os.listdir(kubelet.staging)
 
 
-def test_stage_of_missing_hdfs_paths_creates_nothing(driver: DriverProcess, kubelet: Kubelet) -> None:
+def test_stage_of_missing_hdfs_paths_creates_nothing(driver: DriverProcess,
+                                                     kubelet: Kubelet) -> None:
     node = driver.node()
     staging = kubelet.root / "not-yet"        # would be created by the driver
     missing = stage_req("pv-missing", staging, context={"path": "/datasets/nope"})
@@ -162,7 +165,7 @@ def test_publish_requires_staging(driver: DriverProcess, kubelet: Kubelet) -> No
     driver.controller().DeleteVolume(csi_pb2.DeleteVolumeRequest(volume_id=vol.volume_id))
 
 
-# -- with real mounts ------------------------------------------------------------------------------------
+# -- with real mounts ------------------------------------------------------------------------------
 
 def _sanity_node_flow(driver: DriverProcess, kubelet: Kubelet, count: int) -> None:
     """csi-sanity's "Node Service should work / should be idempotent"."""
@@ -351,11 +354,11 @@ KERBEROS_SHIM = textwrap.dedent('''\
         i = args.index("--kerberos-keytab")
         path = args[i + 1]
         st = os.stat(path)
+        j = args.index("--kerberos-principal")
         with open({record!r}, "a") as fh:
             fh.write(json.dumps({{"path": path, "mode": stat.S_IMODE(st.st_mode),
                                  "content": open(path, "rb").read().hex(),
-                                 "principal": args[args.index("--kerberos-principal") + 1]}}) + "\\n")
-        j = args.index("--kerberos-principal")
+                                 "principal": args[j + 1]}}) + "\\n")
         args = [a for n, a in enumerate(args) if n not in (i, i + 1, j, j + 1)] + ["--user", "root"]
     os.execv(sys.executable, [sys.executable, "-m", "hdfs_csi", "mount", *args])
     ''')
@@ -364,7 +367,8 @@ KERBEROS_SHIM = textwrap.dedent('''\
 @needs_fuse
 @pytest.mark.fuse
 def test_kerberos_keytab_lives_in_a_0600_file_until_unstage(sanity_env: SanityEnv,
-                                                            kubelet: Kubelet, tmp_path: Path) -> None:
+                                                            kubelet: Kubelet,
+                                                            tmp_path: Path) -> None:
     record = tmp_path / "shim-record.jsonl"
     shim = tmp_path / "kerberos_shim.py"
     shim.write_text(KERBEROS_SHIM.format(record=str(record)))

@@ -256,9 +256,9 @@ def test_pinned_volume_shows_epoch1_only(driver: DriverProcess, kubelet: Kubelet
         assert mounts.find_mount(root).read_only      # type: ignore[union-attr]
     assert_erofs(t_rox)
 
-    for vol_id, target, stg in (("pv-ds-epoch1", t_rox, staging),
-                                ("pv-ds-epoch1", t_ro_flag, staging),
-                                ("pv-ds-live", live_target, live_staging)):
+    for vol_id, target in (("pv-ds-epoch1", t_rox),
+                           ("pv-ds-epoch1", t_ro_flag),
+                           ("pv-ds-live", live_target)):
         for _ in range(2):
             unpublish(driver, vol_id, target)
         assert not os.path.exists(target)

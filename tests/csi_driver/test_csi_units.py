@@ -127,7 +127,8 @@ def test_volume_dirnames_are_single_safe_components() -> None:
         assert "/" not in d and d not in (".", "..") and is_volume_dirname(d), name
         assert d.startswith("_")
     assert volume_dirname("a/b") != volume_dirname("a_b")
-    assert is_under("/k8s/volumes/x", "/k8s/volumes") and not is_under("/k8s/volumesX", "/k8s/volumes")
+    assert is_under("/k8s/volumes/x", "/k8s/volumes")
+    assert not is_under("/k8s/volumesX", "/k8s/volumes")
 
 
 def test_volume_id_round_trip_and_foreign_ids() -> None:
@@ -160,10 +161,11 @@ def test_capability_checks() -> None:
                 Capability("mount", 1, mount_group="1000")]:
         with pytest.raises(IA):
             check_capability(bad)
-    assert Capability("mount", 3).reader_only and Capability("mount", 1, mount_flags=("ro",)).reader_only
+    assert Capability("mount", 3).reader_only
+    assert Capability("mount", 1, mount_flags=("ro",)).reader_only
 
 
-# -- errors and redaction ---------------------------------------------------------------------------
+# -- errors and redaction --------------------------------------------------------------------------
 
 def test_one_status_table_uses_the_most_specific_class() -> None:
     assert errors.status_code(hdfs_errors.HdfsTimeout("t")) is grpc.StatusCode.DEADLINE_EXCEEDED
@@ -197,7 +199,7 @@ def test_redaction_strips_secrets_and_mount_flags_everywhere() -> None:
         assert field.GetOptions().Extensions[csi_pb2.csi_secret]
 
 
-# -- state, credentials, locks ------------------------------------------------------------------------
+# -- state, credentials, locks ---------------------------------------------------------------------
 
 def _vol(volume_id: str = "vol-1") -> StagedVolume:
     return StagedVolume(volume_id=volume_id, key=volume_key(volume_id), staging_path="/s",
@@ -247,7 +249,7 @@ def test_inflight_second_holder_is_aborted() -> None:
         pass
 
 
-# -- CLI ------------------------------------------------------------------------------------------------
+# -- CLI -------------------------------------------------------------------------------------------
 
 def test_flags_default_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CSI_ENDPOINT", "unix:///run/csi/x.sock")
