@@ -129,7 +129,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         connect_kwargs["kerberos_principal"] = args.kerberos_principal
         connect_kwargs["kerberos_keytab"] = args.kerberos_keytab
     mount_args: list[str] = []
-    for flag, value in (("--cache-size", args.cache_size), ("--read-ahead-max", args.read_ahead_max),
+    for flag, value in (("--cache-size", args.cache_size),
+                        ("--read-ahead-max", args.read_ahead_max),
                         ("--metadata-ttl", args.metadata_ttl)):
         if value:
             mount_args += [flag, str(value)]

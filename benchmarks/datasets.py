@@ -100,7 +100,8 @@ class DataSpec:
             seq=dataclasses.replace(self.seq, shard_bytes=s(self.seq.shard_bytes, 1 << 16)),
             small=dataclasses.replace(self.small, files_per_class=s(self.small.files_per_class)),
             meta=dataclasses.replace(self.meta, wide_files=s(self.meta.wide_files, 10)),
-            parquet=dataclasses.replace(self.parquet, rows_per_file=s(self.parquet.rows_per_file, 100)),
+            parquet=dataclasses.replace(self.parquet,
+                                        rows_per_file=s(self.parquet.rows_per_file, 100)),
         )
 
 
@@ -164,7 +165,8 @@ def tfrecord_shard(seed: int, index: int, size: int, record_bytes: int) -> bytes
         header = struct.pack("<Q", n)
         data = payload[pos:pos + n]
         pos += n
-        out += header + struct.pack("<I", _masked_crc(header)) + data + struct.pack("<I", _masked_crc(data))
+        out += header + struct.pack("<I", _masked_crc(header))
+        out += data + struct.pack("<I", _masked_crc(data))
     out += b"\0" * (size - len(out))  # only for sizes < 17 bytes
     return bytes(out)
 

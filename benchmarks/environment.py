@@ -108,7 +108,8 @@ class MiniDfsProcess:
             # the dataset is written once and can be regenerated: skip fsync per block
             "no_fsync": True,
             "rpc_latency": f"{p.latency_s * 1000:g}ms" if p.latency_s else None,
-            "stream_bandwidth": str(int(p.bandwidth_per_stream)) if p.bandwidth_per_stream else None,
+            "stream_bandwidth": (str(int(p.bandwidth_per_stream))
+                                 if p.bandwidth_per_stream else None),
         }
         return {k: v for k, v in opts.items() if v is not None}
 
@@ -270,7 +271,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-# -- environment description ------------------------------------------------------------------------
+# -- environment description --------------------------------------------------------
 
 def _version(dist: str) -> str | None:
     from importlib import metadata

@@ -132,7 +132,8 @@ def format_table(results: list[ScenarioResult]) -> str:
     right = {2, 3, 4, 5, 6, 7, 8, 9}
 
     def line(row: list[str]) -> str:
-        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i])
+                 for i, c in enumerate(row)]
         return "  ".join(cells).rstrip()
 
     out = [line(rows[0]), "  ".join("-" * w for w in widths)]
@@ -143,7 +144,8 @@ def format_table(results: list[ScenarioResult]) -> str:
 def markdown_table(results: list[ScenarioResult]) -> str:
     """The same table as Markdown, for BENCHMARKS.md."""
     rat = ratios(results)
-    out = ["| scenario | mode | MB/s | files/s | ops/s | p50 ms | p99 ms | TTFB ms | x direct | x local | notes |",
+    out = ["| scenario | mode | MB/s | files/s | ops/s | p50 ms | p99 ms | TTFB ms "
+           "| x direct | x local | notes |",
            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in results:
         m = r.metrics
@@ -236,7 +238,7 @@ def plot(path: str, results: list[ScenarioResult], title: str = "hdfs-csi bench"
                     xs.append(j + (i - (len(modes) - 1) / 2) * width)
                     ys.append(v)
             bars = ax.bar(xs, ys, width, label=mode, color=colors.get(mode))
-            for b, y in zip(bars, ys):
+            for b, y in zip(bars, ys, strict=True):
                 ax.annotate(f"{y:.2f}", (b.get_x() + b.get_width() / 2, y), ha="center",
                             va="bottom", fontsize=7, rotation=90, xytext=(0, 2),
                             textcoords="offset points")

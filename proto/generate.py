@@ -19,7 +19,8 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent
-GRPC_SERVICES = {"hdfs_csi_pb/csi.proto"}  # only CSI has gRPC services; Hadoop RPC is our own framing
+# Only CSI has gRPC services; Hadoop RPC uses its own framing (minidfs, admin_rpc).
+GRPC_SERVICES = {"hdfs_csi_pb/csi.proto"}
 
 
 def sources() -> list[pathlib.Path]:

@@ -51,5 +51,6 @@ def run(target: Target, ctx: RunContext) -> ScenarioResult:
     finally:
         bar.close()
     if rec.bytes != total:
-        raise RuntimeError(f"read {rec.bytes} bytes, expected {total}: short read through the target")
+        raise RuntimeError(f"read {rec.bytes} bytes, expected {total}: "
+                           "short read through the target")
     return ScenarioResult.ok(NAME, ctx.mode, rec)

@@ -66,7 +66,8 @@ def test_corrupted_or_missing_file_regenerates_only_its_part(tmp_path):
 
 def test_changed_sizes_regenerate(tmp_path):
     _prep(tmp_path, parts=["seq"])
-    bigger = dataclasses.replace(TINY, seq=dataclasses.replace(TINY.seq, shards=TINY.seq.shards + 1))
+    more_shards = dataclasses.replace(TINY.seq, shards=TINY.seq.shards + 1)
+    bigger = dataclasses.replace(TINY, seq=more_shards)
     assert _prep(tmp_path, parts=["seq"], spec=bigger) == {"seq": "generated"}
     assert len(list((tmp_path / "seq").iterdir())) == TINY.seq.shards + 1
 
