@@ -27,18 +27,12 @@ import threading
 import zlib
 from typing import Any
 
+from minidfs.storage import fsync_path
+
 log = logging.getLogger(__name__)
 
 IMAGE = "fsimage.json"
 EDITS = "edits.log"
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Journal:
@@ -136,7 +130,7 @@ class Journal:
                 os.fsync(f.fileno())
         os.replace(tmp, self._image_path)
         if self.fsync_enabled:
-            _fsync_dir(self.directory)
+            fsync_path(self.directory)
         # Records <= image txid are skipped on load, so a crash between the
         # rename above and this truncate is harmless.
         if self._file is not None:

@@ -40,6 +40,16 @@ def chunk_crcs(data: bytes | memoryview, bpc: int = BPC) -> bytes:
     return struct.pack(f">{len(crcs)}I", *crcs)
 
 
+def fsync_path(*paths: str) -> None:
+    """fsync files or directories by name (a directory's fsync makes renames in it durable)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class ReplicaError(Exception):
     """A replica cannot be used for the requested operation."""
 
@@ -139,21 +149,12 @@ class Storage:
         if rep.finalized:
             return
         if self.fsync:
-            for p in (rep.data_path, rep.meta_path):
-                fd = os.open(p, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            fsync_path(rep.data_path, rep.meta_path)
         data, meta = self._paths(rep.block_id, True)
         os.replace(rep.meta_path, meta)
         os.replace(rep.data_path, data)
         if self.fsync:
-            fd = os.open(self.finalized_dir, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(self.finalized_dir)
         rep.data_path, rep.meta_path, rep.finalized = data, meta, True
         rep.visible = rep.length
 
@@ -206,12 +207,7 @@ class Storage:
         if length % BPC:
             self.rebuild_meta(rep, length - length % BPC)
         if self.fsync:
-            for p in (tmp_data, tmp_meta):
-                fd = os.open(p, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            fsync_path(tmp_data, tmp_meta)
         os.replace(tmp_meta, meta)
         os.replace(tmp_data, data)
         rep.data_path, rep.meta_path = data, meta
@@ -225,12 +221,7 @@ class Storage:
         shutil.copyfile(src.meta_path, tmp_meta)
         length = os.path.getsize(tmp_data)
         if self.fsync:
-            for p in (tmp_data, tmp_meta):
-                fd = os.open(p, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            fsync_path(tmp_data, tmp_meta)
         os.replace(tmp_meta, meta)
         os.replace(tmp_data, data)
         return Replica(block_id, data, meta, length, True)
