@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from hdfs_csi.units import format_size, parse_size
+from minidfs.process import MiniDFSProcess, clean_env
 
 DATASET_PATH = "/datasets/sample"
 BASE_PATH = "/k8s/volumes"
@@ -89,76 +89,45 @@ class Child:
             self.proc.kill()
             self.proc.wait(5)
 
-    def log_tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            with open(self.log_path, encoding="utf-8", errors="replace") as fh:
-                return "".join(fh.readlines()[-lines:])
-        return ""
+    def log_tail(self) -> str:
+        return _log_tail(self.log_path)
+
+
+def _log_tail(path: str, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:])
+    return ""
 
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "hdfs_csi", *args]
 
 
-def start_minidfs(workdir: str, port: int, block_size: int) -> tuple[Child, str]:
-    log_path = os.path.join(workdir, "minidfs.log")
-    log = open(log_path, "w", encoding="utf-8")
-    proc = subprocess.Popen(
-        _cli("minidfs", "--data-dir", os.path.join(workdir, "minidfs"), "--port", str(port),
-             "--block-size", str(block_size)),
-        stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
-        env=_clean_hadoop_env(),
-    )
-    child = Child("minidfs", proc, log_path)
-    deadline = time.monotonic() + 60
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                raise DemoError(f"minidfs exited with status {proc.returncode}:\n"
-                                f"{child.log_tail()}")
-            continue
-        m = re.search(r"hdfs://[\w.\-]+:\d+", line)
-        if m:
-            # keep draining stdout so the child never blocks on a full pipe
-            _drain(proc.stdout, os.path.join(workdir, "minidfs.out"))
-            return child, m.group(0)
-    child.stop()
-    raise DemoError(f"minidfs did not become ready within 60 s:\n{child.log_tail()}")
-
-
-def _drain(stream: object, path: str) -> None:
-    import threading
-
-    def pump() -> None:
-        with open(path, "a", encoding="utf-8") as out:
-            for line in stream:  # type: ignore[attr-defined]
-                out.write(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-
-
-def _clean_hadoop_env() -> dict[str, str]:
-    # A stray HADOOP_CONF_DIR could switch the client to Kerberos; the demo is self-contained.
-    env = dict(os.environ)
-    for key in ("HADOOP_CONF_DIR", "HADOOP_HOME"):
-        env.pop(key, None)
-    return env
+def start_minidfs(workdir: str, port: int, block_size: int) -> tuple[MiniDFSProcess, str]:
+    """minidfs in its own process (as in a cluster), through the helper the tests use."""
+    dfs = MiniDFSProcess(os.path.join(workdir, "minidfs"), port=port, block_size=block_size,
+                         log_file=os.path.join(workdir, "minidfs.log"))
+    try:
+        dfs.start()
+    except RuntimeError as exc:
+        dfs.stop()
+        raise DemoError(f"{exc}:\n{_log_tail(dfs.log_file or '')}") from None
+    return dfs, dfs.uri
 
 
 def start_driver(workdir: str, hdfs_uri: str) -> tuple[Child, str]:
     sock = os.path.join(workdir, "csi", "csi.sock")
     os.makedirs(os.path.dirname(sock), exist_ok=True)
     log_path = os.path.join(workdir, "driver.log")
-    log = open(log_path, "w", encoding="utf-8")
-    proc = subprocess.Popen(
-        _cli("driver", "--mode", "all", "--endpoint", f"unix://{sock}", "--node-id", "demo-node",
-             "--hdfs-uri", hdfs_uri, "--base-path", BASE_PATH,
-             "--state-dir", os.path.join(workdir, "driver-state")),
-        stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env=_clean_hadoop_env(),
-    )
+    with open(log_path, "w", encoding="utf-8") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            _cli("driver", "--mode", "all", "--endpoint", f"unix://{sock}", "--node-id",
+                 "demo-node", "--hdfs-uri", hdfs_uri, "--base-path", BASE_PATH,
+                 "--state-dir", os.path.join(workdir, "driver-state")),
+            stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env=clean_env(),
+        )
     child = Child("driver", proc, log_path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
