@@ -120,15 +120,7 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     if n == 0:
         return b""
     buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        r = sock.recv_into(view[got:], n - got)
-        if r == 0:
-            if got == 0:
-                raise PeerClosed("connection closed")
-            raise WireError(f"connection closed after {got} of {n} bytes")
-        got += r
+    recv_into_exact(sock, memoryview(buf))
     return bytes(buf)
 
 

@@ -70,19 +70,10 @@ def translate_errors(fn: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(fn)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
-        try:
-            identity = getattr(self, "_identity", None)
-            if identity is None:
-                return fn(self, *args, **kwargs)
-            with identity():
-                return fn(self, *args, **kwargs)
-        except errors.HdfsError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - PanicException is a BaseException
-            if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-                raise
-            path = args[0] if args and isinstance(args[0], str) else None
-            raise map_exception(exc, path) from exc
+        path = args[0] if args and isinstance(args[0], str) else None
+        scope = getattr(self, "_scope", None)  # NativeHdfsClient's identity scope
+        with _guard(path), (scope() if scope is not None else contextlib.nullcontext()):
+            return fn(self, *args, **kwargs)
 
     return wrapper
 
@@ -93,7 +84,7 @@ def _guard(path: str | None) -> Iterator[None]:
         yield
     except errors.HdfsError:
         raise
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - PanicException is a BaseException
         if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
             raise
         raise map_exception(exc, path) from exc
@@ -191,9 +182,6 @@ class NativeHdfsClient(HdfsClient):
         with self._scope(), _guard(None):
             self._client = _shared_raw_client(key, lambda: _new_raw_client(
                 self.uri, self._config, config_dir, kerberos_principal, kerberos_keytab))
-
-    def _identity(self) -> contextlib.AbstractContextManager[None]:
-        return self._scope()
 
     # -- metadata -------------------------------------------------------------
     @translate_errors
