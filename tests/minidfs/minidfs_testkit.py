@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 # hdfs-native pools DataNode connections process-wide; a pooled connection of a
@@ -12,43 +11,26 @@ from typing import Any
 _KEEP_ALIVE: list[Any] = []
 
 
-def native_as(uri: str, user: str | None = None) -> Any:
-    """An hdfs_native.Client that really runs as ``user``.
-
-    hdfs-native reads HADOOP_USER_NAME when it opens its NameNode connection
-    (the first call), not when the Client is built, so the variable must be
-    set across a first call.
-    """
+def native_as(uri: str) -> Any:
+    """An hdfs_native.Client for the wire tests that bypass the seam, kept alive for the session."""
     import hdfs_native
 
-    old = os.environ.get("HADOOP_USER_NAME")
-    if user is not None:
-        os.environ["HADOOP_USER_NAME"] = user
-    try:
-        client = hdfs_native.Client(uri)
-        client.get_file_info("/")
-    finally:
-        if old is None:
-            os.environ.pop("HADOOP_USER_NAME", None)
-        else:
-            os.environ["HADOOP_USER_NAME"] = old
+    client = hdfs_native.Client(uri)
+    client.get_file_info("/")
     _KEEP_ALIVE.append(client)
     return client
 
 
 def seam_as(uri: str, user: str) -> Any:
-    """An HdfsClient (the seam) whose NameNode connection runs as ``user``."""
+    """An HdfsClient (the seam) acting as ``user``.
+
+    No HADOOP_USER_NAME juggling here: the seam's own identity scope (see
+    ``hdfs_client.native._IdentityScope``) must make every call run as ``user``,
+    which is what the CSI driver relies on, so these tests exercise it.
+    """
     from hdfs_client import connect
 
-    old = os.environ.get("HADOOP_USER_NAME")
-    os.environ["HADOOP_USER_NAME"] = user
-    try:
-        client = connect(uri, user=user)
-        client.get_status("/")
-    finally:
-        if old is None:
-            os.environ.pop("HADOOP_USER_NAME", None)
-        else:
-            os.environ["HADOOP_USER_NAME"] = old
+    client = connect(uri, user=user)
+    client.get_status("/")
     _KEEP_ALIVE.append(client)
     return client
