@@ -110,11 +110,14 @@ def _note(res: ScenarioResult) -> str:
     return ""
 
 
-def format_table(results: list[ScenarioResult]) -> str:
+_HEADER = ["scenario", "mode", "MB/s", "files/s", "ops/s", "p50 ms", "p99 ms", "TTFB ms",
+           "x direct", "x local", "notes"]
+
+
+def _cells(results: list[ScenarioResult]) -> list[list[str]]:
+    """One row of formatted cells per result; the text and Markdown tables share them."""
     rat = ratios(results)
-    header = ["scenario", "mode", "MB/s", "files/s", "ops/s", "p50 ms", "p99 ms", "TTFB ms",
-              "x direct", "x local", "notes"]
-    rows = [header]
+    rows = []
     for r in results:
         m = r.metrics
         rr = rat[(r.scenario, r.mode)]
@@ -128,6 +131,12 @@ def format_table(results: list[ScenarioResult]) -> str:
             _f(rr["to_direct"], "{:.2f}"), _f(rr["to_local"], "{:.2f}"),
             _note(r),
         ])
+    return rows
+
+
+def format_table(results: list[ScenarioResult]) -> str:
+    header = _HEADER
+    rows = [header, *_cells(results)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     right = {2, 3, 4, 5, 6, 7, 8, 9}
 
@@ -143,22 +152,9 @@ def format_table(results: list[ScenarioResult]) -> str:
 
 def markdown_table(results: list[ScenarioResult]) -> str:
     """The same table as Markdown, for BENCHMARKS.md."""
-    rat = ratios(results)
-    out = ["| scenario | mode | MB/s | files/s | ops/s | p50 ms | p99 ms | TTFB ms "
-           "| x direct | x local | notes |",
+    out = ["| " + " | ".join(_HEADER) + " |",
            "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
-    for r in results:
-        m = r.metrics
-        rr = rat[(r.scenario, r.mode)]
-        out.append("| " + " | ".join([
-            r.scenario, r.mode,
-            _f(m.mb_per_s if m else None), _rate(m.files_per_s if m else None),
-            _rate(m.ops_per_s if m else None),
-            _ms(m.latency_p50_ms if m else None),
-            _ms(m.latency_p99_ms if m else None),
-            _ms(m.ttfb_p50_ms if m else None),
-            _f(rr["to_direct"], "{:.2f}"), _f(rr["to_local"], "{:.2f}"), _note(r),
-        ]) + " |")
+    out += ["| " + " | ".join(row) + " |" for row in _cells(results)]
     return "\n".join(out)
 
 
