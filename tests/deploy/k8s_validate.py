@@ -177,15 +177,20 @@ def _pod_template(errors: list[str], template: Any, path: str) -> None:
             errors.append(f"{path}: rejected by the client model: {exc}")
 
 
-def validate_notebook(obj: dict[str, Any]) -> list[str]:
-    """Kubeflow ``Notebook`` (kubeflow.org/v1): spec.template is a pod template."""
-    errors: list[str] = []
-    path = f"Notebook/{(obj.get('metadata') or {}).get('name')}"
+def _kubeflow_object(errors: list[str], obj: dict[str, Any], kind: str) -> tuple[str, Any]:
+    """The checks every kubeflow.org/v1 object shares; returns its error path and spec."""
+    path = f"{kind}/{(obj.get('metadata') or {}).get('name')}"
     if obj.get("apiVersion") != "kubeflow.org/v1":
         errors.append(f"{path}: apiVersion must be kubeflow.org/v1")
     _keys(errors, obj, {"apiVersion", "kind", "metadata", "spec"}, path, {"metadata", "spec"})
     errors += strict_errors(obj.get("metadata") or {}, "V1ObjectMeta", f"{path}.metadata")
-    spec = obj.get("spec") or {}
+    return path, obj.get("spec") or {}
+
+
+def validate_notebook(obj: dict[str, Any]) -> list[str]:
+    """Kubeflow ``Notebook`` (kubeflow.org/v1): spec.template is a pod template."""
+    errors: list[str] = []
+    path, spec = _kubeflow_object(errors, obj, "Notebook")
     if _keys(errors, spec, {"template"}, f"{path}.spec", {"template"}):
         _pod_template(errors, spec.get("template") or {}, f"{path}.spec.template")
     return errors
@@ -200,12 +205,7 @@ RUN_POLICY_FIELDS = {"cleanPodPolicy", "ttlSecondsAfterFinished", "activeDeadlin
 def validate_pytorchjob(obj: dict[str, Any]) -> list[str]:
     """Kubeflow training-operator ``PyTorchJob`` (kubeflow.org/v1)."""
     errors: list[str] = []
-    path = f"PyTorchJob/{(obj.get('metadata') or {}).get('name')}"
-    if obj.get("apiVersion") != "kubeflow.org/v1":
-        errors.append(f"{path}: apiVersion must be kubeflow.org/v1")
-    _keys(errors, obj, {"apiVersion", "kind", "metadata", "spec"}, path, {"metadata", "spec"})
-    errors += strict_errors(obj.get("metadata") or {}, "V1ObjectMeta", f"{path}.metadata")
-    spec = obj.get("spec") or {}
+    path, spec = _kubeflow_object(errors, obj, "PyTorchJob")
     if not _keys(errors, spec, {"pytorchReplicaSpecs", "runPolicy", "elasticPolicy",
                                 "nprocPerNode"}, f"{path}.spec", {"pytorchReplicaSpecs"}):
         return errors
