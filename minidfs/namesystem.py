@@ -99,6 +99,13 @@ class Resolved:
         return self.inodes[-1]
 
 
+def _check_not_in_snapshot(res: Resolved, path: str) -> None:
+    """Mutations may touch neither a snapshot's contents nor a ``.snapshot`` directory."""
+    if res.in_snapshot or res.dotsnapshot is not None:
+        raise errors.SnapshotAccessControl(
+            f"Modification on a read-only snapshot is disallowed: {path}")
+
+
 @dataclass
 class NamesystemConfig:
     block_size: int = 128 * 1024 * 1024
@@ -545,9 +552,7 @@ class Namesystem(SnapshotOps, WriteOps):
                 if not res.deepest.is_dir:
                     raise errors.FileAlreadyExists(f"Path is not a directory: {path}")
                 return True
-            if res.dotsnapshot is not None or res.in_snapshot:
-                raise errors.SnapshotAccessControl(
-                    f"Modification on a read-only snapshot is disallowed: {path}")
+            _check_not_in_snapshot(res, path)
             parent = self._parent_for_new(caller, path, res)
             missing = res.parts[len(res.parts) - res.remaining:]
             if len(missing) > 1 and not create_parent:
@@ -585,9 +590,7 @@ class Namesystem(SnapshotOps, WriteOps):
         with self.lock:
             res = self._resolve(path)
             self._check_traverse(caller, res)
-            if res.in_snapshot or res.dotsnapshot is not None:
-                raise errors.SnapshotAccessControl(
-                    f"Modification on a read-only snapshot is disallowed: {path}")
+            _check_not_in_snapshot(res, path)
             if block_size <= 0 or block_size % BYTES_PER_CHECKSUM:
                 raise errors.RemoteError(
                     f"Invalid block size {block_size}: must be a positive multiple of "
@@ -671,9 +674,7 @@ class Namesystem(SnapshotOps, WriteOps):
         with self.lock:
             res = self._resolve(path)
             self._check_traverse(caller, res)
-            if res.in_snapshot or res.dotsnapshot is not None:
-                raise errors.SnapshotAccessControl(
-                    f"Modification on a read-only snapshot is disallowed: {path}")
+            _check_not_in_snapshot(res, path)
             node = res.last
             if node is None:
                 return False
@@ -761,9 +762,7 @@ class Namesystem(SnapshotOps, WriteOps):
                 raise errors.RemoteError("Rename source / cannot be renamed")
             dres = self._resolve(dst)
             self._check_traverse(caller, dres)
-            if dres.in_snapshot or dres.dotsnapshot is not None:
-                raise errors.SnapshotAccessControl(
-                    f"Modification on a read-only snapshot is disallowed: {dst}")
+            _check_not_in_snapshot(dres, dst)
             if dres.blocked:
                 raise errors.ParentNotDirectory(
                     f"rename destination parent {dres.deepest.path()} is a file.")
