@@ -456,21 +456,14 @@ class HdfsFilesystem:
             return self._read_while_writing(h, size, offset)
         if offset >= h.size or size <= 0:
             return b""
-        cache = self.cache
-        assert h.prefetcher is not None
-        # Fast path for cached files.  While read-ahead is streaming, every read
-        # goes through it instead (its fetches use the cache anyway), so that its
-        # view of the stream stays whole.
-        if (cache is not None and h.prefetcher.idle
-                and cache.has_range(h.key, offset, min(size, h.size - offset))):
-            data = cache.read_range(h.key, h.size, offset, size)
+        if self._cache_serves(h, offset, size):
+            assert self.cache is not None
+            data = self.cache.read_range(h.key, h.size, offset, size)
             if data is not None:
                 self._cache_readahead(h, offset, offset + len(data))
                 self.metrics.bytes_served.inc(len(data))
                 return data
-        data = h.prefetcher.read(offset, size)
-        self.metrics.bytes_served.inc(len(data))
-        return data
+        return self._read_ahead(h, offset, size)
 
     def read_into(self, fh: int, out: memoryview, offset: int) -> int:
         """:meth:`read` into ``out`` (the FUSE reply buffer); returns the byte count.
@@ -478,22 +471,39 @@ class HdfsFilesystem:
         Data from the disk cache is read straight into ``out`` (one copy, no
         ``bytes`` object per request); everything else is copied in once.
         """
-        h = self._handles.get(fh)
-        cache = self.cache
-        if (cache is not None and isinstance(h, _ReadHandle) and offset < h.size
-                and h.prefetcher is not None and h.prefetcher.idle
-                and cache.has_range(h.key, offset, min(len(out), h.size - offset))):
-            n = cache.read_into(h.key, h.size, offset, out)
-            if n is not None:
-                self._cache_readahead(h, offset, offset + n)
-                self.metrics.bytes_served.inc(n)
-                return n
-        data = self.read(fh, len(out), offset)
+        h = self._handle(fh)
+        if isinstance(h, _WriteHandle):
+            data = self._read_while_writing(h, len(out), offset)
+        elif offset >= h.size or not out:
+            return 0
+        else:
+            if self._cache_serves(h, offset, len(out)):
+                assert self.cache is not None
+                n = self.cache.read_into(h.key, h.size, offset, out)
+                if n is not None:
+                    self._cache_readahead(h, offset, offset + n)
+                    self.metrics.bytes_served.inc(n)
+                    return n
+            data = self._read_ahead(h, offset, len(out))
         n = len(data)
         if n > len(out):
             raise FsError(errno.EIO, "read returned more than asked")
         out[:n] = data
         return n
+
+    def _cache_serves(self, h: _ReadHandle, offset: int, size: int) -> bool:
+        """Whether the disk cache answers this read directly.  While read-ahead is
+        streaming, every read goes through it instead (its fetches use the cache
+        anyway), so that its view of the stream stays whole."""
+        assert h.prefetcher is not None
+        return (self.cache is not None and h.prefetcher.idle
+                and self.cache.has_range(h.key, offset, min(size, h.size - offset)))
+
+    def _read_ahead(self, h: _ReadHandle, offset: int, size: int) -> bytes | memoryview:
+        assert h.prefetcher is not None
+        data = h.prefetcher.read(offset, size)
+        self.metrics.bytes_served.inc(len(data))
+        return data
 
     def _cache_readahead(self, h: _ReadHandle, offset: int, end: int) -> None:
         """Keep the kernel reading cache chunk files ahead of a sequential reader."""
