@@ -276,8 +276,6 @@ class Prefetcher:
             self._parts.append(_Part(start, length, fut, cost))
             self._frontier = start + length
             self.stats["parts"] += 1
-            if self._metrics is not None:
-                self._metrics.readahead_memory.set(self._budget.used)
 
     def _fetch_part(self, offset: int, length: int, fetch: FetchFn | None = None) -> bytes:
         data = (fetch or self._fetch)(offset, length)
@@ -340,12 +338,7 @@ class Prefetcher:
         reserved, part.reserved = part.reserved, 0
         if not reserved:
             return
-        budget, metrics = self._budget, self._metrics
-
-        def give_back(_f: object) -> None:
-            budget.release(reserved)
-            if metrics is not None:
-                metrics.readahead_memory.set(budget.used)
-
+        budget = self._budget
         # memory counts until the fetch really ends, even if nobody wants it any more
-        part.future.add_done_callback(give_back)
+        # (the readahead_memory gauge reads budget.used itself: HdfsFilesystem binds it)
+        part.future.add_done_callback(lambda _f: budget.release(reserved))
