@@ -8,9 +8,11 @@ import grpc
 from google.protobuf import wrappers_pb2
 
 from csi_driver.config import Config
-from csi_driver.errors import InvalidArgument, Unimplemented
+from csi_driver.errors import InvalidArgument
 from csi_driver.provisioner import Provisioner
-from csi_driver.rpc import capability, capacity_range, handler, optional_capability
+from csi_driver.rpc import (
+    capability, capacity_range, handler, optional_capability, unimplemented,
+)
 from csi_driver.volumes import check_volume_id
 from hdfs_csi_pb import csi_pb2, csi_pb2_grpc
 
@@ -89,41 +91,14 @@ class ControllerServicer(csi_pb2_grpc.ControllerServicer):
         return response
 
     # -- not offered (and not advertised): UNIMPLEMENTED per the spec ----------------------------
-    def _unimplemented(self, what: str) -> Any:
-        raise Unimplemented(f"{what} is not supported by this driver")
-
-    @handler
-    def ControllerPublishVolume(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented("ControllerPublishVolume (HDFS needs no attach step)")
-
-    @handler
-    def ControllerUnpublishVolume(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented("ControllerUnpublishVolume (HDFS needs no attach step)")
-
-    @handler
-    def ListVolumes(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented("ListVolumes")
-
-    @handler
-    def CreateSnapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented("CreateSnapshot")
-
-    @handler
-    def DeleteSnapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented("DeleteSnapshot")
-
-    @handler
-    def ListSnapshots(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented("ListSnapshots")
-
-    @handler
-    def GetSnapshot(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented("GetSnapshot")
-
-    @handler
-    def ControllerGetVolume(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented("ControllerGetVolume")
-
-    @handler
-    def ControllerModifyVolume(self, request: Any, context: grpc.ServicerContext) -> Any:
-        return self._unimplemented("ControllerModifyVolume")
+    ControllerPublishVolume = unimplemented(
+        "ControllerPublishVolume (HDFS needs no attach step) is not supported by this driver")
+    ControllerUnpublishVolume = unimplemented(
+        "ControllerUnpublishVolume (HDFS needs no attach step) is not supported by this driver")
+    ListVolumes = unimplemented("ListVolumes is not supported by this driver")
+    CreateSnapshot = unimplemented("CreateSnapshot is not supported by this driver")
+    DeleteSnapshot = unimplemented("DeleteSnapshot is not supported by this driver")
+    ListSnapshots = unimplemented("ListSnapshots is not supported by this driver")
+    GetSnapshot = unimplemented("GetSnapshot is not supported by this driver")
+    ControllerGetVolume = unimplemented("ControllerGetVolume is not supported by this driver")
+    ControllerModifyVolume = unimplemented("ControllerModifyVolume is not supported by this driver")

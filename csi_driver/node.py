@@ -7,9 +7,8 @@ from typing import Any
 import grpc
 
 from csi_driver.config import Config
-from csi_driver.errors import Unimplemented
 from csi_driver.node_manager import NodeManager
-from csi_driver.rpc import handler, optional_capability
+from csi_driver.rpc import handler, optional_capability, unimplemented
 from hdfs_csi_pb import csi_pb2, csi_pb2_grpc
 
 RPC = csi_pb2.NodeServiceCapability.RPC
@@ -71,6 +70,5 @@ class NodeServicer(csi_pb2_grpc.NodeServicer):
             usage=usage,
             volume_condition=csi_pb2.VolumeCondition(abnormal=s.abnormal, message=s.message))
 
-    @handler
-    def NodeExpandVolume(self, request: Any, context: grpc.ServicerContext) -> Any:
-        raise Unimplemented("NodeExpandVolume is not needed: a quota grows without node work")
+    NodeExpandVolume = unimplemented(
+        "NodeExpandVolume is not needed: a quota grows without node work")

@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 import grpc
 
 from csi_driver.capabilities import Capability
-from csi_driver.errors import to_status
+from csi_driver.errors import Unimplemented, to_status
 from csi_driver.provisioner import CapacityRange
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,17 @@ def handler(fn: F) -> F:
                 log.exception("%s failed", fn.__name__)
             context.abort(code, message)
     return wrapper  # type: ignore[return-value]
+
+
+def unimplemented(message: str) -> Callable[..., Any]:
+    """A servicer method that answers UNIMPLEMENTED with ``message``.
+
+    The generated base class already answers UNIMPLEMENTED, but with a bare
+    "Method not implemented!"; this says why.
+    """
+    def method(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        raise Unimplemented(message)
+    return handler(method)
 
 
 def capability(pb: Any) -> Capability:

@@ -73,6 +73,11 @@ def test_controller_capabilities_and_unoffered_rpcs(driver: DriverProcess) -> No
         volume_id="x", node_id="n", volume_capability=cap())) is C.UNIMPLEMENTED
     assert code_of(ctl.CreateSnapshot, csi_pb2.CreateSnapshotRequest(
         name="s", source_volume_id="x")) is C.UNIMPLEMENTED
+    # ...with a reason, not the generated base class's bare "Method not implemented!"
+    with pytest.raises(grpc.RpcError) as err:
+        ctl.ControllerPublishVolume(csi_pb2.ControllerPublishVolumeRequest(
+            volume_id="x", node_id="n", volume_capability=cap()))
+    assert "HDFS needs no attach step" in (err.value.details() or "")
 
 
 # -- CreateVolume -------------------------------------------------------------------------------
