@@ -76,10 +76,11 @@ def _tail(path: str, lines: int = 15) -> str:
 
 
 def _clean_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # a caller's Hadoop settings must not leak into our embedded cluster
-    for k in ("HADOOP_CONF_DIR", "HADOOP_USER_NAME"):
-        env.pop(k, None)
+    from minidfs.process import clean_env
+
+    # a caller's Hadoop settings (config pointers, identity) must not leak into our mount
+    env = clean_env()
+    env.pop("HADOOP_USER_NAME", None)
     return env
 
 
