@@ -46,6 +46,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -147,33 +148,12 @@ class DiskCache:
         index = self._index
         return all((key, i) in index for i in range(first, last + 1))
 
-    def read_range(self, key: str, file_length: int, offset: int, size: int) -> bytes | None:
+    def read_range(self, key: str, file_length: int, offset: int,
+                   size: int) -> bytearray | None:
         """The bytes if all covering chunks are cached and intact, else ``None``."""
-        size = min(size, file_length - offset)
-        if size <= 0:
-            return b""
-        cs = self.chunk_size
-        first, last = offset // cs, (offset + size - 1) // cs
-        with self._lock:
-            for i in range(first, last + 1):
-                if (key, i) not in self._index:
-                    return None
-                self._index.move_to_end((key, i))
-        pieces = []
-        pos = offset
-        end = offset + size
-        for i in range(first, last + 1):
-            lo = pos - i * cs
-            n = min(end, (i + 1) * cs) - pos
-            data = self._pread(key, i, lo, n, self.chunk_span(file_length, i))
-            if data is None:
-                return None
-            pieces.append(data)
-            pos += n
-        if self.metrics is not None:
-            self.metrics.cache_hits.inc(last - first + 1)
-            self.metrics.bytes_from_cache.inc(size)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        buf = bytearray(max(0, min(size, file_length - offset)))
+        n = self.read_into(key, file_length, offset, memoryview(buf))
+        return None if n is None else buf
 
     def read_into(self, key: str, file_length: int, offset: int, out: memoryview) -> int | None:
         """Like :meth:`read_range`, but ``os.preadv`` straight into ``out`` (the
@@ -242,63 +222,35 @@ class DiskCache:
             finally:
                 os.close(fd)
 
-    def _pread(self, key: str, idx: int, lo: int, n: int, expected: int) -> bytes | None:
-        path = self._path(key, idx)
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            self._drop(key, idx)
-            return None
-        try:
-            data = os.pread(fd, n, lo)
-            if len(data) != n or (lo + n == expected and os.fstat(fd).st_size != expected):
-                log.warning("cache chunk %s is short; dropping it", path)
-                self._drop(key, idx)
-                return None
-            return data
-        except OSError as exc:
-            log.warning("cache chunk %s unreadable (%s); dropping it", path, exc)
-            self._drop(key, idx)
-            return None
-        finally:
-            os.close(fd)
-
     # -- inserts -------------------------------------------------------------------
     def put_aligned_async(self, key: str, file_length: int, offset: int, data: bytes) -> int:
         """Queue every whole chunk inside ``data`` for the background writer.
 
-        Returns the number of chunks queued; chunks that do not fit in the
-        write queue are dropped (the read never waits for the cache).
+        Returns the number of chunks queued; when the write queue stays full
+        for ``_QUEUE_WAIT_S`` the remaining chunks are dropped.
         """
-        cs = self.chunk_size
-        end = offset + len(data)
-        idx = -(-offset // cs)
         queued = 0
-        view = memoryview(data)
-        while idx * cs < end:
-            span = self.chunk_span(file_length, idx)
-            start = idx * cs
-            if span == 0 or start + span > end:
-                break
-            if (key, idx) not in self._index and (key, idx) not in self._pending:
-                with self._queue_cv:
-                    # Backpressure first: a cache that silently misses chunks would
-                    # send the next epoch back to HDFS.  Only a disk that stays
-                    # slower than the network for seconds makes us drop chunks.
-                    deadline = time.monotonic() + _QUEUE_WAIT_S
-                    while self._queued + span > self.write_queue_bytes:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            break
-                        self._queue_cv.wait(left)
-                    if self._queued + span > self.write_queue_bytes:
-                        if self.metrics is not None:
-                            self.metrics.cache_write_errors.inc()
+        for idx, chunk in self._whole_chunks(file_length, offset, data):
+            if (key, idx) in self._index or (key, idx) in self._pending:
+                continue
+            span = len(chunk)
+            with self._queue_cv:
+                # Backpressure first: a cache that silently misses chunks would
+                # send the next epoch back to HDFS.  Only a disk that stays
+                # slower than the network for seconds makes us drop chunks.
+                deadline = time.monotonic() + _QUEUE_WAIT_S
+                while self._queued + span > self.write_queue_bytes:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
                         break
-                    self._queued += span
-                self._queue.put((key, idx, view[start - offset:start - offset + span]))
-                queued += 1
-            idx += 1
+                    self._queue_cv.wait(left)
+                if self._queued + span > self.write_queue_bytes:
+                    if self.metrics is not None:
+                        self.metrics.cache_write_errors.inc()
+                    break
+                self._queued += span
+            self._queue.put((key, idx, chunk))
+            queued += 1
         return queued
 
     def _write_loop(self) -> None:
@@ -331,25 +283,31 @@ class DiskCache:
     def put_aligned(self, key: str, file_length: int, offset: int, data: bytes) -> int:
         """Store every whole chunk inside ``data`` (which starts at ``offset``) now.
 
-        A chunk is whole when it is ``chunk_size`` long or ends at end of file.
         Returns the number of chunks stored.
         """
+        stored = 0
+        for idx, chunk in self._whole_chunks(file_length, offset, data):
+            if (key, idx) not in self._index:
+                if not self.put(key, idx, chunk):
+                    break
+                stored += 1
+        return stored
+
+    def _whole_chunks(self, file_length: int, offset: int,
+                      data: bytes) -> Iterator[tuple[int, memoryview]]:
+        """``(index, view)`` of every whole chunk inside ``data`` (which starts at
+        ``offset``): ``chunk_size`` long, or ending at end of file."""
         cs = self.chunk_size
         end = offset + len(data)
         idx = -(-offset // cs)  # first chunk starting at or after offset
-        stored = 0
         view = memoryview(data)
         while idx * cs < end:
             span = self.chunk_span(file_length, idx)
             start = idx * cs
             if span == 0 or start + span > end:
-                break
-            if (key, idx) not in self._index:
-                if not self.put(key, idx, view[start - offset:start - offset + span]):
-                    break
-                stored += 1
+                return
+            yield idx, view[start - offset:start - offset + span]
             idx += 1
-        return stored
 
     def put(self, key: str, idx: int, data: bytes | memoryview) -> bool:
         size = len(data)
