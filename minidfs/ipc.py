@@ -196,6 +196,11 @@ class RpcServer:
         header = _parse(rpc_pb2.RpcRequestHeaderProto, hdr_bytes)
         if header.callId != w.CALL_ID_SASL:
             raise w.WireError(f"expected a SASL frame, got call id {header.callId}")
+        self._send_sasl_success(conn)
+
+    @staticmethod
+    def _send_sasl_success(conn: _Connection) -> None:
+        """SUCCESS to a SASL NEGOTIATE: "proceed with SIMPLE auth"."""
         resp = RespHeader(callId=w.CALL_ID_SASL & 0xFFFFFFFF, status=RespHeader.SUCCESS)
         sasl = rpc_pb2.RpcSaslProto(state=rpc_pb2.RpcSaslProto.SUCCESS)
         conn.send(w.build_frame(resp.SerializeToString(), sasl.SerializeToString()))
@@ -216,9 +221,7 @@ class RpcServer:
         if call_id == w.CALL_ID_PING:
             return
         if call_id == w.CALL_ID_SASL:
-            resp = RespHeader(callId=w.CALL_ID_SASL & 0xFFFFFFFF, status=RespHeader.SUCCESS)
-            sasl = rpc_pb2.RpcSaslProto(state=rpc_pb2.RpcSaslProto.SUCCESS)
-            conn.send(w.build_frame(resp.SerializeToString(), sasl.SerializeToString()))
+            self._send_sasl_success(conn)
             return
         if call_id < 0:
             raise w.WireError(f"unexpected out-of-band call id {call_id}")
