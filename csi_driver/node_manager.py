@@ -258,18 +258,25 @@ class NodeManager:
             if vol is not None:
                 if not self._same(vol.staging_path, staging):
                     raise FailedPrecondition(f"volume is already staged at {vol.staging_path}")
-                if (vol.capability != cap.fingerprint() or vol.read_only != read_only
-                        or vol.source_uri != f"{resolved.cluster_uri}{resolved.hdfs_path}"
-                        or vol.mount_options != resolved.mount.to_context()):
-                    raise AlreadyExists("volume is already staged at this path with a different "
-                                        "capability or volume context")
-                if vol.phase == "staged" and self.mounter.state(staging) is MountState.HEALTHY:
-                    return
-                self._recover(vol, "repeated NodeStageVolume found no live mount")
-                vol.phase = "staged"
-                self.store.save(vol)
+                self._repeat_stage(vol, cap, resolved, read_only, "NodeStageVolume",
+                                   "staged at this path")
                 return
             self._stage_new(volume_id, staging, cap, resolved, creds, read_only)
+
+    def _repeat_stage(self, vol: StagedVolume, cap: Capability, resolved: ResolvedVolume,
+                      read_only: bool, call: str, where: str) -> None:
+        """A repeated stage (or inline publish) of a recorded volume: OK if it asks for the
+        same thing, finishing or recovering the mount; ALREADY_EXISTS if it asks otherwise."""
+        if (vol.capability != cap.fingerprint() or vol.read_only != read_only
+                or vol.source_uri != f"{resolved.cluster_uri}{resolved.hdfs_path}"
+                or vol.mount_options != resolved.mount.to_context()):
+            raise AlreadyExists(f"volume is already {where} with a different capability or "
+                                "volume context")
+        if vol.phase == "staged" and self.mounter.state(vol.staging_path) is MountState.HEALTHY:
+            return
+        self._recover(vol, f"repeated {call} found no live mount")
+        vol.phase = "staged"
+        self.store.save(vol)
 
     def _stage_new(self, volume_id: str, staging: str, cap: Capability, resolved: ResolvedVolume,
                    creds: Credentials | None, read_only: bool, *, ephemeral: bool = False) -> None:
@@ -443,16 +450,8 @@ class NodeManager:
             if vol is not None:
                 if not vol.ephemeral or not self._same(vol.staging_path, target):
                     raise FailedPrecondition(f"volume is already in use at {vol.staging_path}")
-                if (vol.capability != cap.fingerprint() or vol.read_only != read_only
-                        or vol.source_uri != f"{resolved.cluster_uri}{resolved.hdfs_path}"
-                        or vol.mount_options != resolved.mount.to_context()):
-                    raise AlreadyExists("volume is already published at this target with a "
-                                        "different capability or volume context")
-                if vol.phase == "staged" and self.mounter.state(target) is MountState.HEALTHY:
-                    return
-                self._recover(vol, "repeated NodePublishVolume found no live mount")
-                vol.phase = "staged"
-                self.store.save(vol)
+                self._repeat_stage(vol, cap, resolved, read_only, "NodePublishVolume",
+                                   "published at this target")
                 return
             self._stage_new(volume_id, target, cap, resolved, creds, read_only, ephemeral=True)
 
