@@ -376,8 +376,7 @@ class NodeManager:
             raise FailedPrecondition("staging_target_path is required: this driver stages volumes "
                                      "(STAGE_UNSTAGE_VOLUME)")
         staging = self._kubelet_path("staging_target_path", staging_target_path)
-        if (target == staging or target.startswith(staging + "/")
-                or staging.startswith(target + "/")):
+        if is_under(target, staging) or is_under(staging, target):
             raise InvalidArgument("target_path and staging_target_path must not contain each other")
         parse_secrets(secrets)   # validated; the mount's identity was fixed at stage time
         self.resolve(volume_id, context).check_use(cap, readonly)
