@@ -47,7 +47,7 @@ def check_local_path(field: str, value: str) -> str:
     ``..`` is rejected instead of resolved: kubelet never sends one, so its
     presence means a broken or hostile caller.  Symlinks are not resolved
     here (the path may not exist yet); callers that create or mount compare
-    ``os.path.realpath`` of the parent afterwards via :func:`same_parent`.
+    ``os.path.realpath`` of the parent afterwards (:func:`canonical_local`).
     """
     _common_checks(field, value, MAX_LOCAL_PATH)
     if not value.startswith("/"):
