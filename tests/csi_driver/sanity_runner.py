@@ -34,6 +34,7 @@ if str(REPO) not in sys.path:
 import grpc  # noqa: E402
 
 from fuse_mount import mounts  # noqa: E402
+from minidfs.process import MiniDFSProcess, clean_env  # noqa: E402
 from hdfs_csi_pb import csi_pb2, csi_pb2_grpc  # noqa: E402
 
 BASE_PATH = "/k8s/volumes"
@@ -70,9 +71,7 @@ class DriverProcess:
         return cmd + self.extra_args
 
     def start(self, timeout: float = 30.0) -> "DriverProcess":
-        env = dict(os.environ if self.env is None else self.env)
-        env.pop("HADOOP_CONF_DIR", None)
-        env.pop("HADOOP_HOME", None)
+        env = clean_env(self.env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(self.command_line(), stdin=subprocess.DEVNULL,
@@ -160,8 +159,6 @@ class SanityEnv:
         self.target_parent = self.workdir / "csi-mount"
 
     def start(self) -> "SanityEnv":
-        from minidfs.process import MiniDFSProcess
-
         (self.workdir / "dfs").mkdir(parents=True, exist_ok=True)
         self.dfs = MiniDFSProcess(self.workdir / "dfs", datanodes=1, block_size=self.block_size,
                                   log_file=str(self.workdir / "minidfs.log")).start()
