@@ -76,7 +76,8 @@ def test_node_capabilities_and_info(driver: DriverProcess) -> None:
     assert {c.rpc.type for c in caps} == {NodeRPC.STAGE_UNSTAGE_VOLUME, NodeRPC.GET_VOLUME_STATS,
                                           NodeRPC.VOLUME_CONDITION}
     info = driver.node().NodeGetInfo(csi_pb2.NodeGetInfoRequest())
-    assert info.node_id == "sanity-node" and info.max_volumes_per_node >= 0
+    # no --max-volumes-per-node: 0, "no limit" (a FUSE mount uses no attach slot)
+    assert info.node_id == "sanity-node" and info.max_volumes_per_node == 0
     assert not info.HasField("accessible_topology")
     assert code_of(driver.node().NodeExpandVolume, csi_pb2.NodeExpandVolumeRequest(
         volume_id="x", volume_path="/x")) is C.UNIMPLEMENTED
