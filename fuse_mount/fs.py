@@ -876,9 +876,6 @@ class HdfsFilesystem:
         if self.cache is not None:
             self.cache.close()
 
-    def open_handles(self) -> int:
-        return len(self._handles)
-
 
 # -- helpers ------------------------------------------------------------------------------
 def _statfs_from(capacity: int, remaining: int) -> StatFs:

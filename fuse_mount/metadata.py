@@ -133,14 +133,13 @@ class MetadataCache:
                 self._listed -= len(gone)
 
     # -- invalidation -----------------------------------------------------------
-    def invalidate(self, path: str, *, parent: bool = True) -> None:
+    def invalidate(self, path: str) -> None:
         """Forget ``path`` (and its parent's listing, which names it)."""
         with self._lock:
             self._generation += 1
             self._attrs.pop(path, None)
             self._drop_listing_locked(path)
-            if parent:
-                self._drop_listing_locked(posixpath.dirname(path) or "/")
+            self._drop_listing_locked(posixpath.dirname(path) or "/")
 
     def invalidate_tree(self, path: str) -> None:
         """Forget ``path`` and everything below it (after a directory rename/delete)."""
@@ -157,13 +156,6 @@ class MetadataCache:
         gone = self._dirs.pop(path, None)
         if gone is not None:
             self._listed -= len(gone[0])
-
-    def clear(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._attrs.clear()
-            self._dirs.clear()
-            self._listed = 0
 
     def __len__(self) -> int:
         return len(self._attrs)
