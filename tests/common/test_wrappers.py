@@ -29,3 +29,19 @@ def test_fault_injection_fails_exactly_n_calls(hdfs) -> None:  # type: ignore[no
             faulty.get_status("/wrappers")
     assert faulty.get_status("/wrappers").is_dir
     assert faulty.calls["get_status"] == 3
+
+
+def test_throttled_client_caps_each_reader_and_keeps_bytes(hdfs) -> None:  # type: ignore[no-untyped-def]
+    from hdfs_client.wrappers import ThrottledClient
+
+    data = bytes(range(256)) * 4096  # 1 MiB
+    hdfs.write_file("/wrappers/throttled", data)
+    slow = ThrottledClient(hdfs, bytes_per_second_per_stream=2 * 1024 * 1024)
+    with slow.open_reader("/wrappers/throttled") as reader:
+        t0 = time.monotonic()
+        step = 128 * 1024
+        got = b"".join(reader.read_range(off, step) for off in range(0, len(data), step))
+        elapsed = time.monotonic() - t0
+    assert got == data
+    # 1 MiB at 2 MiB/s after the bucket's initial burst (rate / 10) needs at least ~0.45 s
+    assert elapsed >= 0.4
