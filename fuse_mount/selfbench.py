@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from benchmarks.pagecache import evict_file
 from fuse_mount import mounts
 from hdfs_csi.units import format_size, parse_size
 
@@ -76,11 +77,8 @@ def read_local(path: str) -> int:
 
 
 def drop_page_cache(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+    if not evict_file(path):
+        raise OSError(f"cannot drop {path} from the page cache")
 
 
 def read_direct(client, path: str) -> int:  # type: ignore[no-untyped-def]
