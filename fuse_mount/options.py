@@ -170,9 +170,7 @@ class MountOptions:
                 continue
             flag = flag_name(f)
             kind = f.metadata["kind"]
-            if kind == "bool":
-                args.append(flag if value else f"--no-{flag[2:]}")
-            elif kind == "bool3":
+            if kind in ("bool", "bool3"):
                 args.append(flag if value else f"--no-{flag[2:]}")
             elif kind == "size":
                 args += [flag, str(int(value))]
