@@ -224,8 +224,6 @@ def parse_cluster_uri(key: str, value: str) -> str:
     if loc.path != "/":
         raise InvalidArgument(f"{key} must name only the cluster (e.g. hdfs://namenode:8020); "
                               "put the directory in basePath or path")
-    if any(ch in loc.authority for ch in "/\\@ \t"):
-        raise InvalidArgument(f"{key}: malformed authority")
     return loc.cluster_uri
 
 

@@ -76,8 +76,6 @@ def decode_volume_id(volume_id: str) -> VolumeRef | None:
         loc = parse_hdfs_uri(rest)
     except ValueError as exc:
         raise InvalidArgument(f"malformed volume_id: {exc}") from None
-    if any(ch in loc.authority for ch in "/\\@ \t"):
-        raise InvalidArgument("malformed volume_id: bad cluster authority")
     path = check_hdfs_path("volume_id path", loc.path)
     if posixpath.dirname(path) == "/":
         raise InvalidArgument("malformed volume_id: a volume directory is never directly under /")

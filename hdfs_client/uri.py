@@ -37,6 +37,10 @@ def parse_hdfs_uri(uri: str) -> HdfsLocation:
         raise ValueError(f"not an hdfs:// or viewfs:// URI: {uri!r}")
     if not parts.netloc:
         raise ValueError(f"HDFS URI has no host or nameservice: {uri!r}")
+    # HDFS authorities are host[:port] or a nameservice id; user info ("alice@nn")
+    # or whitespace there is a mistake or an attempt to smuggle something in.
+    if any(ch in parts.netloc for ch in "@\\ \t\r\n"):
+        raise ValueError(f"HDFS URI has a malformed host or nameservice: {uri!r}")
     if parts.query or parts.fragment:
         raise ValueError(f"HDFS URI must not have a query or fragment: {uri!r}")
     path = parts.path or "/"

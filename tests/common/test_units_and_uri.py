@@ -42,7 +42,8 @@ def test_parse_hdfs_uri_normalises() -> None:
 
 @pytest.mark.parametrize("bad", [
     "file:///etc/passwd", "hdfs:///no-authority", "hdfs://nn/a/../../etc", "hdfs://nn/a\x00b",
-    "hdfs://nn/a?x=1", "/just/a/path",
+    "hdfs://nn/a?x=1", "/just/a/path", "hdfs://alice@nn:8020/", "hdfs://nn 1:8020/",
+    "hdfs://nn\\x:8020/",
 ])
 def test_parse_hdfs_uri_rejects(bad: str) -> None:
     with pytest.raises(ValueError):
