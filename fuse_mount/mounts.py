@@ -163,3 +163,17 @@ def wait_mounted(path: str, timeout: float = 10.0, *, fstype_prefix: str = "fuse
                 return True
         time.sleep(0.05)
     return False
+
+
+def fuse_unavailable_reason() -> str | None:
+    """None if this machine can FUSE-mount, else why not (a precise skip reason)."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse does not exist (no FUSE kernel module or not exposed to this container)"
+    try:
+        fd = os.open("/dev/fuse", os.O_RDWR)
+        os.close(fd)
+    except OSError as exc:
+        return f"/dev/fuse cannot be opened: {exc.strerror}"
+    if shutil.which("fusermount3") is None:
+        return "fusermount3 is not installed (Debian package fuse3)"
+    return None

@@ -15,7 +15,6 @@ it is unusable.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,21 +29,7 @@ import pytest
 from fuse_mount import mounts
 
 
-def fuse_unavailable_reason() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse does not exist (no FUSE kernel module or not exposed to this container)"
-    try:
-        fd = os.open("/dev/fuse", os.O_RDWR)
-        os.close(fd)
-    except OSError as exc:
-        return f"/dev/fuse cannot be opened: {exc.strerror}"
-    if shutil.which("fusermount3") is None:
-        return "fusermount3 is not installed (Debian package fuse3)"
-    return None
-
-
-_REASON = fuse_unavailable_reason()
-needs_fuse = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+_REASON = mounts.fuse_unavailable_reason()
 
 
 @dataclass
@@ -152,3 +137,4 @@ def hdfs_dir(hdfs, prefix: str = "fm") -> str:
     path = f"/{prefix}-{uuid.uuid4().hex[:10]}"
     hdfs.mkdirs(path)
     return path
+
