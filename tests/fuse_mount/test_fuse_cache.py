@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
+from fusetest_helpers import small_tmpfs
 
 from fuse_mount.cache import CacheBusy, DiskCache, cache_key
 from fuse_mount.metrics import MountMetrics
@@ -94,14 +94,8 @@ def test_identity_changes_with_length_and_mtime():
 
 @pytest.fixture
 def tiny_tmpfs(tmp_path):
-    d = tmp_path / "tiny"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(d)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill up (needs root): {r.stderr.strip()}")
-    yield d
-    subprocess.run(["umount", "-l", str(d)], check=False)
+    with small_tmpfs(tmp_path / "tiny", "256k") as d:
+        yield d
 
 
 def test_full_disk_falls_back_to_read_through(tiny_tmpfs):

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from fusetest_helpers import hdfs_dir, pid_alive, run_cli
+from fusetest_helpers import hdfs_dir, pid_alive, run_cli, small_tmpfs
 
 from fuse_mount import mounts
 
@@ -141,13 +141,7 @@ def test_warm_cache_survives_remount_and_serves_without_datanode(own_cluster, mo
 
 
 def test_full_cache_disk_reads_through(minidfs, hdfs, mount_factory, tmp_path):
-    tiny = tmp_path / "tiny"
-    tiny.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(tiny)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs (needs root): {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "tiny", "1m") as tiny:
         base = hdfs_dir(hdfs, "full")
         data = blob(5 * MiB, 4)
         hdfs.write_file(f"{base}/big", data)
@@ -156,8 +150,6 @@ def test_full_cache_disk_reads_through(minidfs, hdfs, mount_factory, tmp_path):
         assert (m.path / "big").read_bytes() == data
         assert m.metrics()["hdfs_fuse_cache_write_errors_total"] >= 1
         mounts.unmount(str(m.path))
-    finally:
-        subprocess.run(["umount", "-l", str(tiny)], check=False)
 
 
 def test_metrics_endpoint(minidfs, hdfs, mount_factory):
