@@ -151,7 +151,10 @@ class DiskCache:
     def read_range(self, key: str, file_length: int, offset: int,
                    size: int) -> bytearray | None:
         """The bytes if all covering chunks are cached and intact, else ``None``."""
-        buf = bytearray(max(0, min(size, file_length - offset)))
+        size = max(0, min(size, file_length - offset))
+        if not self.has_range(key, offset, size):
+            return None  # a miss (every cold read-ahead part): allocate nothing
+        buf = bytearray(size)
         n = self.read_into(key, file_length, offset, memoryview(buf))
         return None if n is None else buf
 
