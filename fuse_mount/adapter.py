@@ -150,6 +150,8 @@ class FuseAdapter(mfusepy.Operations):
 
     @_op("read")
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes | memoryview:
+        """Not called under :class:`HdfsFUSE` (its ``read`` uses :meth:`read_into`), but
+        defining it is what makes mfusepy register libfuse's read callback at all."""
         return self.core.read(fh, size, offset)
 
     @_op("read")
