@@ -152,10 +152,9 @@ class MiniDfsProcess:
 
 def fuse_unavailable_reason() -> str | None:
     """None if this machine can FUSE-mount, else why not (for a 'skipped' result)."""
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing (FUSE not available in this container)"
-    if not shutil.which("fusermount3"):
-        return "fusermount3 is not installed (apt-get install fuse3)"
+    reason = mounts.fuse_unavailable_reason()
+    if reason is not None:
+        return reason
     try:
         import fuse_mount.cli  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - any failure means the mount cannot run

@@ -7,7 +7,6 @@ tier so every pull request exercises minidfs + mount + JSON schema.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,16 +22,8 @@ from fuse_mount import mounts
 ALL_MODES = ["local", "direct", "mount-cold", "mount-warm"]
 
 
-def _fuse_skip_reason():
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse is missing"
-    if not shutil.which("fusermount3"):
-        return "fusermount3 is not installed"
-    return None
-
-
-needs_fuse = pytest.mark.skipif(_fuse_skip_reason() is not None,
-                                reason=_fuse_skip_reason() or "")
+needs_fuse = pytest.mark.skipif(mounts.fuse_unavailable_reason() is not None,
+                                reason=mounts.fuse_unavailable_reason() or "")
 
 
 def _bench(args, tmp_path, timeout):

@@ -8,7 +8,6 @@ so ``from conftest import ...`` would find the other one.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,20 +16,17 @@ from typing import Any, Callable
 import grpc
 import pytest
 
+from fuse_mount import mounts
 from hdfs_csi_pb import csi_pb2
 
 Mode = csi_pb2.VolumeCapability.AccessMode
 
 
 def fuse_unavailable_reason() -> str | None:
-    if not os.path.exists("/dev/fuse"):
-        return "/dev/fuse does not exist (no FUSE kernel module or not exposed to this container)"
-    try:
-        os.close(os.open("/dev/fuse", os.O_RDWR))
-    except OSError as exc:
-        return f"/dev/fuse cannot be opened: {exc.strerror}"
-    if shutil.which("fusermount3") is None:
-        return "fusermount3 is not installed (Debian package fuse3)"
+    """Why the node tests cannot run here: FUSE itself, or no root for bind mounts."""
+    reason = mounts.fuse_unavailable_reason()
+    if reason is not None:
+        return reason
     if os.geteuid() != 0:
         return "bind mounts need root (CAP_SYS_ADMIN)"
     return None
