@@ -81,8 +81,9 @@ class MountOptions:
         "be mmap-ed MAP_SHARED (ENODEV with libfuse < 3.16), and small reads (8 KiB) each "
         "become a round trip.", kind="bool")
     fuse_threads: int = _opt(
-        16, "Most FUSE worker threads. Each holds a 1 MiB request buffer; 16 serve many "
-        "concurrent readers while keeping that memory small.", kind="int")
+        16, "FUSE worker threads, started as needed and kept for the life of the mount. "
+        "Each holds a 1 MiB request buffer; 16 serve many concurrent readers while "
+        "keeping that memory small.", kind="int")
     io_threads: int = _opt(
         32, "Threads doing HDFS calls (read-ahead, reads, metadata) for the mount. "
         "HDFS calls release the GIL, so threads give real parallelism.", kind="int")
