@@ -318,13 +318,8 @@ def _mount_defaults() -> dict[str, Any] | None:
 
 def _remove_tree(path: str) -> None:
     """rmtree that never descends into a mount: unmount what is there, else keep the tree."""
-    prefix = os.path.realpath(path) + os.sep
-    for entry in mounts.mount_table():
-        if entry.mountpoint.startswith(prefix):
-            try:
-                mounts.unmount(entry.mountpoint)
-            except OSError as exc:
-                log.warning("not removing %s: %s is still mounted (%s)", path, entry.mountpoint,
-                            exc)
-                return
+    _found, still = mounts.unmount_under(path)
+    if still:
+        log.warning("not removing %s: %s still mounted", path, ", ".join(still))
+        return
     shutil.rmtree(path, ignore_errors=True)

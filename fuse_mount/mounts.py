@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import enum
 import errno
+import logging
 import os
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 MOUNTINFO = "/proc/self/mountinfo"
 _DEAD_ERRNOS = {errno.ENOTCONN, errno.ESTALE, errno.EIO, errno.ECONNABORTED}
@@ -146,6 +149,27 @@ def unmount(path: str, *, lazy_fallback: bool = True, timeout: float = 10.0) -> 
                 raise OSError(errno.EBUSY, f"cannot unmount {path}")
             continue
         time.sleep(0.1)
+
+
+def unmount_under(directory: str) -> tuple[list[str], list[str]]:
+    """Unmount every mount at or below ``directory``, deepest first.
+
+    For clean-up paths (demo, benchmarks) that must never leave a mount
+    behind nor ``rmtree`` into one.  Returns ``(found, still_mounted)``.
+    """
+    prefix = os.path.realpath(directory).rstrip(os.sep) + os.sep
+
+    def under() -> list[str]:
+        return [e.mountpoint for e in mount_table()
+                if (e.mountpoint + os.sep).startswith(prefix)]
+
+    found = under()
+    for mountpoint in sorted(found, key=len, reverse=True):
+        try:
+            unmount(mountpoint)
+        except OSError as exc:
+            log.warning("cannot unmount %s: %s", mountpoint, exc)
+    return found, under()
 
 
 def _quiet(cmd: list[str]) -> int:

@@ -305,13 +305,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _final_mount_check(workdir: str) -> list[str]:
     """Unmount anything still mounted under the work directory (never leave one behind)."""
-    from fuse_mount.mounts import mount_table, unmount
+    from fuse_mount.mounts import unmount_under
 
-    left = [e.mountpoint for e in mount_table() if e.mountpoint.startswith(workdir + os.sep)]
-    for mp in sorted(left, key=len, reverse=True):
-        with contextlib.suppress(OSError):
-            unmount(mp)
-    still = [e.mountpoint for e in mount_table() if e.mountpoint.startswith(workdir + os.sep)]
+    left, still = unmount_under(workdir)
     if left:
         say(f"cleaned up {len(left)} leftover mount(s); still mounted: {len(still)}")
     return still

@@ -220,3 +220,20 @@ def test_dead_mount_is_replaced(minidfs, hdfs, mount_factory):
     assert wait_until(lambda: mounts.mount_state(str(m.path)) is mounts.MountState.DEAD)
     m2 = mount_factory(f"{minidfs.uri}{base}", name="dead")
     assert (m2.path / "x").read_bytes() == b"alive"
+
+
+def test_unmount_under_takes_nested_mounts_and_spares_a_name_sibling(tmp_path):
+    """Clean-up unmounts everything below a directory, deepest first, and leaves
+    ``<dir>-other`` (same prefix, not below) alone."""
+    work = tmp_path / "work"
+    sibling = tmp_path / "work-other"
+    work.mkdir()
+    with small_tmpfs(work / "a", "1M") as outer:
+        (outer / "b").mkdir()
+        with small_tmpfs(outer / "b", "1M") as inner, small_tmpfs(sibling, "1M"):
+            found, still = mounts.unmount_under(str(work))
+            assert sorted(found) == sorted([str(outer), str(inner)])
+            assert still == []
+            assert not mounts.is_mounted(str(outer)) and not mounts.is_mounted(str(inner))
+            assert mounts.is_mounted(str(sibling))
+    assert mounts.unmount_under(str(work)) == ([], [])
