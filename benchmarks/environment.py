@@ -163,9 +163,10 @@ def fuse_unavailable_reason() -> str | None:
 
 
 class MountProcess:
-    """One ``hdfs-csi mount`` daemon over ``source`` (an hdfs:// URI with a path)."""
+    """One read-only ``hdfs-csi mount`` daemon over ``source`` (an hdfs:// URI with a
+    path), with a disk cache when ``cache_dir`` is given."""
 
-    def __init__(self, source: str, mountpoint: str, *, cache_dir: str, log_file: str,
+    def __init__(self, source: str, mountpoint: str, *, cache_dir: str | None, log_file: str,
                  pid_file: str, extra_args: list[str] | None = None, timeout: float = 60.0):
         self.source = source
         self.mountpoint = mountpoint
@@ -177,14 +178,15 @@ class MountProcess:
         self._started = False
 
     def command(self) -> list[str]:
+        cache = ["--cache-dir", self.cache_dir] if self.cache_dir else []
         return hdfs_csi_command(
-            "mount", self.source, self.mountpoint, "--read-only",
-            "--cache-dir", self.cache_dir, "--pid-file", self.pid_file,
-            "--log-file", self.log_file, *self.extra_args)
+            "mount", self.source, self.mountpoint, "--read-only", *cache,
+            "--pid-file", self.pid_file, "--log-file", self.log_file, *self.extra_args)
 
     def start(self) -> None:
         os.makedirs(self.mountpoint, exist_ok=True)
-        os.makedirs(self.cache_dir, exist_ok=True)
+        if self.cache_dir:
+            os.makedirs(self.cache_dir, exist_ok=True)
         self._started = True
         try:
             proc = subprocess.run(self.command(), capture_output=True, text=True,

@@ -30,7 +30,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,8 +37,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from benchmarks.environment import MountProcess
 from benchmarks.pagecache import evict_file
-from fuse_mount import mounts
 from hdfs_csi.units import format_size, parse_size
 
 MiB = 1 << 20
@@ -98,26 +97,15 @@ def timed(fn, *args) -> tuple[float, object]:  # type: ignore[no-untyped-def]
 
 
 @contextmanager
-def mounted(uri: str, mnt: str, *args: str, log: str) -> Iterator[int]:
-    pid_file = mnt.rstrip("/") + ".pid"
-    cmd = [sys.executable, "-m", "hdfs_csi.cli", "mount", uri, mnt, "--log-file", log,
-           "--pid-file", pid_file, *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        raise SystemExit(f"mount failed: {r.stderr}\n{open(log).read()[-3000:]}")
-    pid = int(open(pid_file).read())
-    try:
+def mounted(uri: str, mnt: str, *args: str, log: str,
+            cache_dir: str | None = None) -> Iterator[int]:
+    """A read-only mount for the length of the block; yields the daemon's pid."""
+    proc = MountProcess(uri, mnt, cache_dir=cache_dir, log_file=log,
+                        pid_file=mnt.rstrip("/") + ".pid", extra_args=list(args), timeout=120)
+    with proc:
+        pid = proc.daemon_pid()
+        assert pid is not None
         yield pid
-    finally:
-        mounts.unmount(mnt)
-        for _ in range(100):
-            try:
-                with open(f"/proc/{pid}/stat") as fh:
-                    if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                        break
-            except OSError:
-                break
-            time.sleep(0.05)
 
 
 def median_pair(rounds: list[tuple[float, float]]) -> tuple[float, float]:
@@ -205,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if "seq" in only:
             read_direct(client, "/bench/big")  # warm the DataNode's page cache once
             rounds = []
-            with mounted(uri, mnt, "--read-only", *extra, log=log):
+            with mounted(uri, mnt, *extra, log=log):
                 for _ in range(args.rounds):  # interleaved: both see the same machine load
                     td, n = timed(read_direct, client, "/bench/big")
                     drop_page_cache(f"{mnt}/big")
@@ -226,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                     f.write(chunk)
                 f.flush()
                 os.fsync(f.fileno())
-            cargs = ["--read-only", "--cache-dir", cache, "--cache-size", str(2 * size), *extra]
-            with mounted(uri, mnt, *cargs, log=log):
+            cargs = ["--cache-size", str(2 * size), *extra]
+            with mounted(uri, mnt, *cargs, log=log, cache_dir=cache):
                 tc, _ = timed(read_local, f"{mnt}/big")  # first epoch: fills the cache
                 tp, _ = timed(read_local, f"{mnt}/big")  # second epoch, same mount: page cache
             chunk_files = [os.path.join(r, f) for r, _d, fs in os.walk(os.path.join(cache, "data"))
@@ -242,12 +230,14 @@ def main(argv: list[str] | None = None) -> int:
                 tl_hot, _ = timed(read_local, local)          # local file, in the page cache
                 for path in chunk_files:
                     drop_page_cache(path)
-                with mounted(uri, mnt, *cargs, log=log):     # remount: cold kernel cache,
-                    tw_cold, n = timed(read_local, f"{mnt}/big")  # chunks from the disk
+                # remount: cold kernel cache, chunks from the disk
+                with mounted(uri, mnt, *cargs, log=log, cache_dir=cache):
+                    tw_cold, n = timed(read_local, f"{mnt}/big")
                 assert n == size
                 for path in chunk_files:  # chunks are written with O_DIRECT: load them into RAM
                     read_local(path)
-                with mounted(uri, mnt, *cargs, log=log):     # remount, chunk files in RAM
+                # remount, chunk files in RAM
+                with mounted(uri, mnt, *cargs, log=log, cache_dir=cache):
                     tw_hot, n = timed(read_local, f"{mnt}/big")
                 assert n == size
                 disk_rounds.append((tl_cold, tw_cold))
@@ -266,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if "memory" in only:
             ra_mem = 256 * MiB
-            with mounted(uri, mnt, "--read-only", "--read-ahead-memory", str(ra_mem), *extra,
+            with mounted(uri, mnt, "--read-ahead-memory", str(ra_mem), *extra,
                          log=log) as pid:
                 base = rss_bytes(pid)
                 with PeakRss(pid) as peak:
@@ -285,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             dfs.set_fault("packet_latency", 0.002)
             try:
                 td, _ = timed(read_direct, client, "/bench/throttled")
-                with mounted(uri, mnt, "--read-only", *extra, log=log):
+                with mounted(uri, mnt, *extra, log=log):
                     tm, n = timed(read_local, f"{mnt}/throttled")
                 assert n == tsize
             finally:
@@ -325,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             for _round in range(args.rounds):
                 direct_fps = run(direct_one)
                 # a fresh mount each round: nothing in its page cache or metadata cache
-                with mounted(uri, mnt, "--read-only", *extra, log=log):
+                with mounted(uri, mnt, *extra, log=log):
                     def mount_one(name: str) -> int:
                         with open(f"{mnt}/small/{name}", "rb") as f:
                             return len(f.read())
