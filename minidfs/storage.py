@@ -148,13 +148,8 @@ class Storage:
         """fsync and atomically move rbw → finalized (caller holds rep.lock)."""
         if rep.finalized:
             return
-        if self.fsync:
-            fsync_path(rep.data_path, rep.meta_path)
         data, meta = self._paths(rep.block_id, True)
-        os.replace(rep.meta_path, meta)
-        os.replace(rep.data_path, data)
-        if self.fsync:
-            fsync_path(self.finalized_dir)
+        self._publish(rep.data_path, rep.meta_path, data, meta)
         rep.data_path, rep.meta_path, rep.finalized = data, meta, True
         rep.visible = rep.length
 
@@ -206,10 +201,7 @@ class Storage:
         rep = Replica(block_id, tmp_data, tmp_meta, length, True)
         if length % BPC:
             self.rebuild_meta(rep, length - length % BPC)
-        if self.fsync:
-            fsync_path(tmp_data, tmp_meta)
-        os.replace(tmp_meta, meta)
-        os.replace(tmp_data, data)
+        self._publish(tmp_data, tmp_meta, data, meta)
         rep.data_path, rep.meta_path = data, meta
         return rep
 
@@ -220,11 +212,22 @@ class Storage:
         shutil.copyfile(src.data_path, tmp_data)
         shutil.copyfile(src.meta_path, tmp_meta)
         length = os.path.getsize(tmp_data)
-        if self.fsync:
-            fsync_path(tmp_data, tmp_meta)
-        os.replace(tmp_meta, meta)
-        os.replace(tmp_data, data)
+        self._publish(tmp_data, tmp_meta, data, meta)
         return Replica(block_id, data, meta, length, True)
+
+    def _publish(self, src_data: str, src_meta: str, data: str, meta: str) -> None:
+        """Make a replica's files durable, then move them to their finalized names.
+
+        Meta first: a crash between the two renames leaves a finalized ``.meta``
+        without data, which start-up ignores, never data without checksums.  The
+        directory is fsync'ed too, or the renames themselves could be lost.
+        """
+        if self.fsync:
+            fsync_path(src_data, src_meta)
+        os.replace(src_meta, meta)
+        os.replace(src_data, data)
+        if self.fsync:
+            fsync_path(self.finalized_dir)
 
 
 class ReplicaWriter:
