@@ -213,3 +213,28 @@ def test_read_only_mount_refuses_changes(ro_mount):
 def test_statfs(ro_mount):
     st = os.statvfs(ro_mount.path)
     assert st.f_blocks > 0 and st.f_bavail <= st.f_blocks and st.f_namemax == 255
+
+
+def test_file_deleted_while_open_fails_uncached_reads_with_enoent(minidfs, mount_factory):
+    """SEMANTICS.md: a file deleted in HDFS while open keeps serving what the
+    mount already holds, and reads of anything else fail with ENOENT."""
+    import hdfs_client
+
+    client = hdfs_client.connect(minidfs.uri)
+    base = hdfs_dir(client, "deleted-while-open")
+    data = random.Random(5).randbytes(6 * MiB)
+    client.write_file(f"{base}/f.bin", data)
+    m = mount_factory(f"{minidfs.uri}{base}", "--read-only")
+    fd = os.open(m.path / "f.bin", os.O_RDONLY)
+    try:
+        tail = 5 * MiB
+        assert os.pread(fd, 4096, tail) == data[tail:tail + 4096]  # a random read: no stream
+        client.delete(f"{base}/f.bin")
+        for offset in (1 * MiB, 3 * MiB):
+            with pytest.raises(OSError) as exc:
+                os.pread(fd, 4096, offset)
+            assert exc.value.errno == errno.ENOENT
+        assert os.pread(fd, 4096, tail) == data[tail:tail + 4096]  # already held: still served
+    finally:
+        os.close(fd)
+        client.close()
