@@ -29,10 +29,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         kind = f.metadata["kind"]
         flag = flag_name(f)
         help_text = f.metadata["help"]
-        if kind == "bool":
-            parser.add_argument(flag, dest=f.name, action="store_true", default=f.default,
+        if kind == "bool" and f.default is False:
+            parser.add_argument(flag, dest=f.name, action="store_true", default=False,
                                 help=help_text)
-        elif kind == "bool3":
+        elif kind in ("bool", "bool3"):  # on by default (or unset): --no-X must exist too
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=f.default, help=help_text)
         else:

@@ -171,7 +171,7 @@ class MountOptions:
                 continue
             flag = flag_name(f)
             kind = f.metadata["kind"]
-            if kind in ("bool", "bool3"):
+            if kind in ("bool", "bool3"):  # the CLI has --no-X for every one not off by default
                 args.append(flag if value else f"--no-{flag[2:]}")
             elif kind == "size":
                 args += [flag, str(int(value))]

@@ -68,6 +68,19 @@ def test_to_args_round_trips_through_the_cli():
     assert args.source == "hdfs://nn:8020/data" and args.mountpoint == "/mnt/x"
 
 
+@pytest.mark.parametrize("field", [f for f in dataclasses.fields(MountOptions)
+                                   if f.metadata["kind"] in ("bool", "bool3")],
+                         ids=lambda f: f.name)
+def test_every_boolean_flipped_from_its_default_round_trips(field):
+    """to_args writes --no-X for a boolean that is on by default; the CLI must accept it."""
+    for value in (True, False):
+        if value == field.default:
+            continue
+        o = MountOptions(**{field.name: value})
+        args = _parse(["hdfs://nn:8020/", "/mnt/x", *o.to_args()])
+        assert getattr(cli.options_from_args(args), field.name) is value
+
+
 def test_cli_defaults_equal_dataclass_defaults():
     args = _parse(["hdfs://nn:8020/", "/mnt/x"])
     assert cli.options_from_args(args) == MountOptions()
