@@ -14,6 +14,7 @@ import time
 from typing import Callable, Iterator
 
 from hdfs_client import errors
+from hdfs_csi.ratelimit import TokenBucket
 from hdfs_client.base import ContentSummary, FileStatus, FsStats, HdfsClient, HdfsReader, HdfsWriter
 
 
@@ -125,27 +126,6 @@ class FaultInjectingClient(DelegatingClient):
 
     def _wrap_reader(self, reader: HdfsReader) -> HdfsReader:
         return _HookedReader(reader, lambda n: self._before("read"))
-
-
-class TokenBucket:
-    """Bytes-per-second limiter; ``acquire`` sleeps until the bytes are allowed."""
-
-    def __init__(self, rate: float, burst: float | None = None):
-        self.rate = float(rate)
-        self.capacity = float(burst if burst is not None else max(rate / 10, 65536))
-        self._tokens = self.capacity
-        self._stamp = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self, n: int) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            self._tokens -= n
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
-        if wait > 0:
-            time.sleep(wait)
 
 
 class ThrottledClient(DelegatingClient):

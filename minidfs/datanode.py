@@ -410,7 +410,7 @@ class DataNode:
                     if faults.packet_latency:
                         time.sleep(faults.packet_latency)
                     if limiter is not None:
-                        limiter.take(n)
+                        limiter.acquire(n)
                     if use_crc:
                         c0 = p // BPC * 4
                         csum = cv[c0:c0 + (-(-n // BPC)) * 4]
@@ -534,7 +534,7 @@ class DataNode:
                 if faults.packet_latency:
                     time.sleep(faults.packet_latency)
                 if limiter is not None:
-                    limiter.take(data_len)
+                    limiter.acquire(data_len)
                 crc_view = csums if (csum_len and native) else None
                 for dn, w in list(writers):
                     try:

@@ -12,25 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-
-class TokenBucket:
-    """Bytes-per-second limiter for one DataNode stream (one READ/WRITE_BLOCK op)."""
-
-    def __init__(self, rate: float):
-        self.rate = float(rate)
-        # a stream starts with no credit and may bank at most 50 ms worth: the cap then
-        # holds for short streams too (a 64 KiB block read is one stream)
-        self.capacity = self.rate * 0.05
-        self._tokens = 0.0
-        self._stamp = time.monotonic()
-
-    def take(self, n: int) -> None:
-        now = time.monotonic()
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        self._tokens -= n
-        if self._tokens < 0:
-            time.sleep(-self._tokens / self.rate)
+from hdfs_csi.ratelimit import TokenBucket
 
 
 class Faults:
@@ -110,7 +92,9 @@ class Faults:
     # -- streams -----------------------------------------------------------------
     def stream_limiter(self) -> TokenBucket | None:
         rate = self.stream_bandwidth
-        return TokenBucket(rate) if rate else None
+        # no credit at the start, at most 50 ms banked: the cap holds for short streams
+        # too (a 64 KiB block read is one stream)
+        return TokenBucket(rate, burst=rate * 0.05, start_full=False) if rate else None
 
     def clear(self) -> None:
         with self._lock:

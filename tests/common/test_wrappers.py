@@ -7,7 +7,8 @@ import time
 import pytest
 
 from hdfs_client import errors
-from hdfs_client.wrappers import FaultInjectingClient, TokenBucket
+from hdfs_client.wrappers import FaultInjectingClient
+from hdfs_csi.ratelimit import TokenBucket
 
 
 def test_token_bucket_limits_rate() -> None:
@@ -18,6 +19,25 @@ def test_token_bucket_limits_rate() -> None:
     elapsed = time.monotonic() - t0
     # 400 kB at 1 MB/s with a 100 kB burst needs at least ~0.3 s
     assert elapsed >= 0.25
+
+
+def test_token_bucket_starting_empty_caps_even_a_short_stream() -> None:
+    # minidfs's per-stream cap: no initial credit, so 50 kB at 1 MB/s takes ~50 ms
+    full = TokenBucket(rate=1_000_000, burst=50_000)
+    empty = TokenBucket(rate=1_000_000, burst=50_000, start_full=False)
+    t0 = time.monotonic()
+    full.acquire(50_000)
+    t_full = time.monotonic() - t0
+    t0 = time.monotonic()
+    empty.acquire(50_000)
+    t_empty = time.monotonic() - t0
+    assert t_empty >= 0.04
+    assert t_full < t_empty
+
+
+def test_token_bucket_rejects_a_non_positive_rate() -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(rate=0)
 
 
 def test_fault_injection_fails_exactly_n_calls(hdfs) -> None:  # type: ignore[no-untyped-def]
