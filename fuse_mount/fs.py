@@ -506,7 +506,7 @@ class HdfsFilesystem:
         return data
 
     def _cache_readahead(self, h: _ReadHandle, offset: int, end: int) -> None:
-        """Keep the kernel reading cache chunk files ahead of a sequential reader."""
+        """Keep the kernel reading the cache file ahead of a sequential reader."""
         assert self.cache is not None
         sequential, h.cache_last = offset == h.cache_last, end
         if not sequential:

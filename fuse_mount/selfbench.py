@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             with mounted(uri, mnt, *cargs, log=log, cache_dir=cache):
                 tc, _ = timed(read_local, f"{mnt}/big")  # first epoch: fills the cache
                 tp, _ = timed(read_local, f"{mnt}/big")  # second epoch, same mount: page cache
-            chunk_files = [os.path.join(r, f) for r, _d, fs in os.walk(os.path.join(cache, "data"))
+            cache_files = [os.path.join(r, f) for r, _d, fs in os.walk(os.path.join(cache, "data"))
                            for f in fs]
             # Interleaved rounds, as for seq: on a VM the first pass over freshly
             # freed guest memory runs at a fraction of memcpy speed (the host backs
@@ -228,15 +228,15 @@ def main(argv: list[str] | None = None) -> int:
                 drop_page_cache(local)
                 tl_cold, _ = timed(read_local, local)         # local file, from the disk
                 tl_hot, _ = timed(read_local, local)          # local file, in the page cache
-                for path in chunk_files:
+                for path in cache_files:
                     drop_page_cache(path)
                 # remount: cold kernel cache, chunks from the disk
                 with mounted(uri, mnt, *cargs, log=log, cache_dir=cache):
                     tw_cold, n = timed(read_local, f"{mnt}/big")
                 assert n == size
-                for path in chunk_files:  # chunks are written with O_DIRECT: load them into RAM
+                for path in cache_files:  # chunks are written with O_DIRECT: load them into RAM
                     read_local(path)
-                # remount, chunk files in RAM
+                # remount, cache files in RAM
                 with mounted(uri, mnt, *cargs, log=log, cache_dir=cache):
                     tw_hot, n = timed(read_local, f"{mnt}/big")
                 assert n == size

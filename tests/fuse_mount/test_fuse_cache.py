@@ -7,7 +7,7 @@ import os
 import pytest
 from fusetest_helpers import small_tmpfs
 
-from fuse_mount.cache import CacheBusy, DiskCache, cache_key
+from fuse_mount.cache import CacheBusy, DiskCache, cache_key, data_ranges
 from fuse_mount.metrics import MountMetrics
 
 CS = 4096
@@ -48,8 +48,69 @@ def test_lru_eviction_keeps_bound_and_recent(tmp_path):
     assert c.used_bytes <= 4 * CS
     assert c.has_range("k", 0, 1) and not c.has_range("k", CS, 1)
     assert m.value("hdfs_fuse_cache_evictions_total") == 1
-    files = [f for _, _, fs in os.walk(tmp_path / "data") for f in fs]
-    assert len(files) == 4  # evicted chunk files are gone from disk too
+    (path,) = [os.path.join(r, f) for r, _, fs in os.walk(tmp_path / "data") for f in fs]
+    assert os.stat(path).st_blocks * 512 <= 4 * CS  # the evicted chunk's space is given back
+    assert list(data_ranges_of(path)) == [(0, CS), (2 * CS, 5 * CS)]  # a hole where it was
+
+
+def data_ranges_of(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield from data_ranges(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def test_file_unlinked_when_its_last_chunk_goes(tmp_path):
+    c = DiskCache(str(tmp_path), 2 * CS, chunk_size=CS)
+    c.put("a", 0, blob(CS))
+    c.put("a", 1, blob(CS, 1))
+    c.put("b", 0, blob(CS, 2))  # evicts a.0
+    c.put("b", 1, blob(CS, 3))  # evicts a.1: nothing of "a" left
+    files = sorted(f for _, _, fs in os.walk(tmp_path / "data") for f in fs)
+    assert files == ["b"]
+    assert c.read_range("b", 2 * CS, 0, 2 * CS) == blob(CS, 2) + blob(CS, 3)
+
+
+def test_read_that_raced_an_eviction_is_a_miss_not_zeros(tmp_path, monkeypatch):
+    """The chunk is evicted (its range punched) while the read is in its preadv."""
+    c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS)
+    c.put("k", 0, blob(CS))
+    c.put("k", 1, blob(CS, 1))
+    real_preadv = os.preadv
+
+    def preadv_then_evict(fd, bufs, offset):
+        n = real_preadv(fd, bufs, offset)
+        c._drop_chunks([("k", 0)])  # what a concurrent eviction does
+        return n
+
+    monkeypatch.setattr(os, "preadv", preadv_then_evict)
+    assert c.read_range("k", 2 * CS, 0, CS) is None
+    monkeypatch.setattr(os, "preadv", real_preadv)
+    assert c.read_range("k", 2 * CS, CS, CS) == blob(CS, 1)
+
+
+def test_restart_finds_exactly_the_written_chunks(tmp_path):
+    """SEEK_DATA/SEEK_HOLE rebuild: chunks 0, 2 and the short last one; 1 and 3 missing."""
+    length = 4 * CS + 100
+    c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS)
+    for idx in (4, 0, 2):  # out of order, as parallel read-ahead delivers them
+        c.put("k", idx, blob(c.chunk_span(length, idx), idx))
+    c.close()
+    c2 = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS)
+    assert [c2.has_range("k", i * CS, 1) for i in range(5)] == [True, False, True, False, True]
+    assert c2.used_bytes == 2 * CS + 100
+    assert c2.read_range("k", length, 4 * CS, 100) == blob(100, 4)
+    assert c2.read_range("k", length, 2 * CS, CS) == blob(CS, 2)
+
+
+def test_older_layout_and_stray_files_are_cleared_at_start(tmp_path):
+    stray = tmp_path / "data" / "ab"
+    stray.mkdir(parents=True)
+    for name in ("ab" + "0" * 38 + ".3", "ab" + "0" * 38 + ".tmp7", "notakey"):
+        (stray / name).write_bytes(b"x" * 10)
+    c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS)
+    assert len(c) == 0 and os.listdir(stray) == []
 
 
 def test_index_survives_restart_and_lock_is_exclusive(tmp_path):
@@ -77,9 +138,9 @@ def test_short_chunk_is_a_miss_and_dropped(tmp_path):
     c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS)
     data = blob(2 * CS)
     c.put_aligned("k", len(data), 0, data)
-    path = c._path("k", 1)
+    path = c._file("k")
     with open(path, "r+b") as fh:
-        fh.truncate(CS // 2)
+        fh.truncate(CS + CS // 2)  # chunk 1 cut in half
     assert c.read_range("k", len(data), CS, CS) is None
     assert not c.has_range("k", CS, 1)
 
@@ -111,8 +172,10 @@ def test_full_disk_falls_back_to_read_through(tiny_tmpfs):
     for i in range(16):
         if c.has_range("k", i * 64 * 1024, 1):
             assert c.read_range("k", 16 * 64 * 1024, i * 64 * 1024, 64 * 1024) == blob(64 * 1024, i)
-    leftovers = [f for _, _, fs in os.walk(tiny_tmpfs / "data") for f in fs if ".tmp" in f]
-    assert leftovers == []
+    # and no space is held by chunks that failed: what is on the disk is what is indexed
+    used = sum(os.stat(os.path.join(r, f)).st_blocks * 512
+               for r, _, fs in os.walk(tiny_tmpfs / "data") for f in fs)
+    assert used <= c.used_bytes + 4096
 
 
 def test_async_writes_land(tmp_path):

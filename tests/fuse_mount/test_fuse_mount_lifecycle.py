@@ -97,7 +97,9 @@ def test_stalled_datanode_is_eio_in_bounded_time(own_cluster, mount_factory):
 
 # -- disk cache -------------------------------------------------------------------------------
 def cache_bytes(d):
-    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and f.name != ".lock")
+    # allocated bytes: cache files are sparse (evicted chunks are holes)
+    return sum(f.stat().st_blocks * 512 for f in d.rglob("*")
+               if f.is_file() and f.name != ".lock")
 
 
 def test_cache_eviction_under_small_cache(minidfs, hdfs, mount_factory, tmp_path):
