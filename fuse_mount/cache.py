@@ -240,10 +240,13 @@ class DiskCache:
         n = self.read_into(key, file_length, offset, memoryview(buf))
         return None if n is None else buf
 
-    def read_into(self, key: str, file_length: int, offset: int, out: memoryview) -> int | None:
+    def read_into(self, key: str, file_length: int, offset: int, out: memoryview,
+                  file: CacheFile | None = None) -> int | None:
         """Like :meth:`read_range`, but ``os.preadv`` straight into ``out`` (the
         FUSE reply buffer): no ``bytes`` per request, no second copy.  Returns
-        the number of bytes read, or ``None`` when a covering chunk is missing."""
+        the number of bytes read, or ``None`` when a covering chunk is missing.
+        ``file``: the open handle's :class:`CacheFile`, instead of an open and
+        close per call."""
         size = min(len(out), file_length - offset)
         if size <= 0:
             return 0
@@ -259,7 +262,7 @@ class DiskCache:
                 index.move_to_end(c)
         path = self._file(key)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = file.fd() if file is not None else os.open(path, os.O_RDONLY)
         except OSError:
             self._drop_chunks(chunks)
             return None
@@ -269,7 +272,8 @@ class DiskCache:
             log.warning("cache file %s unreadable (%s); dropping its chunks", path, exc)
             got = -1
         finally:
-            os.close(fd)
+            if file is None:
+                os.close(fd)
         if got != size:
             if got >= 0:
                 log.warning("cache file %s is short; dropping chunks %d-%d", path,
@@ -284,7 +288,7 @@ class DiskCache:
             self.metrics.bytes_from_cache.inc(size)
         return size
 
-    def prefetch(self, key: str, first: int, count: int) -> None:
+    def prefetch(self, key: str, first: int, count: int, file: CacheFile | None = None) -> None:
         """Ask the kernel to read chunks ``first .. first+count-1`` in the
         background (``posix_fadvise(WILLNEED)``): a cold cache is then read at
         disk bandwidth instead of one chunk's latency at a time."""
@@ -294,7 +298,7 @@ class DiskCache:
         if n == 0:
             return
         try:
-            fd = os.open(self._file(key), os.O_RDONLY)
+            fd = file.fd() if file is not None else os.open(self._file(key), os.O_RDONLY)
         except OSError:
             return
         try:
@@ -303,7 +307,12 @@ class DiskCache:
         except OSError:
             pass
         finally:
-            os.close(fd)
+            if file is None:
+                os.close(fd)
+
+    def file(self, key: str) -> CacheFile:
+        """A :class:`CacheFile` for one open FUSE handle of ``key``."""
+        return CacheFile(self._file(key))
 
     # -- inserts -------------------------------------------------------------------
     def put_aligned_async(self, key: str, file_length: int, offset: int, data: bytes) -> int:
@@ -550,6 +559,51 @@ class DiskCache:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         finally:
             os.close(self._lock_fd)
+
+
+class CacheFile:
+    """One open handle's file descriptor on its cache file, kept between reads.
+
+    Why: the kernel keeps read-ahead state per open file, so one descriptor
+    read front to back is read ahead by the kernel itself, while an open per
+    FUSE request starts cold every time (and costs two more system calls).
+    If the cache file was deleted meanwhile (every chunk evicted), the next
+    call opens the new one; the old descriptor is closed only with the
+    handle, because another FUSE thread may still be reading through it.
+    Reads through a stale descriptor are caught by the index generations.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd = -1
+        self._retired: list[int] = []
+        self._lock = threading.Lock()
+
+    def fd(self) -> int:
+        with self._lock:
+            if self._fd >= 0:
+                try:
+                    if os.fstat(self._fd).st_nlink > 0:
+                        return self._fd
+                except OSError:
+                    pass
+                self._retired.append(self._fd)
+                self._fd = -1
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            except OSError:
+                pass
+            self._fd = fd
+            return fd
+
+    def close(self) -> None:
+        with self._lock:
+            fds, self._retired = [self._fd, *self._retired], []
+            self._fd = -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
 
 
 def _is_key(name: str) -> bool:

@@ -38,7 +38,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fuse_mount.cache import DiskCache, cache_key
+from fuse_mount.cache import CacheFile, DiskCache, cache_key
 from fuse_mount.errors import FsError
 from fuse_mount.iopool import IoPool
 from fuse_mount.metadata import MISSING, MetadataCache
@@ -111,6 +111,7 @@ class _ReadHandle:
         self.prefetcher: Prefetcher | None = None
         self.cache_ra = 0    # cache chunks already advised for read-ahead (exclusive)
         self.cache_last = 0  # end of the last read served from the cache
+        self.cache_file: CacheFile | None = None  # opened on the first read from the cache
 
 
 class _WriteHandle:
@@ -479,7 +480,7 @@ class HdfsFilesystem:
         else:
             if self._cache_serves(h, offset, len(out)):
                 assert self.cache is not None
-                n = self.cache.read_into(h.key, h.size, offset, out)
+                n = self.cache.read_into(h.key, h.size, offset, out, self._cache_file(h))
                 if n is not None:
                     self._cache_readahead(h, offset, offset + n)
                     self.metrics.bytes_served.inc(n)
@@ -490,6 +491,16 @@ class HdfsFilesystem:
             raise FsError(errno.EIO, "read returned more than asked")
         out[:n] = data
         return n
+
+    def _cache_file(self, h: _ReadHandle) -> CacheFile:
+        cache_file = h.cache_file
+        if cache_file is None:
+            assert self.cache is not None
+            with h.lock:
+                if h.cache_file is None:
+                    h.cache_file = self.cache.file(h.key)
+                cache_file = h.cache_file
+        return cache_file
 
     def _cache_serves(self, h: _ReadHandle, offset: int, size: int) -> bool:
         """Whether the disk cache answers this read directly.  While read-ahead is
@@ -519,7 +530,7 @@ class HdfsFilesystem:
                 return  # advised far enough already
             first = max(nxt, h.cache_ra)
             h.cache_ra = nxt + 2 * ahead
-        self.cache.prefetch(h.key, first, h.cache_ra - first)
+        self.cache.prefetch(h.key, first, h.cache_ra - first, h.cache_file)
 
     def _read_while_writing(self, h: _WriteHandle, size: int, offset: int) -> bytes | memoryview:
         """O_RDWR reads: what HDFS has (everything up to the last flush/fsync)."""
@@ -706,8 +717,11 @@ class HdfsFilesystem:
                           h.prefetcher.window)
         with h.lock:
             reader, h.reader = h.reader, None
+            cache_file, h.cache_file = h.cache_file, None
         if reader is not None:
             _close_quietly(reader)
+        if cache_file is not None:
+            cache_file.close()
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> None:
         self._require_writable()

@@ -207,3 +207,18 @@ def test_stuck_cache_disk_drops_chunks_after_bounded_wait(tmp_path, monkeypatch)
     release.set()
     assert c.flush(5)
     c.close()
+
+
+def test_handle_file_follows_a_recreated_cache_file(tmp_path):
+    """A handle's kept descriptor must not read the deleted file's holes after
+    every chunk was evicted and the file written again."""
+    c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS)
+    c.put("k", 0, blob(CS, 1))
+    f = c.file("k")
+    out = bytearray(CS)
+    assert c.read_into("k", CS, 0, memoryview(out), f) == CS and out == blob(CS, 1)
+    c._drop_chunks([("k", 0)])  # the last chunk goes: the file is deleted
+    assert c.read_into("k", CS, 0, memoryview(out), f) is None
+    c.put("k", 0, blob(CS, 2))  # a new file under the same name
+    assert c.read_into("k", CS, 0, memoryview(out), f) == CS and out == blob(CS, 2)
+    f.close()
