@@ -449,7 +449,7 @@ class DiskCache:
         """
         path = self._file(key)
         size = len(data)
-        direct = self._direct_ok
+        direct = self._direct_ok and size <= self.chunk_size  # the aligned buffer's size
         flags = os.O_WRONLY | os.O_CREAT
         try:
             fd = os.open(path, flags | (os.O_DIRECT if direct else 0), 0o600)
