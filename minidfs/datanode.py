@@ -33,7 +33,6 @@ import zlib
 from collections.abc import Callable
 
 import crc32c
-from google.protobuf.message import DecodeError
 
 from hdfs_client.hadoop_rpc_wire import (
     PeerClosed,
@@ -48,6 +47,7 @@ from hdfs_csi_pb.hadoop import hdfs_pb2
 from minidfs import wire
 from minidfs.blocks import DatanodeDescriptor
 from minidfs.faults import Faults
+from minidfs.listener import Listener, parse_message
 from minidfs.storage import BPC, Replica, ReplicaError, ReplicaWriter, Storage, chunk_crcs
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,7 @@ class DataNode:
         self.running = False
         self.replicas: dict[int, Replica] = {}
         self._lock = threading.Lock()
-        self._listener: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
+        self._listener = Listener(host, port, self._accept, f"dn{desc.index}")
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
 
@@ -112,21 +111,14 @@ class DataNode:
                     self.storage.finalize(rep)
         with self._lock:
             self.replicas = replicas
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(128)
-        self.port = sock.getsockname()[1]
-        self._listener = sock
+        self._listener.port = self.port  # a restart binds the same port again
         self.running = True
+        self.port = self._listener.open()
         with ns.lock:  # type: ignore[attr-defined]
             self.desc.xfer_port = self.port
             self.desc.host = self.host
             self.desc.handle = self
             self.desc.alive = True
-        self._accept_thread = threading.Thread(target=self._accept_loop,
-                                               name=f"dn{self.index}-accept", daemon=True)
-        self._accept_thread.start()
         log.info("DataNode %d listening on %s:%d (%d replicas)", self.index, self.host,
                  self.port, len(replicas))
 
@@ -135,12 +127,7 @@ class DataNode:
             return
         self.running = False
         self.ns.datanode_down(self.index)  # type: ignore[attr-defined]
-        if self._listener is not None:
-            try:
-                self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._listener.close()
+        self._listener.close()
         with self._conns_lock:
             conns = list(self._conns)
         for c in conns:
@@ -149,23 +136,10 @@ class DataNode:
             except OSError:
                 pass
         self.faults.wake()
-        if self._accept_thread is not None:
-            self._accept_thread.join(timeout=5)
         log.info("DataNode %d stopped", self.index)
 
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while self.running:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            if not self.running:
-                conn.close()
-                return
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                 name=f"dn{self.index}-xceiver")
-            t.start()
+    def _accept(self, conn: socket.socket, _addr: tuple) -> None:
+        self._serve(conn)
 
     # ==========================================================================
     # in-process calls from the namesystem / other DataNodes
@@ -295,14 +269,7 @@ class DataNode:
 
     @staticmethod
     def _parse(msg_cls: type, body: bytes) -> object:
-        msg = msg_cls()
-        try:
-            msg.ParseFromString(body)
-        except DecodeError as exc:
-            raise WireError(f"malformed {msg_cls.__name__}: {exc}") from None
-        if not msg.IsInitialized():
-            raise WireError(f"{msg_cls.__name__} misses required fields")
-        return msg
+        return parse_message(msg_cls, body, WireError)
 
     @staticmethod
     def _send_status(sock: socket.socket, status: int, message: str = "",

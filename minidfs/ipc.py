@@ -32,6 +32,7 @@ from hdfs_client import hadoop_rpc_wire as w
 from hdfs_csi_pb.hadoop import rpc_pb2
 from minidfs import errors
 from minidfs.faults import Faults
+from minidfs.listener import Listener, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -98,56 +99,30 @@ class RpcServer:
         self.frame_timeout = frame_timeout
         self.name = name
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{name}-handler")
-        self._listener: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
+        self._listener = Listener(host, port, self._accept, name)
         self._conns: set[_Connection] = set()
         self._conns_lock = threading.Lock()
         self.running = False
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(128)
-        self.port = sock.getsockname()[1]
-        self._listener = sock
         self.running = True
-        self._accept_thread = threading.Thread(target=self._accept_loop, daemon=True,
-                                               name=f"{self.name}-accept")
-        self._accept_thread.start()
+        self.port = self._listener.open()
 
     def stop(self) -> None:
         self.running = False
-        if self._listener is not None:
-            try:
-                self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._listener.close()
+        self._listener.close()
         with self._conns_lock:
             conns = list(self._conns)
         for c in conns:
             c.close()
-        if self._accept_thread is not None:
-            self._accept_thread.join(timeout=5)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _accept_loop(self) -> None:
-        assert self._listener is not None
-        while self.running:
-            try:
-                sock, addr = self._listener.accept()
-            except OSError:
-                return
-            if not self.running:
-                sock.close()
-                return
-            conn = _Connection(sock, f"{addr[0]}:{addr[1]}")
-            with self._conns_lock:
-                self._conns.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                             name=f"{self.name}-conn").start()
+    def _accept(self, sock: socket.socket, addr: tuple) -> None:
+        conn = _Connection(sock, f"{addr[0]}:{addr[1]}")
+        with self._conns_lock:
+            self._conns.add(conn)
+        self._serve(conn)
 
     # -- one connection --------------------------------------------------------------
     def _serve(self, conn: _Connection) -> None:
@@ -295,14 +270,7 @@ class RpcServer:
 
 
 def _parse(cls: type, data: bytes | memoryview) -> object:
-    msg = cls()
-    try:
-        msg.ParseFromString(bytes(data))
-    except DecodeError as exc:
-        raise MalformedRequest(f"malformed {cls.__name__}: {exc}") from None
-    if not msg.IsInitialized():
-        raise MalformedRequest(f"{cls.__name__} misses required fields")
-    return msg
+    return parse_message(cls, data, MalformedRequest)
 
 
 def parse_request(cls: type, data: bytes) -> object:
