@@ -150,13 +150,9 @@ class WriteOps:
     def append(self, caller: Caller, path: str, client: str,
                new_block: bool) -> tuple[INodeFile, LocatedBlock | None]:
         with self.lock:
-            res = self._existing(caller, path, write=True)
-            f = res.deepest
-            if not isinstance(f, INodeFile):
-                raise errors.FileNotFound(f"Failed to append to non-file {path}: is a directory")
-            perms.check(caller, f, WRITE, path)
-            if f.client is not None:
-                self._lease_conflict(f, client, "APPEND_FILE", path)
+            f = self._closed_file_for_write(
+                caller, path, client, "APPEND_FILE",
+                f"Failed to append to non-file {path}: is a directory")
             last = f.blocks[-1] if f.blocks else None
             reuse = last is not None and not new_block and last.num_bytes < f.block_size
             if reuse:
@@ -167,6 +163,19 @@ class WriteOps:
             if reuse:
                 located = self._located_last(f)
             return f, located
+
+    def _closed_file_for_write(self, caller: Caller, path: str, client: str, op: str,
+                               not_a_file: str) -> INodeFile:
+        """The file at ``path`` for append/truncate: a file, writable by ``caller``, and
+        not open for writing by another client (a lease conflict otherwise).  Under
+        ``self.lock``."""
+        f = self._existing(caller, path, write=True).deepest
+        if not isinstance(f, INodeFile):
+            raise errors.FileNotFound(not_a_file)
+        perms.check(caller, f, WRITE, path)
+        if f.client is not None:
+            self._lease_conflict(f, client, op, path)
+        return f
 
     def _ap_reopen(self, r: dict[str, Any]) -> None:
         f = self.inodes[r["id"]]
@@ -185,13 +194,8 @@ class WriteOps:
         becomes a *new* block, so a snapshot still reading the old one is unaffected.
         """
         with self.lock:
-            res = self._existing(caller, path, write=True)
-            f = res.deepest
-            if not isinstance(f, INodeFile):
-                raise errors.FileNotFound(f"Cannot truncate {path}: not a file")
-            perms.check(caller, f, WRITE, path)
-            if f.client is not None:
-                self._lease_conflict(f, client, "TRUNCATE_FILE", path)
+            f = self._closed_file_for_write(caller, path, client, "TRUNCATE_FILE",
+                                            f"Cannot truncate {path}: not a file")
             length = self.file_length(f)
             if new_length > length:
                 raise errors.IllegalArgument(
