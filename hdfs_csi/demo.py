@@ -275,6 +275,8 @@ class Teardown:
 
 def run_demo(args: argparse.Namespace) -> int:
     check_prerequisites(args.port)
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="hdfs-csi-demo-", dir=args.workdir)
     teardown = Teardown()
     # Ctrl-C and SIGTERM both become KeyboardInterrupt so the finally-block tears down.
@@ -420,7 +422,7 @@ def _run(args: argparse.Namespace, workdir: str, teardown: Teardown) -> None:
     payload = os.urandom(3 * 1024 * 1024 + 17)
     with open(os.path.join(target2, "checkpoint.bin"), "wb") as fh:
         fh.write(payload)
-    hdfs_dir = _volume_hdfs_path(client, vol.volume_id)
+    hdfs_dir = _volume_hdfs_path(vol.volume_id)
     back = client.read_file(f"{hdfs_dir}/checkpoint.bin") if hdfs_dir else b""
     if back != payload:
         raise DemoError("a file written through the mount did not arrive intact in HDFS")
@@ -435,20 +437,12 @@ def _run(args: argparse.Namespace, workdir: str, teardown: Teardown) -> None:
     step("tearing down: unpublish, unstage, delete, stop")
 
 
-def _volume_hdfs_path(client: object, volume_id: str) -> str | None:
-    """Find the dynamic volume's directory under the base path.
+def _volume_hdfs_path(volume_id: str) -> str | None:
+    """The dynamic volume's HDFS directory, from its id (``hdfs-csi:`` + URI)."""
+    from csi_driver.volumes import decode_volume_id
 
-    The demo checks the bytes in HDFS the way an operator would, by looking
-    under the base path, rather than by decoding the volume id itself.
-    """
-    try:
-        children = [s.path for s in client.list_dir(BASE_PATH)]  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001
-        return None
-    named = [c for c in children if "demo-scratch" in c]
-    if len(named) == 1:
-        return named[0]
-    return children[0] if len(children) == 1 else None
+    ref = decode_volume_id(volume_id)
+    return None if ref is None else ref.path
 
 
 def register(parser: argparse.ArgumentParser) -> None:
