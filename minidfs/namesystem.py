@@ -696,14 +696,20 @@ class Namesystem(SnapshotOps, WriteOps):
             self._log({"op": "delete", "id": node.id, "mtime": now_ms()})
             return True
 
-    def _ap_delete(self, r: dict[str, Any]) -> None:
-        node = self.inodes[r["id"]]
+    def _detach(self, node: INode, mtime: int) -> tuple[int, int]:
+        """Take ``node`` out of its parent (delete, rename), giving its subtree's
+        namespace and space usage back to the parent's quotas; returns that usage."""
         parent = node.parent
         assert parent is not None
         ns, ds = subtree_usage(node)
         parent.remove_child(node)
-        parent.mtime = r["mtime"]
+        parent.mtime = mtime
         self._add_usage(parent, -ns, -ds)
+        return ns, ds
+
+    def _ap_delete(self, r: dict[str, Any]) -> None:
+        node = self.inodes[r["id"]]
+        self._detach(node, r["mtime"])
         for n in walk(node):
             self.inodes.pop(n.id, None)
             if isinstance(n, INodeFile):
@@ -833,12 +839,7 @@ class Namesystem(SnapshotOps, WriteOps):
         node = self.inodes[r["id"]]
         new_parent = self.inodes[r["parent"]]
         assert isinstance(new_parent, INodeDirectory)
-        old_parent = node.parent
-        assert old_parent is not None
-        ns, ds = subtree_usage(node)
-        old_parent.remove_child(node)
-        old_parent.mtime = r["mtime"]
-        self._add_usage(old_parent, -ns, -ds)
+        ns, ds = self._detach(node, r["mtime"])
         node.name = r["name"]
         new_parent.add_child(node)
         new_parent.mtime = r["mtime"]

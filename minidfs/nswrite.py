@@ -85,22 +85,21 @@ class WriteOps:
         self._bump_ids(block_id=b.id, gs=b.gs)
 
     def _ap_commit(self, r: dict[str, Any]) -> None:
-        entry = self.bm.blocks.get(r["block"])
-        if entry is None or entry.file is None:
-            return
-        f = entry.file
-        before = f.space()
-        entry.block.num_bytes = r["len"]
-        entry.block.complete = True
-        self._add_usage(f.parent, 0, f.space() - before)
+        self._set_block_length(r["block"], r["len"], complete=True)
 
     def _ap_block_len(self, r: dict[str, Any]) -> None:
-        entry = self.bm.blocks.get(r["block"])
+        self._set_block_length(r["block"], r["len"], complete=False)
+
+    def _set_block_length(self, block_id: int, length: int, *, complete: bool) -> None:
+        """A block's new length (and, on commit, completion), charged to the quota."""
+        entry = self.bm.blocks.get(block_id)
         if entry is None or entry.file is None:
             return
         f = entry.file
         before = f.space()
-        entry.block.num_bytes = r["len"]
+        entry.block.num_bytes = length
+        if complete:
+            entry.block.complete = True
         self._add_usage(f.parent, 0, f.space() - before)
 
     def complete(self, path: str, client: str, last: tuple[int, int] | None,
