@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import functools
 import logging
+import os
+import struct
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +61,115 @@ def _keep_thread_state() -> None:
     if ident not in _pinned_threads:
         ctypes.pythonapi.PyGILState_Ensure()
         _pinned_threads.add(ident)
+
+
+# -- replies as libfuse buffers (read_buf) ----------------------------------------------
+FUSE_CAP_SPLICE_WRITE = 1 << 7
+FUSE_BUF_IS_FD = 1 << 1
+
+
+class _FuseBuf(ctypes.Structure):
+    """``struct fuse_buf`` (fuse_common.h).  mfusepy declares ``fuse_bufvec.buf``
+    as a pointer; in C it is an array inside the struct, so we lay it out here."""
+    _fields_ = [("size", ctypes.c_size_t), ("flags", ctypes.c_int), ("mem", ctypes.c_void_p),
+                ("fd", ctypes.c_int), ("pos", ctypes.c_int64)]
+
+
+class _FuseBufvec(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_size_t), ("idx", ctypes.c_size_t), ("off", ctypes.c_size_t),
+                ("buf", _FuseBuf * 1)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.malloc.restype = ctypes.c_void_p
+_libc.malloc.argtypes = [ctypes.c_size_t]
+_libc.calloc.restype = ctypes.c_void_p
+_libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+_libc.free.argtypes = [ctypes.c_void_p]
+# room for fields later libfuse versions append to struct fuse_buf (3.17: mem_size)
+_BUFVEC_BYTES = ctypes.sizeof(_FuseBufvec) + 64
+
+
+def _bufvec(bufpp: Any, *, size: int, mem: int | None = None, fd: int = -1) -> None:
+    """Hand libfuse one buffer (memory from ``malloc``, or a pipe to read) as the
+    reply; libfuse ``free()``s the vector and any memory after replying."""
+    addr = _libc.calloc(1, _BUFVEC_BYTES)
+    if not addr:
+        if mem:
+            _libc.free(mem)
+        raise MemoryError("calloc failed")
+    vec = _FuseBufvec.from_address(addr)
+    vec.count = 1
+    buf = vec.buf[0]
+    buf.size = size
+    if mem is None:
+        buf.flags, buf.fd = FUSE_BUF_IS_FD, fd
+    else:
+        buf.mem = mem
+    ctypes.cast(bufpp, ctypes.POINTER(ctypes.c_void_p))[0] = addr
+
+
+MAX_REQUEST = 1 << 20  # the kernel's largest FUSE read request (256 pages)
+_PAGE = 4096
+
+
+@functools.lru_cache(maxsize=1)
+def splice_max_read() -> int:
+    """The largest read request whose reply libfuse can still splice.
+
+    libfuse splices a reply through a pipe it sizes to the reply plus three
+    pages and the header; a pipe beyond ``/proc/sys/fs/pipe-max-size`` (1 MiB
+    by default) needs ``CAP_SYS_RESOURCE``.  Without it, a 1 MiB reply falls
+    back to being read into a buffer and written, and the splice gains
+    nothing; so requests are capped at what fits (252 pages with the
+    defaults).  Measured on the development VM: 1 GiB re-read from the disk
+    cache in RAM at 2.7 GB/s with 1008 KiB requests spliced, 2.1 GB/s with
+    1 MiB requests falling back.
+    """
+    need = MAX_REQUEST + 3 * _PAGE + 16
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, need)
+            return MAX_REQUEST
+        except OSError:
+            pass
+        try:
+            with open("/proc/sys/fs/pipe-max-size") as fh:
+                cap = int(fh.read())
+        except (OSError, ValueError):
+            cap = MAX_REQUEST
+    finally:
+        os.close(r)
+        os.close(w)
+    return max(_PAGE, min(MAX_REQUEST, (cap - 3 * _PAGE - 16) // _PAGE * _PAGE))
+
+
+class _ReplyPipe:
+    """A worker thread's pipe for replies spliced from the disk cache.
+
+    Each libfuse worker replies to one request at a time and drains the pipe
+    while replying, so one pipe per thread is never shared.  A reply that
+    failed half-way (the request was interrupted) can leave bytes behind:
+    :meth:`ready` then replaces the pipe rather than ever sending them as the
+    start of the next reply.
+    """
+
+    def __init__(self, capacity: int):
+        self.r, self.w = os.pipe2(os.O_CLOEXEC)
+        try:
+            self.capacity = fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, capacity)
+        except OSError:
+            self.capacity = fcntl.fcntl(self.w, fcntl.F_GETPIPE_SZ)
+
+    def pending(self) -> int:
+        buf = bytearray(4)
+        fcntl.ioctl(self.r, termios.FIONREAD, buf)
+        return int(struct.unpack("i", buf)[0])
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
 
 
 def _op(name: str) -> Callable[[F], F]:
@@ -112,6 +225,11 @@ class FuseAdapter(mfusepy.Operations):
     def __init__(self, core: HdfsFilesystem, options: MountOptions):
         self.core = core
         self.opts = options
+        self._splice = options.splice
+        self._max_read = self._pipe_bytes = splice_max_read() if options.splice else MAX_REQUEST
+        self._local = threading.local()  # per libfuse worker: see _keep_thread_state
+        self._pipes: list[_ReplyPipe] = []
+        self._pipes_lock = threading.Lock()
         m = core.metrics
         self._hist = {op: m.requests.labels(op) for op in _OPS}
         self._errors = lambda op, code: m.errors.labels(
@@ -136,15 +254,26 @@ class FuseAdapter(mfusepy.Operations):
             config.kernel_cache = 0
             config.direct_io = 0
         if conn is not None:
+            # Replies spliced from the disk cache reach /dev/fuse by splice(2) too,
+            # not through a buffer libfuse reads them into first.
+            if self._splice and conn.capable & FUSE_CAP_SPLICE_WRITE:
+                conn.want |= FUSE_CAP_SPLICE_WRITE
+            if self._splice:
+                conn.max_read = self._max_read  # libfuse insists it equals the -o max_read
             # Kernel read-ahead requests are "background" requests; the kernel default
             # of 12 in flight caps parallelism below what our FUSE threads can serve.
             conn.max_background = 64
             conn.congestion_threshold = 48
-            log.info("FUSE connection: max_write=%d max_readahead=%d proto %d.%d",
-                     conn.max_write, conn.max_readahead, conn.proto_major, conn.proto_minor)
+            log.info("FUSE connection: max_write=%d max_readahead=%d proto %d.%d "
+                     "capable=%#x want=%#x", conn.max_write, conn.max_readahead,
+                     conn.proto_major, conn.proto_minor, conn.capable, conn.want)
 
     def destroy(self, path: str) -> None:
         log.info("FUSE session ends")
+        with self._pipes_lock:
+            pipes, self._pipes = self._pipes, []
+        for pipe in pipes:
+            pipe.close()
 
     # -- metadata -------------------------------------------------------------------------
     @_op("getattr")
@@ -172,18 +301,56 @@ class FuseAdapter(mfusepy.Operations):
         return self.core.create(path, mode, flags)
 
     @_op("read")
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes | memoryview:
-        """Not called under :class:`HdfsFUSE` (its ``read`` uses :meth:`read_into`), but
-        defining it is what makes mfusepy register libfuse's read callback at all."""
-        return self.core.read(fh, size, offset)
+    def read_buf(self, path: str | None, bufpp: Any, size: int, offset: int, fh: int) -> int:
+        """libfuse's ``read_buf``: the reply as a buffer libfuse sends itself.
 
-    @_op("read")
-    def read_into(self, fh: int, buf: Any, size: int, offset: int) -> int:
-        """The read callback :class:`HdfsFUSE` uses: fill libfuse's buffer in place."""
-        if size <= 0:
-            return 0
-        out = memoryview((ctypes.c_ubyte * size).from_address(ctypes.addressof(buf.contents)))
-        return self.core.read_into(fh, out.cast("B"), offset)
+        A read the disk cache holds is spliced from the cache file into this
+        thread's pipe, and libfuse splices the pipe into ``/dev/fuse``: the
+        bytes never enter Python and are copied once, by the kernel, without
+        the GIL.  Anything else is read into memory from ``malloc`` (what
+        libfuse's plain ``read`` path allocates too), filled in place.
+        """
+        if size > 0 and self._splice:
+            pipe = self._reply_pipe(size)
+            if pipe is not None:
+                n = self.core.splice_from_cache(fh, pipe.w, size, offset)
+                if n is not None:
+                    _bufvec(bufpp, size=n, fd=pipe.r)
+                    return 0
+                if pipe.pending():
+                    self._replace_pipe(pipe)
+        mem = _libc.malloc(max(size, 1))
+        if not mem:
+            raise MemoryError("malloc failed")
+        try:
+            out = memoryview((ctypes.c_ubyte * size).from_address(mem)).cast("B")
+            n = self.core.read_into(fh, out, offset) if size > 0 else 0
+        except BaseException:
+            _libc.free(mem)
+            raise
+        _bufvec(bufpp, size=n, mem=mem)
+        return 0
+
+    def _reply_pipe(self, size: int) -> _ReplyPipe | None:
+        pipe: _ReplyPipe | None = getattr(self._local, "pipe", None)
+        if pipe is None:
+            pipe = _ReplyPipe(self._pipe_bytes)
+            with self._pipes_lock:
+                self._pipes.append(pipe)
+            self._local.pipe = pipe
+        elif pipe.pending():
+            pipe = self._replace_pipe(pipe)
+        return pipe if pipe.capacity >= size else None
+
+    def _replace_pipe(self, old: _ReplyPipe) -> _ReplyPipe:
+        log.debug("reply pipe held %d stale bytes; replaced", old.pending())
+        new = _ReplyPipe(self._pipe_bytes)
+        with self._pipes_lock:
+            self._pipes.remove(old)
+            self._pipes.append(new)
+        old.close()
+        self._local.pipe = new
+        return new
 
     @_op("write")
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
@@ -250,9 +417,9 @@ class FuseAdapter(mfusepy.Operations):
 class HdfsFUSE(mfusepy.FUSE):
     """mfusepy's FUSE with two callbacks of our own.
 
-    ``read`` fills libfuse's reply buffer in place (:meth:`FuseAdapter.read_into`):
-    mfusepy's own wants ``bytes``, which costs an extra copy of every byte,
-    and for the disk cache an extra ``bytes`` object per request.
+    ``read_buf`` hands libfuse a buffer it sends itself (:meth:`FuseAdapter.read_buf`);
+    mfusepy's ``read`` wants ``bytes``, which costs an extra copy of every
+    byte, and for the disk cache an extra ``bytes`` object per request.
     ``open`` lets the core choose per-handle kernel caching (``direct_io``).
     """
 
@@ -263,8 +430,8 @@ class HdfsFUSE(mfusepy.FUSE):
             fi.direct_io = 1
         return 0
 
-    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
-        return self.operations.read_into(fip.contents.fh, buf, size, offset)
+    def read_buf(self, path: bytes | None, bufpp: Any, size: int, offset: int, fip: Any) -> int:
+        return self.operations.read_buf(None, bufpp, size, offset, fip.contents.fh)
 
 
 def _stat_dict(a: Attr) -> dict[str, Any]:
@@ -290,6 +457,8 @@ def fuse_mount_options(options: MountOptions, source: str, is_root: bool) -> dic
         "max_threads": options.fuse_threads,
         "max_idle_threads": options.fuse_threads,
     }
+    if options.splice:
+        kw["max_read"] = splice_max_read()
     if options.read_only:
         kw["ro"] = True
     allow_other = options.allow_other if options.allow_other is not None else is_root

@@ -65,7 +65,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -248,6 +248,39 @@ class DiskCache:
         ``file``: the open handle's :class:`CacheFile`, instead of an open and
         close per call."""
         size = min(len(out), file_length - offset)
+        return self._transfer(key, offset, size, file,
+                              lambda fd: os.preadv(fd, [out[:size]], offset))
+
+    def splice_into(self, key: str, file_length: int, offset: int, size: int, pipe: int,
+                    file: CacheFile | None = None) -> int | None:
+        """Like :meth:`read_into`, but ``splice(2)`` the bytes into the pipe
+        ``pipe`` (page references, not copies: the bytes are copied once, by
+        the kernel, when libfuse splices the pipe into ``/dev/fuse``).
+
+        The pipe must have room for ``size`` bytes.  On ``None`` it may hold
+        part of the range: the caller empties it.  A chunk evicted after the
+        splice cannot change what the pipe holds (its pages were taken out of
+        the file, not rewritten in place), so the generation check after the
+        splice is as good as after a ``preadv``.
+        """
+        size = min(size, file_length - offset)
+
+        def splice(fd: int) -> int:
+            got = 0
+            while got < size:
+                n = os.splice(fd, pipe, size - got, offset_src=offset + got,
+                              flags=os.SPLICE_F_NONBLOCK)
+                if n == 0:
+                    break
+                got += n
+            return got
+        return self._transfer(key, offset, size, file, splice)
+
+    def _transfer(self, key: str, offset: int, size: int, file: CacheFile | None,
+                  transfer: Callable[[int], int]) -> int | None:
+        """Move ``size`` cached bytes at ``offset`` with ``transfer(fd)``, which
+        returns the byte count; ``None`` (a miss) unless every covering chunk
+        was indexed before and is still indexed, with the same generation, after."""
         if size <= 0:
             return 0
         cs = self.chunk_size
@@ -267,7 +300,9 @@ class DiskCache:
             self._drop_chunks(chunks)
             return None
         try:
-            got = os.preadv(fd, [out[:size]], offset)
+            got = transfer(fd)
+        except BlockingIOError:
+            return None  # the pipe is full: not the cache file's fault
         except OSError as exc:
             log.warning("cache file %s unreadable (%s); dropping its chunks", path, exc)
             got = -1
@@ -280,7 +315,7 @@ class DiskCache:
                             chunks[0][1], chunks[-1][1])
             self._drop_chunks(chunks)
             return None
-        with self._lock:  # an eviction during the preadv may have punched what we read
+        with self._lock:  # an eviction during the transfer may have punched what we read
             if any(index.get(c, (0, 0))[1] != g for c, g in zip(chunks, used, strict=True)):
                 return None
         if self.metrics is not None:
@@ -288,27 +323,23 @@ class DiskCache:
             self.metrics.bytes_from_cache.inc(size)
         return size
 
-    def prefetch(self, key: str, first: int, count: int, file: CacheFile | None = None) -> None:
-        """Ask the kernel to read chunks ``first .. first+count-1`` in the
-        background (``posix_fadvise(WILLNEED)``): a cold cache is then read at
-        disk bandwidth instead of one chunk's latency at a time."""
-        n = 0
-        while n < count and (key, first + n) in self._index:
-            n += 1
-        if n == 0:
-            return
-        try:
-            fd = file.fd() if file is not None else os.open(self._file(key), os.O_RDONLY)
-        except OSError:
+    def release(self, key: str, first: int, count: int, file: CacheFile) -> None:
+        """Drop chunks ``first .. first+count-1`` of ``key`` from the kernel page
+        cache (``posix_fadvise(DONTNEED)``); the chunks stay on the disk.
+
+        Why: bytes served to the kernel with its page cache kept for the FUSE
+        file are then in RAM twice.  Dropping the cache file's copy behind the
+        reader halves the memory a re-read takes, and on a VM that reports
+        free pages to its host it is also faster: the next reads reuse pages
+        just freed instead of touching memory the host has to back again.
+        """
+        if count <= 0:
             return
         try:
             cs = self.chunk_size
-            os.posix_fadvise(fd, first * cs, n * cs, os.POSIX_FADV_WILLNEED)
+            os.posix_fadvise(file.fd(), first * cs, count * cs, os.POSIX_FADV_DONTNEED)
         except OSError:
             pass
-        finally:
-            if file is None:
-                os.close(fd)
 
     def file(self, key: str) -> CacheFile:
         """A :class:`CacheFile` for one open FUSE handle of ``key``."""

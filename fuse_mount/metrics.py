@@ -28,6 +28,10 @@ class MountMetrics:
             "hdfs_fuse_hdfs_read_bytes", "Bytes read from HDFS (DataNodes)", registry=r)
         self.bytes_from_cache = Counter(
             "hdfs_fuse_cache_read_bytes", "Bytes served from the local disk cache", registry=r)
+        self.bytes_spliced = Counter(
+            "hdfs_fuse_cache_spliced_bytes",
+            "Bytes of those sent with splice(2), without a copy through the mount process",
+            registry=r)
         self.bytes_served = Counter(
             "hdfs_fuse_served_bytes", "Bytes returned to FUSE read requests", registry=r)
         self.cache_hits = Counter(

@@ -80,6 +80,11 @@ class MountOptions:
         "complete in the disk cache keep the page cache. Off by default: such files cannot "
         "be mmap-ed MAP_SHARED (ENODEV with libfuse < 3.16), and small reads (8 KiB) each "
         "become a round trip.", kind="bool")
+    splice: bool = _opt(
+        True, "Send reads the disk cache holds with splice(2): cache file -> pipe -> "
+        "/dev/fuse in the kernel, one copy, no Python in the data path. --no-splice "
+        "reads them through a buffer instead (for comparison or a kernel that "
+        "misbehaves).", kind="bool")
     fuse_threads: int = _opt(
         16, "FUSE worker threads, started as needed and kept for the life of the mount. "
         "Each holds a 1 MiB request buffer; 16 serve many concurrent readers while "

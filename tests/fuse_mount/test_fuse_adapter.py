@@ -59,3 +59,101 @@ def test_fuse_workers_never_retire(threads: int):
     kw = adapter.fuse_mount_options(MountOptions(fuse_threads=threads), "hdfs://nn/x", True)
     assert kw["max_threads"] == threads
     assert kw["max_idle_threads"] == threads
+
+
+# -- read replies as libfuse buffers ----------------------------------------------------------
+def test_splice_max_read_fits_libfuses_pipe():
+    import fcntl
+    import os
+
+    n = adapter.splice_max_read()
+    assert n % 4096 == 0 and 4096 <= n <= adapter.MAX_REQUEST
+    r, w = os.pipe()
+    try:  # libfuse sizes its pipe to the reply + 3 pages + the reply header
+        assert fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, n + 3 * 4096 + 16) >= n
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+class _Core:
+    """Stands in for HdfsFilesystem: serves ``data``, spliced or copied."""
+
+    def __init__(self, data: bytes):
+        from fuse_mount.metrics import MountMetrics
+
+        self.data = data
+        self.metrics = MountMetrics()
+        self.splice = True        # answer from "the cache"
+        self.fail_after = None    # splice this many bytes, then report a miss
+
+    def splice_from_cache(self, fh: int, pipe: int, size: int, offset: int) -> int | None:
+        import os
+
+        if self.fail_after is not None:
+            os.write(pipe, self.data[offset:offset + self.fail_after])
+            return None
+        if not self.splice:
+            return None
+        return os.write(pipe, self.data[offset:offset + size])
+
+    def read_into(self, fh: int, out: memoryview, offset: int) -> int:
+        part = self.data[offset:offset + len(out)]
+        out[:len(part)] = part
+        return len(part)
+
+
+def _reply(fuse: adapter.FuseAdapter, size: int, offset: int) -> tuple[bytes, int]:
+    """Call read_buf as libfuse does; returns (bytes, pipe fd or -1) and frees the vector."""
+    import os
+
+    slot = ctypes.c_void_p()
+    assert fuse.read_buf(None, ctypes.pointer(slot), size, offset, 1) == 0
+    vec = adapter._FuseBufvec.from_address(slot.value)
+    buf = vec.buf[0]
+    assert vec.count == 1
+    if buf.flags & adapter.FUSE_BUF_IS_FD:
+        out, fd = os.read(buf.fd, buf.size), buf.fd
+    else:
+        out, fd = ctypes.string_at(buf.mem, buf.size), -1
+        adapter._libc.free(buf.mem)
+    adapter._libc.free(slot.value)
+    return out, fd
+
+
+def test_read_buf_splices_cache_hits_and_copies_the_rest():
+    data = bytes(range(256)) * 64
+    core = _Core(data)
+    fuse = adapter.FuseAdapter(core, MountOptions())  # type: ignore[arg-type]
+    out, fd = _reply(fuse, 5000, 100)
+    assert out == data[100:5100] and fd >= 0
+    core.splice = False
+    out, fd = _reply(fuse, 5000, 200)
+    assert out == data[200:5200] and fd == -1
+    fuse.destroy("/")
+
+
+def test_bytes_left_in_the_pipe_never_start_the_next_reply():
+    import os
+
+    data = bytes(range(256)) * 64
+    core = _Core(data)
+    fuse = adapter.FuseAdapter(core, MountOptions())  # type: ignore[arg-type]
+    slot = ctypes.c_void_p()
+    # a reply libfuse never sent (say, the request was interrupted): bytes stay behind
+    assert fuse.read_buf(None, ctypes.pointer(slot), 3000, 0, 1) == 0
+    adapter._libc.free(slot.value)
+    out, _fd = _reply(fuse, 1000, 5000)
+    assert out == data[5000:6000]
+    # a splice that failed half-way leaves part of a range: it is discarded too
+    core.fail_after = 700
+    out, fd = _reply(fuse, 1000, 7000)
+    assert out == data[7000:8000] and fd == -1
+    core.fail_after = None
+    out, fd = _reply(fuse, 1000, 9000)
+    assert out == data[9000:10000] and fd >= 0
+    assert fuse._local.pipe.pending() == 0
+    fuse.destroy("/")
+    assert fuse._pipes == []
+    with pytest.raises(OSError):
+        os.fstat(fd)

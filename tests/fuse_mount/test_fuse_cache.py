@@ -224,9 +224,32 @@ def test_handle_file_follows_a_recreated_cache_file(tmp_path):
     f.close()
 
 
-def test_concurrent_reads_writes_and_evictions_never_return_wrong_bytes(tmp_path):
+def _read_spliced(c: DiskCache, key: str, length: int, off: int, n: int,
+                  pipe: tuple[int, int], file) -> bytes | None:  # type: ignore[no-untyped-def]
+    r, w = pipe
+    got = c.splice_into(key, length, off, n, w, file)
+    if got is None:  # the pipe may hold part of the range: empty it, as the adapter does
+        os.set_blocking(r, False)
+        try:
+            while os.read(r, 1 << 20):
+                pass
+        except BlockingIOError:
+            pass
+        os.set_blocking(r, True)
+        return None
+    out = b""
+    while len(out) < got:
+        out += os.read(r, got - len(out))
+    return out
+
+
+@pytest.mark.parametrize("how", ["read", "splice"])
+def test_concurrent_reads_writes_and_evictions_never_return_wrong_bytes(tmp_path, how):
     """Readers, the background writer and constant eviction (a bound of 6 chunks
-    for 4 files x 8 chunks) at once: a read is either a miss or exact."""
+    for 4 files x 8 chunks) at once: a read is either a miss or exact, whether
+    read into memory or spliced into a pipe (whose pages an eviction's hole
+    punch must not change after the generation check passed)."""
+    import fcntl
     import random
     import threading
     import time
@@ -247,17 +270,27 @@ def test_concurrent_reads_writes_and_evictions_never_return_wrong_bytes(tmp_path
 
     def reader(seed: int) -> None:
         rnd = random.Random(seed)
+        pipe = os.pipe()
+        fcntl.fcntl(pipe[1], fcntl.F_SETPIPE_SZ, 4 * CS)
+        handles = {key: c.file(key) for key in files}
         while time.monotonic() < stop:
             key = rnd.choice(list(files))
             data = files[key]
             off = rnd.randrange(len(data))
             n = rnd.randrange(1, 2 * CS)
-            got = c.read_range(key, len(data), off, n)
+            if how == "read":
+                got = c.read_range(key, len(data), off, n)
+            else:
+                got = _read_spliced(c, key, len(data), off, n, pipe, handles[key])
             if got is None:
                 continue
             served[0] += 1
             if bytes(got) != data[off:off + n]:
                 wrong.append((key, off, n))
+        for f in handles.values():
+            f.close()
+        os.close(pipe[0])
+        os.close(pipe[1])
 
     threads = [threading.Thread(target=writer)] + [
         threading.Thread(target=reader, args=(s,)) for s in range(4)]

@@ -142,6 +142,67 @@ def test_warm_cache_survives_remount_and_serves_without_datanode(own_cluster, mo
     assert metrics["hdfs_fuse_cache_read_bytes_total"] >= len(data)
 
 
+def resident_bytes(path) -> int:
+    """Bytes of ``path`` in the page cache now (mincore(2) over a mapping)."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    size = os.path.getsize(path)
+    page = mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert addr not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+        vec = ctypes.create_string_buffer(-(-size // page))
+        try:
+            assert libc.mincore(addr, size, vec) == 0, ctypes.get_errno()
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+    return sum(b & 1 for b in vec.raw) * page
+
+
+@pytest.mark.parametrize("splice", [True, False])
+def test_warm_reads_are_spliced_and_not_kept_twice_in_ram(minidfs, hdfs, mount_factory,
+                                                          tmp_path, splice):
+    """A remount reads a cached file from the cache file: spliced (no copy through
+    the mount process) unless --no-splice, exact either way, and the cache file's
+    pages are dropped behind the reader because the kernel keeps the FUSE file's."""
+    base = hdfs_dir(hdfs, "splice")
+    data = blob(64 * MiB + 4321, 6)
+    hdfs.write_file(f"{base}/big", data)
+    cache = tmp_path / "cache"
+    args = ("--read-only", "--cache-dir", str(cache), "--cache-size", "256M",
+            *(() if splice else ("--no-splice",)))
+    m1 = mount_factory(f"{minidfs.uri}{base}", *args, name="fill")
+    assert (m1.path / "big").read_bytes() == data
+    mounts.unmount(str(m1.path))
+    assert wait_until(lambda: not pid_alive(m1.pid))
+    (cache_file,) = [p for p in (cache / "data").rglob("*") if p.is_file()]
+    os.posix_fadvise(fd := os.open(cache_file, os.O_RDONLY), 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+
+    m2 = mount_factory(f"{minidfs.uri}{base}", *args, metrics=True, name="warm")
+    got = bytearray()
+    with open(m2.path / "big", "rb", buffering=0) as fh:
+        while chunk := fh.read(MiB):
+            got += chunk
+    assert got == data
+    metrics = m2.metrics()
+    assert metrics["hdfs_fuse_hdfs_read_bytes_total"] == 0
+    spliced = metrics["hdfs_fuse_cache_spliced_bytes_total"]
+    assert spliced >= len(data) if splice else spliced == 0
+    # at most the margin behind the reader, the last batch and kernel read-ahead remain
+    assert resident_bytes(cache_file) <= 40 * MiB, resident_bytes(cache_file)
+
+
 def test_full_cache_disk_reads_through(minidfs, hdfs, mount_factory, tmp_path):
     with small_tmpfs(tmp_path / "tiny", "1m") as tiny:
         base = hdfs_dir(hdfs, "full")
