@@ -113,6 +113,12 @@ MAX_REQUEST = 1 << 20  # the kernel's largest FUSE read request (256 pages)
 _PAGE = 4096
 
 
+def splices(options: MountOptions) -> bool:
+    """Whether reads are answered by splice: only the disk cache has a file to
+    splice from, so without one the request size stays the kernel's largest."""
+    return options.splice and options.cache_dir is not None
+
+
 @functools.lru_cache(maxsize=1)
 def splice_max_read() -> int:
     """The largest read request whose reply libfuse can still splice.
@@ -225,8 +231,8 @@ class FuseAdapter(mfusepy.Operations):
     def __init__(self, core: HdfsFilesystem, options: MountOptions):
         self.core = core
         self.opts = options
-        self._splice = options.splice
-        self._max_read = self._pipe_bytes = splice_max_read() if options.splice else MAX_REQUEST
+        self._splice = splices(options)
+        self._max_read = self._pipe_bytes = splice_max_read() if self._splice else MAX_REQUEST
         self._local = threading.local()  # per libfuse worker: see _keep_thread_state
         self._pipes: list[_ReplyPipe] = []
         self._pipes_lock = threading.Lock()
@@ -457,7 +463,7 @@ def fuse_mount_options(options: MountOptions, source: str, is_root: bool) -> dic
         "max_threads": options.fuse_threads,
         "max_idle_threads": options.fuse_threads,
     }
-    if options.splice:
+    if splices(options):
         kw["max_read"] = splice_max_read()
     if options.read_only:
         kw["ro"] = True

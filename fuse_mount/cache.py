@@ -13,9 +13,9 @@ Consistency: a chunk is readable only once it is in the in-memory index,
 which happens after its bytes are written.  Evicting a chunk takes it out of
 the index and then punches a hole in its range (``fallocate``), both under
 the cache lock; every index entry carries a generation number, and a read
-checks after its ``preadv`` that the generation of each chunk it used is
-still indexed, so a read that raced an eviction is a miss (re-fetched from
-HDFS), never zeros.  A file is unlinked when it holds no chunk and none is
+checks after its ``preadv`` (or ``splice``) that the generation of each chunk
+it used is still indexed, so a read that raced an eviction is a miss
+(re-fetched from HDFS), never zeros.  A file is unlinked when it holds no chunk and none is
 being written.
 
 Restart: the index is rebuilt from the files with ``SEEK_DATA``/``SEEK_HOLE``:

@@ -76,6 +76,15 @@ def test_splice_max_read_fits_libfuses_pipe():
         os.close(w)
 
 
+def test_request_size_is_capped_only_when_cache_hits_are_spliced(tmp_path):
+    def max_read(**kw: object) -> object:
+        return adapter.fuse_mount_options(MountOptions(**kw), "hdfs://nn/x", True).get("max_read")
+
+    assert max_read() is None  # no disk cache: nothing to splice from
+    assert max_read(cache_dir=str(tmp_path), splice=False) is None
+    assert max_read(cache_dir=str(tmp_path)) == adapter.splice_max_read()
+
+
 class _Core:
     """Stands in for HdfsFilesystem: serves ``data``, spliced or copied."""
 
@@ -121,10 +130,10 @@ def _reply(fuse: adapter.FuseAdapter, size: int, offset: int) -> tuple[bytes, in
     return out, fd
 
 
-def test_read_buf_splices_cache_hits_and_copies_the_rest():
+def test_read_buf_splices_cache_hits_and_copies_the_rest(tmp_path):
     data = bytes(range(256)) * 64
     core = _Core(data)
-    fuse = adapter.FuseAdapter(core, MountOptions())  # type: ignore[arg-type]
+    fuse = adapter.FuseAdapter(core, MountOptions(cache_dir=str(tmp_path)))  # type: ignore[arg-type]
     out, fd = _reply(fuse, 5000, 100)
     assert out == data[100:5100] and fd >= 0
     core.splice = False
@@ -133,12 +142,12 @@ def test_read_buf_splices_cache_hits_and_copies_the_rest():
     fuse.destroy("/")
 
 
-def test_bytes_left_in_the_pipe_never_start_the_next_reply():
+def test_bytes_left_in_the_pipe_never_start_the_next_reply(tmp_path):
     import os
 
     data = bytes(range(256)) * 64
     core = _Core(data)
-    fuse = adapter.FuseAdapter(core, MountOptions())  # type: ignore[arg-type]
+    fuse = adapter.FuseAdapter(core, MountOptions(cache_dir=str(tmp_path)))  # type: ignore[arg-type]
     slot = ctypes.c_void_p()
     # a reply libfuse never sent (say, the request was interrupted): bytes stay behind
     assert fuse.read_buf(None, ctypes.pointer(slot), 3000, 0, 1) == 0
