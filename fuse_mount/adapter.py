@@ -111,6 +111,8 @@ def _bufvec(bufpp: Any, *, size: int, mem: int | None = None, fd: int = -1) -> N
 
 MAX_REQUEST = 1 << 20  # the kernel's largest FUSE read request (256 pages)
 _PAGE = 4096
+# Below two pages libfuse writes a reply instead of splicing it: copy those.
+_SPLICE_MIN = 2 * _PAGE
 
 
 def splices(options: MountOptions) -> bool:
@@ -149,6 +151,51 @@ def splice_max_read() -> int:
         os.close(r)
         os.close(w)
     return max(_PAGE, min(MAX_REQUEST, (cap - 3 * _PAGE - 16) // _PAGE * _PAGE))
+
+
+class _PyBuffer(ctypes.Structure):
+    """CPython's ``Py_buffer``: the address of a read-only buffer (``bytes`` and
+    views of it), which ``ctypes.from_buffer`` refuses."""
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.py_object), ("len", ctypes.c_ssize_t),
+                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int),
+                ("ndim", ctypes.c_int), ("format", ctypes.c_char_p),
+                ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+_api = ctypes.pythonapi
+_api.PyObject_GetBuffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+_api.PyBuffer_Release.argtypes = [ctypes.POINTER(_PyBuffer)]
+_libc.vmsplice.restype = ctypes.c_ssize_t
+_libc.vmsplice.argtypes = [ctypes.c_int, ctypes.POINTER(_Iovec), ctypes.c_ulong, ctypes.c_uint]
+_SPLICE_F_NONBLOCK = 2
+
+
+def _vmsplice_all(fd: int, data: bytes | bytearray | memoryview) -> bool:
+    """Put the pages of ``data`` into the pipe ``fd`` by reference (no copy).
+
+    The pipe then reads whatever those pages hold when it is drained, so
+    ``data`` must stay alive and unchanged until then: the caller keeps it.
+    False when the pipe had no room for all of it (it then holds a part).
+    """
+    view = _PyBuffer()
+    if _api.PyObject_GetBuffer(data, ctypes.byref(view), 0) != 0:  # PyBUF_SIMPLE
+        return False
+    try:
+        done, total = 0, view.len
+        while done < total:
+            iov = _Iovec(view.buf + done, total - done)
+            n = _libc.vmsplice(fd, ctypes.byref(iov), 1, _SPLICE_F_NONBLOCK)
+            if n <= 0:
+                return False
+            done += n
+        return True
+    finally:
+        _api.PyBuffer_Release(ctypes.byref(view))
 
 
 class _ReplyPipe:
@@ -232,7 +279,9 @@ class FuseAdapter(mfusepy.Operations):
         self.core = core
         self.opts = options
         self._splice = splices(options)
-        self._max_read = self._pipe_bytes = splice_max_read() if self._splice else MAX_REQUEST
+        self._max_read = splice_max_read() if self._splice else MAX_REQUEST
+        # one page more for data that does not start on a page boundary
+        self._pipe_bytes = self._max_read + _PAGE
         self._local = threading.local()  # per libfuse worker: see _keep_thread_state
         self._pipes: list[_ReplyPipe] = []
         self._pipes_lock = threading.Lock()
@@ -316,6 +365,7 @@ class FuseAdapter(mfusepy.Operations):
         the GIL.  Anything else is read into memory from ``malloc`` (what
         libfuse's plain ``read`` path allocates too), filled in place.
         """
+        self._local.held = None  # the previous reply from this thread has been sent
         if size > 0 and self._splice:
             pipe = self._reply_pipe(size)
             if pipe is not None:
@@ -324,7 +374,15 @@ class FuseAdapter(mfusepy.Operations):
                     _bufvec(bufpp, size=n, fd=pipe.r)
                     return 0
                 if pipe.pending():
+                    pipe = self._replace_pipe(pipe)
+                data = self.core.read(fh, size, offset)
+                if len(data) >= _SPLICE_MIN and _vmsplice_all(pipe.w, data):
+                    self._local.held = data  # its pages are in the pipe until libfuse sends it
+                    _bufvec(bufpp, size=len(data), fd=pipe.r)
+                    return 0
+                if pipe.pending():
                     self._replace_pipe(pipe)
+                return self._copy_reply(bufpp, data)
         mem = _libc.malloc(max(size, 1))
         if not mem:
             raise MemoryError("malloc failed")
@@ -334,6 +392,15 @@ class FuseAdapter(mfusepy.Operations):
         except BaseException:
             _libc.free(mem)
             raise
+        _bufvec(bufpp, size=n, mem=mem)
+        return 0
+
+    def _copy_reply(self, bufpp: Any, data: bytes | bytearray | memoryview) -> int:
+        n = len(data)
+        mem = _libc.malloc(max(n, 1))
+        if not mem:
+            raise MemoryError("malloc failed")
+        memoryview((ctypes.c_ubyte * n).from_address(mem)).cast("B")[:] = data
         _bufvec(bufpp, size=n, mem=mem)
         return 0
 
