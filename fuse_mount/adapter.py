@@ -230,6 +230,7 @@ def _op(name: str) -> Callable[[F], F]:
         @functools.wraps(fn)
         def call(self: FuseAdapter, *args: Any) -> Any:
             _keep_thread_state()
+            self._local.held = None  # this thread's previous reply has been sent: see read_buf
             t0 = time.perf_counter()
             try:
                 return fn(self, *args)
@@ -362,10 +363,16 @@ class FuseAdapter(mfusepy.Operations):
         A read the disk cache holds is spliced from the cache file into this
         thread's pipe, and libfuse splices the pipe into ``/dev/fuse``: the
         bytes never enter Python and are copied once, by the kernel, without
-        the GIL.  Anything else is read into memory from ``malloc`` (what
-        libfuse's plain ``read`` path allocates too), filled in place.
+        the GIL.  Other data of two pages or more goes into the pipe with
+        ``vmsplice`` (its pages by reference): libfuse 3.14 splices every
+        reply that size once splice is on, and would otherwise write a memory
+        buffer into its pipe first, one more copy.  The object stays referenced
+        (``_local.held``) until this thread's next callback: libfuse sends a
+        reply before its worker takes the next request, so by then the pipe
+        has been drained.  At most one such object per worker thread.
+        Without splice (no disk cache), data is copied once into memory from
+        ``malloc``, what libfuse's plain ``read`` path allocates too.
         """
-        self._local.held = None  # the previous reply from this thread has been sent
         if size > 0 and self._splice:
             pipe = self._reply_pipe(size)
             if pipe is not None:

@@ -39,10 +39,16 @@ def dataset(minidfs):
     return base, small
 
 
-@pytest.fixture
-def ro_mount(minidfs, dataset, mount_factory):
+@pytest.fixture(params=["no-cache", "small-cache"])
+def ro_mount(request, minidfs, dataset, mount_factory, tmp_path):
+    """Without a disk cache, and with one smaller than big.bin: then replies are
+    spliced from the cache file or vmspliced from read-ahead buffers, while
+    chunks are evicted under the readers."""
     base, _ = dataset
-    return mount_factory(f"{minidfs.uri}{base}", "--read-only")
+    extra = []
+    if request.param == "small-cache":
+        extra = ["--cache-dir", str(tmp_path / "cache"), "--cache-size", "3M"]
+    return mount_factory(f"{minidfs.uri}{base}", "--read-only", *extra)
 
 
 def test_sequential_read_is_exact(ro_mount):
