@@ -59,11 +59,7 @@ def test_quick_run_every_scenario_and_mode(tmp_path):
     print(f"hdfs-csi bench --quick took {took:.0f} s")
 
 
-@needs_fuse
-@pytest.mark.fuse
-@pytest.mark.timeout(180)
-def test_interrupt_tears_down_mount_and_minidfs(tmp_path):
-    work = tmp_path / "work"
+def _bench_interrupted_while_mounted(tmp_path, work) -> tuple[int, str, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "hdfs_csi", "bench", "--quick", "--scale", "0.1", "--scenarios",
          "seq", "--modes", "mount-cold,mount-warm", "--data-dir", str(tmp_path / "data"),
@@ -77,11 +73,27 @@ def test_interrupt_tears_down_mount_and_minidfs(tmp_path):
             time.sleep(0.02)
         assert proc.poll() is None, "bench finished before a mount was seen"
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    return proc.returncode, out, err
+
+
+@needs_fuse
+@pytest.mark.fuse
+@pytest.mark.timeout(300)
+def test_interrupt_tears_down_mount_and_minidfs(tmp_path):
+    work = tmp_path / "work"
+    for _attempt in range(3):
+        rc, out, err = _bench_interrupted_while_mounted(tmp_path, work)
+        # The quick run takes about a second: on a loaded machine this test can be
+        # descheduled between seeing the mount and signalling, and the signal then
+        # lands after the bench finished (exit 0, its results written). Only that
+        # outcome is retried.
+        if not (rc == 0 and "JSON:" in out):
+            break
+    assert rc == 130, f"exit {rc}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-2000:]}"
     assert "interrupted" in err
     assert not [m for m in mounts.mount_table() if m.mountpoint.startswith(str(work))]
     # no process (minidfs, mount daemon) still refers to this test's directories
