@@ -1,8 +1,10 @@
 """mfusepy adapter: FUSE callbacks -> :class:`fuse_mount.fs.HdfsFilesystem`.
 
 Deliberately thin: convert types (dataclasses to mfusepy's dicts), time each
-request, and turn every exception into an errno through the one table in
-:mod:`fuse_mount.errors`.  No filesystem decision is made here.
+request, turn every exception into an errno through the one table in
+:mod:`fuse_mount.errors`, and hand read replies to libfuse as buffers it
+sends itself (``read_buf``: a pipe filled by splice, or ``malloc``-ed
+memory).  No filesystem decision is made here.
 
 Why mfusepy (ctypes over libfuse3's high-level API) and not pyfuse3: measured
 on this code base's target machine, a null filesystem served 1 MiB requests at
@@ -204,8 +206,8 @@ class _ReplyPipe:
     Each libfuse worker replies to one request at a time and drains the pipe
     while replying, so one pipe per thread is never shared.  A reply that
     failed half-way (the request was interrupted) can leave bytes behind:
-    :meth:`ready` then replaces the pipe rather than ever sending them as the
-    start of the next reply.
+    :meth:`FuseAdapter._reply_pipe` then replaces the pipe rather than ever
+    sending them as the start of the next reply.
     """
 
     def __init__(self, capacity: int):

@@ -15,8 +15,8 @@ the index and then punches a hole in its range (``fallocate``), both under
 the cache lock; every index entry carries a generation number, and a read
 checks after its ``preadv`` (or ``splice``) that the generation of each chunk
 it used is still indexed, so a read that raced an eviction is a miss
-(re-fetched from HDFS), never zeros.  A file is unlinked when it holds no chunk and none is
-being written.
+(re-fetched from HDFS), never zeros.  A file is unlinked when it holds no
+chunk and none is being written.
 
 Restart: the index is rebuilt from the files with ``SEEK_DATA``/``SEEK_HOLE``:
 a chunk counts as cached when its whole range is data (a write cut short by
