@@ -280,7 +280,17 @@ class DiskCache:
                   transfer: Callable[[int], int]) -> int | None:
         """Move ``size`` cached bytes at ``offset`` with ``transfer(fd)``, which
         returns the byte count; ``None`` (a miss) unless every covering chunk
-        was indexed before and is still indexed, with the same generation, after."""
+        was indexed before and is still indexed, with the same generation, after.
+
+        Transfers through one handle's :class:`CacheFile` take turns.  The
+        kernel's read-ahead sends a sequential reader's requests to several
+        FUSE threads at once; reading the cache file for all of them at the
+        same moment, slightly out of order, turns the file's read-ahead into
+        small synchronous reads.  One at a time, it keeps streaming: a 1 GiB
+        re-read from the disk went from 1.52 to 1.86 GB/s (6 interleaved
+        rounds), from RAM it was level.  Different handles (other files,
+        other readers) still read in parallel.
+        """
         if size <= 0:
             return 0
         cs = self.chunk_size
@@ -300,7 +310,11 @@ class DiskCache:
             self._drop_chunks(chunks)
             return None
         try:
-            got = transfer(fd)
+            if file is not None:
+                with file.in_order:
+                    got = transfer(fd)
+            else:
+                got = transfer(fd)
         except BlockingIOError:
             return None  # the pipe is full: not the cache file's fault
         except OSError as exc:
@@ -609,6 +623,8 @@ class CacheFile:
         self._fd = -1
         self._retired: list[int] = []
         self._lock = threading.Lock()
+        # One transfer at a time per handle: see DiskCache._transfer.
+        self.in_order = threading.Lock()
 
     def fd(self) -> int:
         with self._lock:
