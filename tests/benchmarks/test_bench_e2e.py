@@ -60,11 +60,15 @@ def test_quick_run_every_scenario_and_mode(tmp_path):
 
 
 def _bench_interrupted_while_mounted(tmp_path, work) -> tuple[int, str, str]:
+    # Ctrl-C must reach the bench even when this test runs as a background job:
+    # a non-interactive shell starts those with SIGINT ignored, children inherit
+    # that, and Python then keeps ignoring it.
     proc = subprocess.Popen(
         [sys.executable, "-m", "hdfs_csi", "bench", "--quick", "--scale", "0.1", "--scenarios",
          "seq", "--modes", "mount-cold,mount-warm", "--data-dir", str(tmp_path / "data"),
          "--work-dir", str(work), "--json", str(tmp_path / "x.json"), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and proc.poll() is None:
@@ -82,17 +86,10 @@ def _bench_interrupted_while_mounted(tmp_path, work) -> tuple[int, str, str]:
 
 @needs_fuse
 @pytest.mark.fuse
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 def test_interrupt_tears_down_mount_and_minidfs(tmp_path):
     work = tmp_path / "work"
-    for _attempt in range(3):
-        rc, out, err = _bench_interrupted_while_mounted(tmp_path, work)
-        # The quick run takes about a second: on a loaded machine this test can be
-        # descheduled between seeing the mount and signalling, and the signal then
-        # lands after the bench finished (exit 0, its results written). Only that
-        # outcome is retried.
-        if not (rc == 0 and "JSON:" in out):
-            break
+    rc, out, err = _bench_interrupted_while_mounted(tmp_path, work)
     assert rc == 130, f"exit {rc}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-2000:]}"
     assert "interrupted" in err
     assert not [m for m in mounts.mount_table() if m.mountpoint.startswith(str(work))]
