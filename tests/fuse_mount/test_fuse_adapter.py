@@ -144,7 +144,16 @@ def test_read_buf_splices_what_it_can_and_copies_the_rest(tmp_path):
     assert out == data[300:40300] and fd >= 0
     out, fd = _reply(fuse, 5000, 200)  # under two pages: copied
     assert out == data[200:5200] and fd == -1
+    assert _reply(fuse, 5000, len(data) + 10) == (b"", -1)  # past the end
     fuse.destroy("/")
+
+
+def test_read_buf_without_splice_copies_every_reply():
+    data = bytes(range(256)) * 256
+    fuse = adapter.FuseAdapter(_Core(data), MountOptions())  # type: ignore[arg-type]
+    assert _reply(fuse, 40000, 300) == (data[300:40300], -1)
+    assert _reply(fuse, 5000, len(data) - 100) == (data[-100:], -1)
+    assert _reply(fuse, 0, 0) == (b"", -1)
 
 
 def test_bytes_left_in_the_pipe_never_start_the_next_reply(tmp_path):
