@@ -92,6 +92,14 @@ _libc.free.argtypes = [ctypes.c_void_p]
 _BUFVEC_BYTES = ctypes.sizeof(_FuseBufvec) + 64
 
 
+def _malloc_view(size: int) -> tuple[int, memoryview]:
+    """``size`` bytes from ``malloc`` (for libfuse to ``free``) and a view to fill them."""
+    mem = _libc.malloc(max(size, 1))
+    if not mem:
+        raise MemoryError("malloc failed")
+    return mem, memoryview((ctypes.c_ubyte * size).from_address(mem)).cast("B")
+
+
 def _bufvec(bufpp: Any, *, size: int, mem: int | None = None, fd: int = -1) -> None:
     """Hand libfuse one buffer (memory from ``malloc``, or a pipe to read) as the
     reply; libfuse ``free()``s the vector and any memory after replying."""
@@ -392,11 +400,8 @@ class FuseAdapter(mfusepy.Operations):
                 if pipe.pending():
                     self._replace_pipe(pipe)
                 return self._copy_reply(bufpp, data)
-        mem = _libc.malloc(max(size, 1))
-        if not mem:
-            raise MemoryError("malloc failed")
+        mem, out = _malloc_view(size)
         try:
-            out = memoryview((ctypes.c_ubyte * size).from_address(mem)).cast("B")
             n = self.core.read_into(fh, out, offset) if size > 0 else 0
         except BaseException:
             _libc.free(mem)
@@ -405,12 +410,9 @@ class FuseAdapter(mfusepy.Operations):
         return 0
 
     def _copy_reply(self, bufpp: Any, data: bytes | bytearray | memoryview) -> int:
-        n = len(data)
-        mem = _libc.malloc(max(n, 1))
-        if not mem:
-            raise MemoryError("malloc failed")
-        memoryview((ctypes.c_ubyte * n).from_address(mem)).cast("B")[:] = data
-        _bufvec(bufpp, size=n, mem=mem)
+        mem, out = _malloc_view(len(data))
+        out[:] = data
+        _bufvec(bufpp, size=len(data), mem=mem)
         return 0
 
     def _reply_pipe(self, size: int) -> _ReplyPipe | None:

@@ -53,6 +53,7 @@ other's chunks behind their backs.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -310,10 +311,7 @@ class DiskCache:
             self._drop_chunks(chunks)
             return None
         try:
-            if file is not None:
-                with file.in_order:
-                    got = transfer(fd)
-            else:
+            with file.in_order if file is not None else contextlib.nullcontext():
                 got = transfer(fd)
         except BlockingIOError:
             return None  # the pipe is full: not the cache file's fault

@@ -421,7 +421,9 @@ class HdfsFilesystem:
         return self._add_writer(h)
 
     def wants_direct_io(self, fh: int) -> bool:
-        """Whether handle ``fh`` should bypass the kernel page cache (``--direct-io``).
+        """Whether handle ``fh`` should bypass the kernel page cache (``--direct-io``);
+        called once, at open, and the answer is kept on the handle
+        (``kernel_cached``: whether cache-file pages behind a reader may be dropped).
 
         Only large files not yet entirely in the disk cache: their first pass
         then costs one kernel copy less per byte and arrives in the

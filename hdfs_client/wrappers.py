@@ -14,8 +14,8 @@ import time
 from typing import Callable, Iterator
 
 from hdfs_client import errors
-from hdfs_csi.ratelimit import TokenBucket
 from hdfs_client.base import ContentSummary, FileStatus, FsStats, HdfsClient, HdfsReader, HdfsWriter
+from hdfs_csi.ratelimit import TokenBucket
 
 
 class DelegatingClient(HdfsClient):
