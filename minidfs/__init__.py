@@ -10,7 +10,7 @@ to it like to a real cluster::
         dfs.faults.packet_latency = 0.002
         dfs.stop_datanode(0)
 
-See ``minidfs.cluster`` for the start-up sequence, ``minidfs.testing`` for
+See ``minidfs.cluster`` for the start-up sequence, ``tests/dfs_kit.py`` for
 the pytest fixtures and ``minidfs.process`` to run it as a subprocess.
 """
 

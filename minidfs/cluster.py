@@ -110,6 +110,15 @@ class MiniDFS:
         return f"hdfs://{self.host}:{self.port}"
 
     @property
+    def superuser(self) -> str:
+        """The HDFS superuser (the user the NameNode runs as, as in HDFS)."""
+        return self.config.superuser
+
+    @property
+    def block_size(self) -> int:
+        return self.config.block_size
+
+    @property
     def datanode_addresses(self) -> list[str]:
         return [f"{dn.host}:{dn.port}" for dn in self.datanodes]
 

@@ -1,3 +1,3 @@
-"""Shared fixtures: the minidfs cluster fixtures come from ``minidfs.testing``."""
+"""Shared fixtures: the HDFS cluster fixtures (both backends) come from ``dfs_kit``."""
 
-pytest_plugins = ["minidfs.testing"]
+pytest_plugins = ["dfs_kit"]

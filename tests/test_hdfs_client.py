@@ -1,4 +1,5 @@
-"""The HdfsClient seam (hdfs_client.connect + admin_rpc) against a real minidfs."""
+"""The HdfsClient seam (hdfs_client.connect + admin_rpc) against both backends (``dfs``:
+minidfs and Apache Hadoop's own HDFS)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def client(minidfs):
-    with connect(minidfs.uri) as c:
+def client(dfs):
+    with connect(dfs.uri) as c:
         yield c
 
 
-def test_every_seam_operation(client, minidfs) -> None:
+def test_every_seam_operation(client, dfs) -> None:
     c = client
     c.mkdirs("/seam/d", permission=0o750)
     assert c.get_status("/seam/d").permission == 0o750
@@ -63,7 +64,7 @@ def test_every_seam_operation(client, minidfs) -> None:
     assert c.delete("/seam", recursive=True) is True
 
 
-def test_remote_errors_map_to_domain_errors(client, minidfs) -> None:
+def test_remote_errors_map_to_domain_errors(client) -> None:
     c = client
     c.write_file("/err/file", b"x")
     c.mkdirs("/err/dir/sub")
@@ -78,7 +79,13 @@ def test_remote_errors_map_to_domain_errors(client, minidfs) -> None:
     for cls, op in cases:
         with pytest.raises(cls):
             op()
-    # classes that are awkward to provoke for real: injected by minidfs with exact names
+
+
+@pytest.mark.minidfs_only
+def test_injected_remote_errors_map_to_domain_errors(client, dfs) -> None:
+    """Classes that are awkward to provoke for real: injected by minidfs with exact names."""
+    c = client
+    c.write_file("/err-injected", b"x")
     injected = {
         "org.apache.hadoop.fs.InvalidPathException": errors.InvalidPath,
         "org.apache.hadoop.hdfs.server.namenode.LeaseExpiredException": errors.LeaseConflict,
@@ -88,9 +95,9 @@ def test_remote_errors_map_to_domain_errors(client, minidfs) -> None:
         "org.apache.hadoop.hdfs.server.namenode.SafeModeException": errors.HdfsIOError,
     }
     for java_class, cls in injected.items():
-        minidfs.faults.fail_next("getFileInfo", 1, java_class, "injected")
+        dfs.faults.fail_next("getFileInfo", 1, java_class, "injected")
         with pytest.raises(cls) as info:
-            c.get_status("/err/file")
+            c.get_status("/err-injected")
         assert "injected" in str(info.value)
 
 
@@ -115,17 +122,17 @@ def test_client_panic_becomes_hdfs_io_error(minidfs_factory, monkeypatch) -> Non
         assert type(info.value.__cause__).__name__ == "PanicException"
 
 
-def test_connect_user_is_the_effective_user(minidfs) -> None:
-    with connect(minidfs.uri) as root:
+def test_connect_user_is_the_effective_user(dfs) -> None:
+    with connect(dfs.uri) as root:
         root.mkdirs("/users")
         root.set_permission("/users", 0o777)
-    with connect(minidfs.uri, user="alice") as alice:
+    with connect(dfs.uri, user="alice") as alice:
         alice.write_file("/users/a", b"1")
         assert alice.get_status("/users/a").owner == "alice"
 
 
-def test_open_for_write_elsewhere_is_a_lease_conflict(minidfs) -> None:
-    with connect(minidfs.uri) as a, connect(minidfs.uri) as b:
+def test_open_for_write_elsewhere_is_a_lease_conflict(dfs) -> None:
+    with connect(dfs.uri) as a, connect(dfs.uri) as b:
         w = a.create("/lease-seam")
         w.write(b"x")
         try:
@@ -141,8 +148,8 @@ def test_admin_client_refuses_kerberos() -> None:
         AdminRpcClient("hdfs://127.0.0.1:1", kerberos_principal="hdfs/x@REALM")
 
 
-def test_admin_client_is_thread_safe(minidfs) -> None:
-    admin = AdminRpcClient(minidfs.uri)
+def test_admin_client_is_thread_safe(dfs) -> None:
+    admin = AdminRpcClient(dfs.uri)
     failures: list[BaseException] = []
 
     def work(i: int) -> None:
@@ -150,7 +157,7 @@ def test_admin_client_is_thread_safe(minidfs) -> None:
             for j in range(15):
                 path = f"/adm/t{i}"
                 if j == 0:
-                    with connect(minidfs.uri) as c:
+                    with connect(dfs.uri) as c:
                         c.mkdirs(path)
                 admin.set_quota(path, 1000 + j, None)
                 assert admin.fs_stats().capacity > 0
@@ -163,7 +170,7 @@ def test_admin_client_is_thread_safe(minidfs) -> None:
     for t in threads:
         t.join(60)
     assert not failures, failures
-    with connect(minidfs.uri) as c:
+    with connect(dfs.uri) as c:
         assert all(c.content_summary(f"/adm/t{i}").quota == 1014 for i in range(6))
     admin.close()
 
@@ -193,8 +200,8 @@ def test_admin_client_reconnects_and_fails_over(minidfs_factory, tmp_path) -> No
         nobody.fs_stats()
 
 
-def test_admin_errors_are_domain_errors(minidfs) -> None:
-    with AdminRpcClient(minidfs.uri) as admin:
+def test_admin_errors_are_domain_errors(dfs) -> None:
+    with AdminRpcClient(dfs.uri) as admin:
         with pytest.raises(errors.NotFound):
             admin.set_quota("/no/such/dir", 10, None)
         with pytest.raises(errors.HdfsIOError):  # SnapshotException

@@ -109,17 +109,17 @@ def test_interrupt_tears_down_mount_and_minidfs(tmp_path):
 @needs_fuse
 @pytest.mark.fuse
 @pytest.mark.timeout(240)
-def test_existing_mountpoint_runs_mount_modes_and_local(tmp_path, minidfs, hdfs):
+def test_existing_mountpoint_runs_mount_modes_and_local(tmp_path, dfs, hdfs):
     # what a platform engineer does in a pod: measure a mount someone else made
     data = tmp_path / "data"
     prep = subprocess.run(
         [sys.executable, "-m", "hdfs_csi", "bench", "--quick", "--scale", "0.05", "--prepare",
-         "--scenarios", "seq", "--hdfs-uri", minidfs.uri, "--hdfs-path", "/pods",
+         "--scenarios", "seq", "--hdfs-uri", dfs.uri, "--hdfs-path", "/pods",
          "--data-dir", str(data), "--no-progress"],
         capture_output=True, text=True, timeout=200)
     assert prep.returncode == 0, prep.stderr
     assert "seq: uploaded" in prep.stdout
-    m = MountProcess(f"{minidfs.uri}/pods", str(tmp_path / "mnt"), cache_dir=str(tmp_path / "c"),
+    m = MountProcess(f"{dfs.uri}/pods", str(tmp_path / "mnt"), cache_dir=str(tmp_path / "c"),
                      log_file=str(tmp_path / "mount.log"), pid_file=str(tmp_path / "mount.pid"))
     with m:
         doc, _, _ = _bench(["--quick", "--scale", "0.05", "--scenarios", "seq", "--mountpoint",

@@ -102,7 +102,7 @@ def test_remote_profile_slows_minidfs_down(tmp_path):
 
 
 @pytest.mark.timeout(180)
-def test_existing_cluster_via_hdfs_uri(tmp_path, minidfs, hdfs):
+def test_existing_cluster_via_hdfs_uri(tmp_path, dfs, hdfs):
     # --hdfs-uri: no minidfs of our own, data uploaded under --hdfs-path, direct measured
     import json
     import subprocess
@@ -113,7 +113,7 @@ def test_existing_cluster_via_hdfs_uri(tmp_path, minidfs, hdfs):
     out = tmp_path / "r.json"
     proc = subprocess.run(
         [sys.executable, "-m", "hdfs_csi", "bench", "--quick", "--scale", "0.05", "--scenarios",
-         "seq,parquet", "--modes", "local,direct", "--hdfs-uri", minidfs.uri, "--hdfs-path",
+         "seq,parquet", "--modes", "local,direct", "--hdfs-uri", dfs.uri, "--hdfs-path",
          "/elsewhere", "--data-dir", str(tmp_path / "d"), "--json", str(out),
          "--plot", str(tmp_path / "r.png"), "--no-progress"],
         capture_output=True, text=True, timeout=170)

@@ -1,4 +1,4 @@
-"""The filesystem core against minidfs, without a kernel.
+"""The filesystem core against both backends (minidfs and Hadoop), without a kernel.
 
 These call :class:`fuse_mount.fs.HdfsFilesystem` directly: the same code the
 FUSE adapter calls, so the logic is checked where failures are easy to read.
@@ -70,39 +70,42 @@ def errno_of(fn, *args):
 
 
 # -- metadata -------------------------------------------------------------------------------
-def test_getattr_and_negative_cache(fs, hdfs, base, minidfs):
+@pytest.mark.minidfs_only
+def test_getattr_and_negative_cache(fs, hdfs, base, dfs):
     hdfs.write_file(f"{base}/f", b"x" * 1234)
     a = fs.getattr("/f")
     assert stat.S_ISREG(a.mode) and a.size == 1234 and a.nlink == 1
     assert stat.S_ISDIR(fs.getattr("/").mode)
-    before = minidfs.faults.calls.get("getFileInfo", 0)
+    before = dfs.faults.calls.get("getFileInfo", 0)
     for _ in range(5):
         assert errno_of(fs.getattr, "/missing") == errno.ENOENT
     # at most one RPC, then the negative entry (or the directory's listing) answers
-    assert minidfs.faults.calls.get("getFileInfo", 0) - before <= 1
+    assert dfs.faults.calls.get("getFileInfo", 0) - before <= 1
 
 
-def test_lookup_miss_warms_the_directory(fs, hdfs, base, minidfs):
+@pytest.mark.minidfs_only
+def test_lookup_miss_warms_the_directory(fs, hdfs, base, dfs):
     for i in range(50):
         hdfs.create(f"{base}/s{i:02d}").close()
     fs.getattr("/s00")                       # miss: getFileInfo + listing in the background
     deadline = time.monotonic() + 5
     while fs.meta.get_listing("/") is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    before = minidfs.faults.calls.get("getFileInfo", 0)
+    before = dfs.faults.calls.get("getFileInfo", 0)
     for i in range(50):
         assert fs.getattr(f"/s{i:02d}").size == 0
     assert errno_of(fs.getattr, "/not-there") == errno.ENOENT  # answered by the listing
-    assert minidfs.faults.calls.get("getFileInfo", 0) == before
+    assert dfs.faults.calls.get("getFileInfo", 0) == before
 
 
-def test_listing_fills_attribute_cache(fs, hdfs, base, minidfs):
+@pytest.mark.minidfs_only
+def test_listing_fills_attribute_cache(fs, hdfs, base, dfs):
     names = [f"f{i:04d}" for i in range(1500)]  # more than one listing page (1000)
     for n in names[:3]:
         hdfs.write_file(f"{base}/{n}", b"abc")
     for n in names[3:]:
         hdfs.create(f"{base}/{n}").close()
-    calls = minidfs.faults.calls
+    calls = dfs.faults.calls
     info0, list0 = calls.get("getFileInfo", 0), calls.get("getListing", 0)
     entries = fs.readdir("/")
     assert sorted(n for n, _ in entries if n not in (".", "..")) == names

@@ -36,10 +36,10 @@ def wait_until(pred, timeout=10.0):
 
 # -- DataNode faults ----------------------------------------------------------------------
 @pytest.fixture
-def own_cluster(minidfs_factory):
+def own_cluster(dfs_factory):
     import hdfs_client
 
-    dfs = minidfs_factory(datanodes=1)
+    dfs = dfs_factory(datanodes=1)
     client = hdfs_client.connect(dfs.uri)
     client.mkdirs("/d")
     yield dfs, client
@@ -69,6 +69,7 @@ def _reads_ok(path, data):
         return False
 
 
+@pytest.mark.minidfs_only
 def test_stalled_datanode_is_eio_in_bounded_time(own_cluster, mount_factory):
     dfs, client = own_cluster
     data = blob(3 * MiB, 2)
@@ -102,13 +103,13 @@ def cache_bytes(d):
                if f.is_file() and f.name != ".lock")
 
 
-def test_cache_eviction_under_small_cache(minidfs, hdfs, mount_factory, tmp_path):
+def test_cache_eviction_under_small_cache(dfs, hdfs, mount_factory, tmp_path):
     base = hdfs_dir(hdfs, "evict")
     files = {f"f{i}": blob(int(1.5 * MiB), 10 + i) for i in range(4)}
     for name, data in files.items():
         hdfs.write_file(f"{base}/{name}", data)
     cache = tmp_path / "cache"
-    m = mount_factory(f"{minidfs.uri}{base}", "--read-only", "--cache-dir", str(cache),
+    m = mount_factory(f"{dfs.uri}{base}", "--read-only", "--cache-dir", str(cache),
                       "--cache-size", "3M", metrics=True)
     for name, data in files.items():
         assert (m.path / name).read_bytes() == data
@@ -170,7 +171,7 @@ def resident_bytes(path) -> int:
 
 
 @pytest.mark.parametrize("splice", [True, False])
-def test_warm_reads_are_spliced_and_not_kept_twice_in_ram(minidfs, hdfs, mount_factory,
+def test_warm_reads_are_spliced_and_not_kept_twice_in_ram(dfs, hdfs, mount_factory,
                                                           tmp_path, splice):
     """A remount reads a cached file from the cache file: spliced (no copy through
     the mount process) unless --no-splice, exact either way, and the cache file's
@@ -181,7 +182,7 @@ def test_warm_reads_are_spliced_and_not_kept_twice_in_ram(minidfs, hdfs, mount_f
     cache = tmp_path / "cache"
     args = ("--read-only", "--cache-dir", str(cache), "--cache-size", "256M",
             *(() if splice else ("--no-splice",)))
-    m1 = mount_factory(f"{minidfs.uri}{base}", *args, name="fill")
+    m1 = mount_factory(f"{dfs.uri}{base}", *args, name="fill")
     assert (m1.path / "big").read_bytes() == data
     mounts.unmount(str(m1.path))
     assert wait_until(lambda: not pid_alive(m1.pid))
@@ -189,7 +190,7 @@ def test_warm_reads_are_spliced_and_not_kept_twice_in_ram(minidfs, hdfs, mount_f
     os.posix_fadvise(fd := os.open(cache_file, os.O_RDONLY), 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)
 
-    m2 = mount_factory(f"{minidfs.uri}{base}", *args, metrics=True, name="warm")
+    m2 = mount_factory(f"{dfs.uri}{base}", *args, metrics=True, name="warm")
     got = bytearray()
     with open(m2.path / "big", "rb", buffering=0) as fh:
         while chunk := fh.read(MiB):
@@ -203,23 +204,23 @@ def test_warm_reads_are_spliced_and_not_kept_twice_in_ram(minidfs, hdfs, mount_f
     assert resident_bytes(cache_file) <= 40 * MiB, resident_bytes(cache_file)
 
 
-def test_full_cache_disk_reads_through(minidfs, hdfs, mount_factory, tmp_path):
+def test_full_cache_disk_reads_through(dfs, hdfs, mount_factory, tmp_path):
     with small_tmpfs(tmp_path / "tiny", "1m") as tiny:
         base = hdfs_dir(hdfs, "full")
         data = blob(5 * MiB, 4)
         hdfs.write_file(f"{base}/big", data)
-        m = mount_factory(f"{minidfs.uri}{base}", "--read-only", "--cache-dir", str(tiny),
+        m = mount_factory(f"{dfs.uri}{base}", "--read-only", "--cache-dir", str(tiny),
                           "--cache-size", "1G", metrics=True)
         assert (m.path / "big").read_bytes() == data
         assert m.metrics()["hdfs_fuse_cache_write_errors_total"] >= 1
         mounts.unmount(str(m.path))
 
 
-def test_metrics_endpoint(minidfs, hdfs, mount_factory):
+def test_metrics_endpoint(dfs, hdfs, mount_factory):
     base = hdfs_dir(hdfs, "metrics")
     data = blob(2 * MiB, 5)
     hdfs.write_file(f"{base}/m", data)
-    m = mount_factory(f"{minidfs.uri}{base}", "--read-only", metrics=True)
+    m = mount_factory(f"{dfs.uri}{base}", "--read-only", metrics=True)
     assert (m.path / "m").read_bytes() == data
     with pytest.raises(FileNotFoundError):
         os.stat(m.path / "nope")
@@ -231,30 +232,30 @@ def test_metrics_endpoint(minidfs, hdfs, mount_factory):
 
 
 # -- daemon life cycle ----------------------------------------------------------------------
-def test_sigterm_unmounts_cleanly(minidfs, hdfs, mount_factory):
+def test_sigterm_unmounts_cleanly(dfs, hdfs, mount_factory):
     base = hdfs_dir(hdfs, "term")
-    m = mount_factory(f"{minidfs.uri}{base}")
+    m = mount_factory(f"{dfs.uri}{base}")
     assert mounts.mount_state(str(m.path)) is mounts.MountState.HEALTHY
     os.kill(m.pid, signal.SIGTERM)
     assert wait_until(lambda: not pid_alive(m.pid))
     assert mounts.find_mount(str(m.path)) is None
 
 
-def test_fusermount_u_ends_the_process(minidfs, hdfs, mount_factory):
+def test_fusermount_u_ends_the_process(dfs, hdfs, mount_factory):
     base = hdfs_dir(hdfs, "fu")
-    m = mount_factory(f"{minidfs.uri}{base}")
+    m = mount_factory(f"{dfs.uri}{base}")
     subprocess.run(["fusermount3", "-u", str(m.path)], check=True)
     assert wait_until(lambda: not pid_alive(m.pid))
 
 
-def test_daemon_reports_errors(minidfs, hdfs, tmp_path):
+def test_daemon_reports_errors(dfs, hdfs, tmp_path):
     base = hdfs_dir(hdfs, "err")
     hdfs.write_file(f"{base}/file", b"x")
     r = run_cli("http://nope/x", str(tmp_path / "m1"))
     assert r.returncode == 2 and "hdfs://" in r.stderr
-    r = run_cli(f"{minidfs.uri}{base}/file", str(tmp_path / "m2"))
+    r = run_cli(f"{dfs.uri}{base}/file", str(tmp_path / "m2"))
     assert r.returncode == 1 and "not a directory" in r.stderr.lower()
-    r = run_cli(f"{minidfs.uri}{base}/missing", str(tmp_path / "m3"))
+    r = run_cli(f"{dfs.uri}{base}/missing", str(tmp_path / "m3"))
     assert r.returncode == 1 and "NotFound" in r.stderr
     with socket.socket() as s:        # a port nobody listens on
         s.bind(("127.0.0.1", 0))
@@ -267,21 +268,21 @@ def test_daemon_reports_errors(minidfs, hdfs, tmp_path):
         assert mounts.find_mount(str(tmp_path / d)) is None
 
 
-def test_second_mount_on_same_point_is_refused(minidfs, hdfs, mount_factory):
+def test_second_mount_on_same_point_is_refused(dfs, hdfs, mount_factory):
     base = hdfs_dir(hdfs, "twice")
-    m = mount_factory(f"{minidfs.uri}{base}")
-    r = run_cli(f"{minidfs.uri}{base}", str(m.path))
+    m = mount_factory(f"{dfs.uri}{base}")
+    r = run_cli(f"{dfs.uri}{base}", str(m.path))
     assert r.returncode == 1 and "already mounted" in r.stderr
 
 
-def test_dead_mount_is_replaced(minidfs, hdfs, mount_factory):
+def test_dead_mount_is_replaced(dfs, hdfs, mount_factory):
     """A killed daemon leaves ENOTCONN behind; mounting again clears it."""
     base = hdfs_dir(hdfs, "dead")
     hdfs.write_file(f"{base}/x", b"alive")
-    m = mount_factory(f"{minidfs.uri}{base}", name="dead")
+    m = mount_factory(f"{dfs.uri}{base}", name="dead")
     os.kill(m.pid, signal.SIGKILL)
     assert wait_until(lambda: mounts.mount_state(str(m.path)) is mounts.MountState.DEAD)
-    m2 = mount_factory(f"{minidfs.uri}{base}", name="dead")
+    m2 = mount_factory(f"{dfs.uri}{base}", name="dead")
     assert (m2.path / "x").read_bytes() == b"alive"
 
 

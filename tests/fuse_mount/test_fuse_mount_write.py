@@ -1,4 +1,4 @@
-"""Writes and every errno of the table through real FUSE mounts over minidfs.
+"""Writes and every errno of the table through real FUSE mounts over both backends.
 
 What is written through the mount is read back with the direct client, so a
 test passes only if HDFS really holds the bytes.
@@ -21,9 +21,9 @@ MiB = 1 << 20
 
 
 @pytest.fixture
-def rw(minidfs, hdfs, mount_factory):
+def rw(dfs, hdfs, mount_factory):
     base = hdfs_dir(hdfs, "rw")
-    m = mount_factory(f"{minidfs.uri}{base}", "--metadata-ttl", "2")
+    m = mount_factory(f"{dfs.uri}{base}", "--metadata-ttl", "2")
     return m.path, base
 
 
@@ -130,12 +130,12 @@ def test_quota_is_edquot(rw, hdfs):
     assert ei.value.errno == errno.EDQUOT
 
 
-def test_permission_denied_is_eacces(minidfs, hdfs, mount_factory):
+def test_permission_denied_is_eacces(dfs, hdfs, mount_factory):
     base = hdfs_dir(hdfs, "perm")
     hdfs.write_file(f"{base}/secret", b"s")
     hdfs.set_permission(f"{base}/secret", 0o600)
     hdfs.set_permission(base, 0o755)
-    m = mount_factory(f"{minidfs.uri}{base}", "--user", "alice")
+    m = mount_factory(f"{dfs.uri}{base}", "--user", "alice")
     expect_errno(errno.EACCES, open, m.path / "secret", "rb")
     expect_errno(errno.EACCES, open, m.path / "new", "wb")
     expect_errno(errno.EACCES, os.mkdir, m.path / "d")

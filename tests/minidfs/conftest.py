@@ -10,14 +10,14 @@ from minidfs_testkit import native_as
 
 
 @pytest.fixture
-def raw(minidfs: Any) -> Any:
-    return native_as(minidfs.uri)
+def raw(dfs: Any) -> Any:
+    return native_as(dfs.uri)
 
 
 @pytest.fixture
-def admin(minidfs: Any) -> Iterator[Any]:
+def admin(dfs: Any) -> Iterator[Any]:
     from hdfs_client.admin_rpc import AdminRpcClient
 
-    client = AdminRpcClient(minidfs.uri)
+    client = AdminRpcClient(dfs.uri)
     yield client
     client.close()

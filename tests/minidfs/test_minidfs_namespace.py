@@ -12,9 +12,9 @@ from hdfs_csi_pb.hadoop import namenode_pb2 as nn
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_get_file_info_fields(hdfs, minidfs) -> None:
+def test_get_file_info_fields(hdfs, dfs) -> None:
     root = hdfs.get_status("/")
-    assert root.is_dir and root.owner == minidfs.config.superuser and root.group == "supergroup"
+    assert root.is_dir and root.owner == dfs.superuser and root.group == "supergroup"
     before = int(time.time() * 1000) - 5000
     hdfs.write_file("/info/f", b"x" * 1000)
     st = hdfs.get_status("/info/f")
@@ -188,7 +188,7 @@ def test_content_summary_and_fs_stats(hdfs) -> None:
     assert stats.capacity > 0 and stats.used >= 5000 and 0 < stats.remaining <= stats.capacity
 
 
-def test_server_defaults_and_unknown_method(admin, minidfs) -> None:
+def test_server_defaults_and_unknown_method(admin, dfs) -> None:
     d = admin.raw_call("getServerDefaults", nn.GetServerDefaultsRequestProto(),
                        nn.GetServerDefaultsResponseProto).serverDefaults
     assert d.blockSize == 1 << 20 and d.bytesPerChecksum == 512 and d.replication == 1

@@ -9,8 +9,8 @@ import pytest
 from hdfs_client import errors
 
 
-def test_fixture_cluster_roundtrip(hdfs, minidfs) -> None:
-    assert minidfs.uri.startswith("hdfs://127.0.0.1:")
+def test_fixture_cluster_roundtrip(hdfs, dfs) -> None:
+    assert dfs.uri.startswith("hdfs://127.0.0.1:")
     hdfs.mkdirs("/smoke/dir")
     data = os.urandom(2 * 1024 * 1024 + 17)  # three 1 MiB blocks
     hdfs.write_file("/smoke/dir/f.bin", data)
