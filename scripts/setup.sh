@@ -3,8 +3,10 @@
 # a virtual environment with the package and its test extras.  Idempotent:
 # a second run only checks.  Environment:
 #   HDFS_CSI_VENV   where the virtual environment goes (default: .venv in the repo)
-#   HDFS_CSI_TORCH  "auto" (default): install PyTorch only from a local wheel
-#                   (pip's find-links); "yes": from the index (large); "no": skip.
+#   HDFS_CSI_TORCH  "yes": install PyTorch from PyPI (a ~5 GB CUDA build);
+#                   "auto" (default): use it if already installed; "no": skip.
+#   HDFS_CSI_REAL_PEERS  "yes": also fetch the real peers of the test tiers
+#                   (Hadoop's MiniDFSCluster, csi-sanity, a KDC); default "no".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${HDFS_CSI_VENV:-$PWD/.venv}"
@@ -36,18 +38,32 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
   touch "$stamp"
 fi
 
+# PyTorch from PyPI is a CUDA build of several GB (about 5 GB installed, ~1 min
+# on a fast mirror): installed only when asked for.  quickstart.sh asks (the
+# demo's last step is a PyTorch DataLoader epoch); the test tiers do not need it.
 case "${HDFS_CSI_TORCH:-auto}" in
-  yes) "$PY" -c 'import torch' 2>/dev/null || "$PY" -m pip install -q torch ;;
+  yes)
+    if ! "$PY" -c 'import torch' 2>/dev/null; then
+      echo "setup: installing PyTorch from PyPI (a CUDA build: ~5 GB on disk, once)" >&2
+      "$PY" -m pip install -q torch
+    fi ;;
   auto)
     if ! "$PY" -c 'import torch' 2>/dev/null; then
-      wheel_dir="$("$PY" -m pip config get global.find-links 2>/dev/null || true)"
-      if [ -n "$wheel_dir" ] && ls "$wheel_dir"/torch-*.whl >/dev/null 2>&1; then
-        echo "setup: installing PyTorch from the local wheel in $wheel_dir" >&2
-        "$PY" -m pip install -q --no-index --find-links "$wheel_dir" torch \
-          || "$PY" -m pip install -q --find-links "$wheel_dir" "$(ls "$wheel_dir"/torch-*.whl | head -1)" \
-          || echo "setup: PyTorch not installed; DataLoader scenarios will be skipped" >&2
-      fi
+      echo "setup: PyTorch not installed (HDFS_CSI_TORCH=yes installs it, ~5 GB);" \
+           "DataLoader steps will be skipped" >&2
     fi ;;
   *) ;;
 esac
+
+# The real peers of the test tiers: Apache Hadoop's own HDFS (MiniDFSCluster,
+# resolved with Maven), the real csi-sanity (go install), a real MIT KDC
+# (Debian's krb5-kdc).  Each script is idempotent and cached under
+# ~/.cache/hdfs-csi; test.sh asks for them, the quick start does not.
+if [ "${HDFS_CSI_REAL_PEERS:-no}" = yes ]; then
+  for tool in fetch-hadoop.sh fetch-csi-sanity.sh fetch-kerberos.sh; do
+    if [ -x "scripts/$tool" ]; then
+      bash "scripts/$tool"
+    fi
+  done
+fi
 echo "setup: ready ($VENV)" >&2
