@@ -27,7 +27,8 @@ volumes), checks something it does not:
   INVALID_ARGUMENT (not NOT_FOUND or FAILED_PRECONDITION from a later check),
   leaving nothing behind.
 
-Every case runs twice, against the driver with its *default* flags and as
+Every case runs twice per backend (minidfs; Apache Hadoop's HDFS under the
+``hadoop`` marker), against the driver with its *default* flags and as
 ``sanity_runner.SanityEnv`` starts it (``--quota-replication 1``), because the
 capacity arithmetic differs.  The cases csi-sanity skips for this driver are
 all capabilities it does not advertise (the real run lists them with
@@ -164,9 +165,12 @@ DRIVER_FLAGS = {"driver-defaults": (), "sanity-runner": ("--quota-replication", 
 
 
 @pytest.fixture(scope="module", params=sorted(DRIVER_FLAGS))
-def env(request: pytest.FixtureRequest,
+def env(request: pytest.FixtureRequest, dfs: Any,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[SanityEnv]:
-    sanity = SanityEnv(tmp_path_factory.mktemp("csi-beyond-sanity"),
+    """The driver on ``dfs`` (``tests/dfs_kit.py``: minidfs, or Hadoop's own HDFS under
+    the ``hadoop`` marker)."""
+    sanity = SanityEnv(tmp_path_factory.mktemp("csi-beyond-sanity"), dfs_uri=dfs.uri,
+                       hadoop_conf_dir=getattr(dfs, "hadoop_conf_dir", None),
                        driver_args=DRIVER_FLAGS[request.param]).start()
     try:
         yield sanity

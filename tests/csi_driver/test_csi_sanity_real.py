@@ -22,10 +22,9 @@ It runs once with the driver's *default* flags (a 10 GiB test volume is then a
 30 GiB space quota, ``--quota-replication 3``, on a small cluster) and once as
 ``sanity_runner.SanityEnv`` starts it (``--quota-replication 1``).
 
-Backends: :func:`hdfs_backend` hands the test an HDFS URI (and an optional
-``HADOOP_CONF_DIR``); today it starts a minidfs subprocess.  A run on Apache
-Hadoop's own HDFS is one more param there (``pytest.param("hadoop",
-marks=pytest.mark.hadoop)``) whose branch yields that cluster's URI.
+Backends: :func:`hdfs_backend` hands the run an HDFS URI (and an optional
+``HADOOP_CONF_DIR``) from ``dfs_kit``'s ``dfs``: minidfs in the default tier,
+Apache Hadoop's own MiniDFSCluster in the ``hadoop`` tier (``-m hadoop``).
 
 When the binary is missing the test fails under CI (``CI`` set) and skips
 locally, saying how to install it.
@@ -37,11 +36,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from csi_testkit import needs_fuse
-from sanity_runner import (CSI_SANITY_HINT, CSI_SANITY_MIN_VERSION, MiniDFSProcess, SanityResult,
+from sanity_runner import (CSI_SANITY_HINT, CSI_SANITY_MIN_VERSION, SanityResult,
                            csi_sanity_binary, csi_sanity_version, parse_junit, run_csi_sanity,
                            version_tuple)
 
@@ -80,20 +79,13 @@ class HdfsBackend:
     hadoop_conf_dir: str | None = None
 
 
-@pytest.fixture(scope="module", params=["minidfs"])
-def hdfs_backend(request: pytest.FixtureRequest,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[HdfsBackend]:
-    """The HDFS the driver serves from during the run, by backend name."""
-    if request.param == "minidfs":
-        data = tmp_path_factory.mktemp("sanity-minidfs")
-        dfs = MiniDFSProcess(data, datanodes=1, block_size="1M",
-                             log_file=str(data / "minidfs.log")).start()
-        try:
-            yield HdfsBackend("minidfs", dfs.uri)
-        finally:
-            dfs.stop()
-    else:   # pragma: no cover - a backend name without a branch
-        raise AssertionError(f"unknown backend {request.param}")
+@pytest.fixture(scope="module")
+def hdfs_backend(dfs_backend: str, dfs: Any) -> HdfsBackend:
+    """The HDFS the driver serves from: ``dfs`` (``tests/dfs_kit.py``) runs this module once
+    per backend, minidfs in the default tier and Apache Hadoop's own HDFS under the
+    ``hadoop`` marker.  Any other cluster works the same way: only its URI (and its
+    ``HADOOP_CONF_DIR``, for an HA nameservice) reach the driver."""
+    return HdfsBackend(dfs_backend, dfs.uri, getattr(dfs, "hadoop_conf_dir", None))
 
 
 def require_binary() -> Path:
