@@ -1,8 +1,9 @@
 """Fixtures for the CSI driver tests: a real driver on a real unix socket.
 
-* ``sanity_env`` (module scope): minidfs subprocess + ``hdfs-csi driver
-  --mode all`` subprocess, exactly as an independent conformance suite runs
-  it (see ``sanity_runner.py``).
+* ``sanity_env`` (module scope, once per backend of ``dfs_kit``): an HDFS +
+  ``hdfs-csi driver --mode all`` subprocess, exactly as an independent
+  conformance suite runs it (see ``sanity_runner.py``): a minidfs subprocess,
+  or, under the ``hadoop`` marker, Apache Hadoop's own HDFS.
 * ``kubelet``: per-test staging directory and target parent directory, as
   csi-sanity creates them; teardown fails the test if anything is still
   mounted below them (after unmounting it, so later tests start clean).
@@ -25,8 +26,16 @@ from sanity_runner import DriverProcess, SanityEnv, mounts_below, unmount_below 
 
 
 @pytest.fixture(scope="module")
-def sanity_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SanityEnv]:
-    env = SanityEnv(tmp_path_factory.mktemp("csi-env")).start()
+def sanity_env(dfs_backend: str, request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[SanityEnv]:
+    """On ``minidfs`` the env starts its own minidfs subprocess (``sanity_env.dfs``, for
+    fault injection); on ``hadoop`` the driver serves from dfs_kit's shared cluster."""
+    if dfs_backend == "hadoop":
+        cluster = request.getfixturevalue("dfs")
+        env = SanityEnv(tmp_path_factory.mktemp("csi-env"), dfs_uri=cluster.uri,
+                        hadoop_conf_dir=cluster.hadoop_conf_dir).start()
+    else:
+        env = SanityEnv(tmp_path_factory.mktemp("csi-env")).start()
     try:
         yield env
     finally:

@@ -331,6 +331,7 @@ def test_expand_volume(driver: DriverProcess, direct: Any) -> None:
 
 # -- concurrency, configuration, shutdown, logs ----------------------------------------------------
 
+@pytest.mark.minidfs_only
 def test_concurrent_calls_on_one_volume_get_aborted(driver: DriverProcess,
                                                     sanity_env: SanityEnv) -> None:
     name = unique("pvc-race")
@@ -349,7 +350,7 @@ def test_concurrent_calls_on_one_volume_get_aborted(driver: DriverProcess,
 
 
 def test_controller_only_mode_and_limits(sanity_env: SanityEnv, tmp_path: Any) -> None:
-    d = DriverProcess(tmp_path / "ctl", sanity_env.dfs.uri, mode="controller", node_id="",
+    d = DriverProcess(tmp_path / "ctl", sanity_env.uri, mode="controller", node_id="",
                       extra_args=["--max-capacity", "2Gi", "--quota-replication", "1"]).start()
     try:
         assert code_of(d.node().NodeGetInfo, csi_pb2.NodeGetInfoRequest()) is C.UNIMPLEMENTED
@@ -365,7 +366,7 @@ def test_controller_only_mode_and_limits(sanity_env: SanityEnv, tmp_path: Any) -
 
 
 def test_no_base_path_disables_dynamic_provisioning(sanity_env: SanityEnv, tmp_path: Any) -> None:
-    d = DriverProcess(tmp_path / "nobase", sanity_env.dfs.uri, base_path=None).start()
+    d = DriverProcess(tmp_path / "nobase", sanity_env.uri, base_path=None).start()
     try:
         req = csi_pb2.CreateVolumeRequest(name="pvc-x", volume_capabilities=[cap()])
         assert code_of(d.controller().CreateVolume, req) is C.FAILED_PRECONDITION
@@ -374,7 +375,7 @@ def test_no_base_path_disables_dynamic_provisioning(sanity_env: SanityEnv, tmp_p
 
 
 def test_sigterm_stops_gracefully_and_logs_are_clean(sanity_env: SanityEnv, tmp_path: Any) -> None:
-    d = DriverProcess(tmp_path / "term", sanity_env.dfs.uri).start()
+    d = DriverProcess(tmp_path / "term", sanity_env.uri).start()
     secret = "S3CRET" + unique("k").replace("-", "")
     for _ in range(3):
         d.identity().Probe(csi_pb2.ProbeRequest())

@@ -139,11 +139,11 @@ def world(sanity_env: SanityEnv, tmp_path_factory: pytest.TempPathFactory) -> It
     from hdfs_client import connect
 
     root = tmp_path_factory.mktemp("fuzz")
-    driver = DriverProcess(root.parent / (root.name + "-driver"), sanity_env.dfs.uri,
+    driver = DriverProcess(root.parent / (root.name + "-driver"), sanity_env.uri,
                            node_id="fuzz-node",
                            extra_args=["--quota-replication", "1", "--default-capacity", "64Mi",
                                        "--kubelet-dir", str(root)]).start()
-    direct = connect(sanity_env.dfs.uri)
+    direct = connect(sanity_env.uri)
     try:
         w = FuzzWorld(root, driver, direct)
         try:

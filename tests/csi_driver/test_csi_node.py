@@ -373,7 +373,7 @@ def test_kerberos_keytab_lives_in_a_0600_file_until_unstage(sanity_env: SanityEn
     record = tmp_path / "shim-record.jsonl"
     shim = tmp_path / "kerberos_shim.py"
     shim.write_text(KERBEROS_SHIM.format(record=str(record)))
-    d = DriverProcess(tmp_path / "krb", sanity_env.dfs.uri, extra_args=[
+    d = DriverProcess(tmp_path / "krb", sanity_env.uri, extra_args=[
         "--quota-replication", "1", "--mount-command", f"{sys.executable} {shim}"]).start()
     try:
         keytab = b"\x05\x02" + os.urandom(200)

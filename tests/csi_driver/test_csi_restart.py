@@ -31,7 +31,7 @@ MiB = 1024**2
 
 @pytest.fixture
 def own_driver(sanity_env: SanityEnv, tmp_path: Path) -> Any:
-    d = DriverProcess(tmp_path / "restart-driver", sanity_env.dfs.uri, node_id="restart-node",
+    d = DriverProcess(tmp_path / "restart-driver", sanity_env.uri, node_id="restart-node",
                       extra_args=["--quota-replication", "1"]).start()
     yield d
     d.stop()

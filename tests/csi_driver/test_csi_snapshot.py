@@ -56,8 +56,8 @@ def sha(data: bytes) -> str:
 @pytest.fixture(scope="module")
 def dataset(sanity_env: SanityEnv) -> Iterator[dict[str, Any]]:
     """epoch1 and live contents of /datasets/ds as {relative path: sha256}."""
-    client = connect(sanity_env.dfs.uri)
-    admin = AdminRpcClient(sanity_env.dfs.uri)
+    client = connect(sanity_env.uri)
+    admin = AdminRpcClient(sanity_env.uri)
     try:
         big = os.urandom(2 * MiB + 512 * 1024)         # 3 blocks of the 1 MiB block size
         epoch1 = {"a.txt": b"alpha version one\n", "big.bin": big,
