@@ -11,10 +11,8 @@ source hash, run with the right classpath and logging).  Run it directly::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,12 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run directly (python tests/minidfs_java/javatier.py)
+    sys.path.insert(0, str(REPO))
+
+from hadoop_cluster import toolchain  # noqa: E402  (the one place that knows the jars)
+
 JAVA_DIR = REPO / "tests" / "java"
 SMOKE_SOURCE = JAVA_DIR / "HdfsJavaSmoke.java"
 LOG4J_CONFIG = JAVA_DIR / "log4j2.properties"
 MAIN_CLASS = "HdfsJavaSmoke"
-FETCH_HINT = "run scripts/fetch-hadoop-jars.sh (or set HADOOP_JARS_DIR)"
-REQUIRED_JARS = ("hadoop-client-api-", "hadoop-client-runtime-", "slf4j-api-")
+FETCH_HINT = toolchain.FETCH_HINT
 
 # Small heap, serial GC, C1 only: the box has 2 shared cores and the
 # program is short-lived, so startup cost matters more than peak speed.
@@ -37,70 +39,37 @@ BLOCK_SIZE = 1 << 20
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "hdfs-csi"
+    return toolchain.cache_root()
 
 
 def jars_dir() -> Path:
-    return Path(os.environ.get("HADOOP_JARS_DIR") or cache_root() / "hadoop-jars")
+    return toolchain.jars_dir()
 
 
 def find_jars() -> list[Path] | None:
-    """All jars in the jar dir, or None if the Hadoop client jars are missing."""
-    d = jars_dir()
-    jars = sorted(d.glob("*.jar")) if d.is_dir() else []
-    names = [j.name for j in jars]
-    for prefix in REQUIRED_JARS:
-        if not any(n.startswith(prefix) for n in names):
-            return None
-    return jars
+    """The Hadoop *client* jars (Maven-resolved, minicluster left out), or None if missing."""
+    return toolchain.client_jars()
 
 
 def skip_reason() -> str | None:
-    """Why the Java tier cannot run here, or None."""
-    for tool in ("java", "javac"):
-        if shutil.which(tool) is None:
-            return f"`{tool}` not found on PATH (install a JDK 11+, e.g. openjdk-17-jdk-headless)"
-    if find_jars() is None:
-        return f"Hadoop client jars not found in {jars_dir()}: {FETCH_HINT}"
-    return None
+    """Why the Java tier cannot run here, or None (jars not fetched yet are fetched)."""
+    return toolchain.skip_reason()
 
 
 def classpath(classes: Path | None = None) -> str:
     jars = find_jars()
     if jars is None:
-        raise RuntimeError(f"Hadoop client jars missing: {FETCH_HINT}")
-    parts = [str(classes)] if classes else []
-    return os.pathsep.join(parts + [str(j) for j in jars])
+        raise RuntimeError(f"Hadoop client jars missing in {jars_dir()}: {FETCH_HINT}")
+    return toolchain.classpath(jars, classes)
 
 
 def compile_smoke() -> Path:
-    """Compile the Java sources once per (source, jars, javac) hash; return the classes dir."""
-    sources = sorted(JAVA_DIR.glob("*.java"))
-    h = hashlib.sha256()
-    for src in sources:
-        h.update(src.name.encode() + b"\0" + src.read_bytes())
-    h.update(classpath().encode())
-    javac = shutil.which("javac") or "javac"
-    h.update(os.path.realpath(javac).encode())
-    out = cache_root() / "java-classes" / h.hexdigest()[:16]
-    if (out / f"{MAIN_CLASS}.class").exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="javac-", dir=out.parent))
-    proc = subprocess.run(
-        [javac, "-nowarn", "-encoding", "UTF-8", "-d", str(tmp), "-cp", classpath(),
-         *map(str, sources)],
-        capture_output=True, text=True, timeout=300,
-    )
-    if proc.returncode != 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RuntimeError(f"javac failed:\n{proc.stdout}{proc.stderr}")
-    try:
-        tmp.rename(out)  # atomic publish; a concurrent compiler may have won
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    """Fetch the jars if needed, compile the Java sources once per (sources, jars, javac)."""
+    toolchain.resolve_jars()
+    jars = find_jars()
+    assert jars is not None
+    return toolchain.compile_java(sorted(JAVA_DIR.glob("*.java")), jars,
+                                  cache_root() / "java-classes", MAIN_CLASS)
 
 
 def java_command(classes: Path, args: list[str], *, log_level: str = "WARN") -> list[str]:

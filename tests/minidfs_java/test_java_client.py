@@ -6,7 +6,7 @@ pipeline acks, lease/recovery RPCs).  Each check of tests/java/HdfsJavaSmoke.jav
 becomes one test here, run once with one DataNode and once with two; the
 cross-client tests move bytes between the Java client and hdfs-native.
 
-Needs a JDK and the client jars (``scripts/fetch-hadoop-jars.sh``); skips otherwise.
+Needs a JDK and the client jars (``scripts/fetch-hadoop.sh``, Maven); skips otherwise.
 Run: ``python -m pytest -m java tests/minidfs_java``.
 """
 
@@ -201,4 +201,4 @@ def test_skip_reason_names_the_fix() -> None:
         else:
             os.environ["HADOOP_JARS_DIR"] = saved
     assert reason is not None
-    assert "fetch-hadoop-jars.sh" in reason or "JDK" in reason
+    assert "fetch-hadoop.sh" in reason or "JDK" in reason
