@@ -23,6 +23,7 @@ ENV = {
     "mode": "DRIVER_MODE",
     "driver_name": "DRIVER_NAME",
     "hdfs_uri": "HDFS_URI",
+    "allowed_hdfs_uri": "HDFS_ALLOWED_URIS",
     "base_path": "HDFS_BASE_PATH",
     "allowed_base_path": "HDFS_ALLOWED_BASE_PATHS",
     "hdfs_user": "HDFS_USER",
@@ -61,6 +62,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     add("--mode", "mode", "all", "services to run", choices=MODES)
     add("--driver-name", "driver_name", DRIVER_NAME, "CSI driver name")
     add("--hdfs-uri", "hdfs_uri", None, "default cluster, e.g. hdfs://namenode:8020")
+    add("--allowed-hdfs-uri", "allowed_hdfs_uri", None,
+        "comma-separated further clusters volumes may name (repeatable); the driver never "
+        "connects to any other than these and --hdfs-uri", action="append")
     add("--base-path", "base_path", None,
         "default HDFS directory that holds dynamic volumes, e.g. /k8s/volumes")
     add("--allowed-base-path", "allowed_base_path", None,
@@ -109,6 +113,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         return out
 
     extra = listed(args.allowed_base_path)
+    clusters = listed(args.allowed_hdfs_uri)
     kubelet_dirs = listed(args.kubelet_dir)
     optional: dict[str, object] = {"kubelet_dirs": tuple(kubelet_dirs)} if kubelet_dirs else {}
     return Config(
@@ -117,6 +122,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         mode=args.mode,
         driver_name=args.driver_name,
         hdfs_uri=args.hdfs_uri or None,
+        extra_clusters=tuple(clusters),
         base_path=args.base_path or None,
         extra_base_paths=tuple(extra),
         hdfs_user=args.hdfs_user or None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from csi_driver.errors import InvalidArgument
 from csi_driver.params import ON_DELETE_POLICIES, parse_cluster_uri
-from csi_driver.paths import check_hdfs_path, check_local_path
+from csi_driver.paths import META_DIR, check_hdfs_path, check_local_path, in_meta_dir
 
 DRIVER_NAME = "hdfs.csi.hdfs-csi.io"
 MODES = ("controller", "node", "all")
@@ -26,6 +26,10 @@ class Config:
     mode: str = "all"
     driver_name: str = DRIVER_NAME
     hdfs_uri: str | None = None             #: default cluster for volumes that name none
+    #: Further clusters volumes may name (StorageClass ``hdfsUri``, static PV
+    #: ``hdfsUri``, the cluster in a ``v1:`` id).  With ``hdfs_uri`` they are the
+    #: only clusters the driver ever connects to (see :mod:`csi_driver.scope`).
+    extra_clusters: tuple[str, ...] = ()
     base_path: str | None = None            #: default parent of dynamic volume directories
     #: Further roots under which StorageClasses may put volumes.  A StorageClass
     #: basePath must be equal to or below ``base_path`` or one of these; the
@@ -66,6 +70,11 @@ class Config:
         return self.mode in ("node", "all")
 
     @property
+    def allowed_clusters(self) -> tuple[str, ...]:
+        clusters = ((self.hdfs_uri,) if self.hdfs_uri else ()) + self.extra_clusters
+        return tuple(dict.fromkeys(clusters))
+
+    @property
     def base_roots(self) -> tuple[str, ...]:
         roots = ((self.base_path,) if self.base_path else ()) + self.extra_base_paths
         return tuple(dict.fromkeys(roots))
@@ -84,10 +93,16 @@ class Config:
                 raise InvalidArgument("--node-id must be at most 256 bytes")
             if self.hdfs_uri:
                 self.hdfs_uri = parse_cluster_uri("--hdfs-uri", self.hdfs_uri)
+            self.extra_clusters = tuple(parse_cluster_uri("--allowed-hdfs-uri", c)
+                                        for c in self.extra_clusters)
             if self.base_path:
                 self.base_path = check_hdfs_path("--base-path", self.base_path)
             self.extra_base_paths = tuple(check_hdfs_path("--allowed-base-path", p)
                                           for p in self.extra_base_paths)
+            for root in self.base_roots:
+                if in_meta_dir(root):
+                    raise InvalidArgument(f"base path {root} is inside a {META_DIR} directory, "
+                                          "where the driver keeps its own records")
             self.state_dir = check_local_path("--state-dir", os.path.abspath(self.state_dir))
             if not self.kubelet_dirs:
                 raise InvalidArgument("--kubelet-dir must name at least one directory")

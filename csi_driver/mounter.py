@@ -4,13 +4,21 @@
   running the ``hdfs-csi mount`` command, which daemonizes (double fork +
   setsid) and returns only once the mount answers.  The daemon is therefore
   never a child of the gRPC process, and a restart of the node service
-  leaves every mount serving.
-* :meth:`Mounter.bind` exposes the staged mount at a pod's target path, read-
-  only by a ``remount,bind,ro`` when asked (a bind mount ignores ``ro`` on the
-  first call).
-* :meth:`Mounter.unmount` and :meth:`Mounter.state` use the shared
-  :mod:`fuse_mount.mounts` helpers so "is it mounted, is it alive" has one
-  answer across the project.
+  leaves every mount serving.  The helper mounts at a private directory of
+  the state directory (``<state-dir>/fuse/<key>``), which no pod can reach;
+  the driver then moves a copy of that mount onto the staging path by
+  descriptor and detaches the private one.  A mount made by another process
+  onto a kubelet-given *name* could be redirected by a symlink swapped in
+  while the helper starts (issue 13); see :mod:`csi_driver.anchored`.
+* :meth:`Mounter.bind` exposes the staged mount at a pod's target path,
+  read-only from the first instant when asked.
+* :meth:`Mounter.unmount` and :meth:`Mounter.state` look at what the walked
+  path *is* (descriptors, mount ids), so a swapped parent can neither hide
+  our mount nor make us unmount someone else's.
+
+Every argument the driver puts on the mount helper's command line goes
+through :meth:`FuseMountSpec.command_args`, which refuses any value that the
+helper's option parser could read as an option.
 
 Tests substitute another implementation only where the real one cannot be
 used; the node core never runs a mount command itself.
@@ -27,7 +35,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-from csi_driver.errors import MountFailed, Unavailable
+from csi_driver.anchored import MNT_DETACH, Anchor, umount2
+from csi_driver.errors import InvalidArgument, MountFailed, Unavailable
 from fuse_mount import mounts
 from fuse_mount.mounts import MountState
 
@@ -37,27 +46,44 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class FuseMountSpec:
     source_uri: str                 #: hdfs://authority/path
-    mountpoint: str
+    mountpoint: str                 #: the private directory the helper mounts at
     read_only: bool
     option_args: tuple[str, ...] = ()     #: --cache-size ... (from MountOptions)
     identity_args: tuple[str, ...] = field(default=(), repr=False)
     cache_dir: str | None = None
     pid_file: str | None = None
     log_file: str | None = None
+    #: the kubelet path the mount is moved to (staging path, or an inline volume's target)
+    target: str | None = None
 
     def command_args(self) -> list[str]:
+        """The helper's arguments: positionals, then ``--flag value`` pairs.
+
+        No value may start with ``-``: an option parser would read it as an
+        option (a principal ``-h`` once made the helper print its usage into
+        the CSI error).  Values are validated where they are parsed; this is
+        the one place that makes the guarantee hold for every value, whatever
+        a parser missed.
+        """
         args = [self.source_uri, self.mountpoint]
         if self.read_only:
             args.append("--read-only")
+        pairs: list[str] = []
         if self.cache_dir:
-            args += ["--cache-dir", self.cache_dir]
-        args += list(self.option_args)
-        args += list(self.identity_args)
+            pairs += ["--cache-dir", self.cache_dir]
+        pairs += list(self.option_args)
+        pairs += list(self.identity_args)
         if self.pid_file:
-            args += ["--pid-file", self.pid_file]
+            pairs += ["--pid-file", self.pid_file]
         if self.log_file:
-            args += ["--log-file", self.log_file]
-        return args
+            pairs += ["--log-file", self.log_file]
+        if len(pairs) % 2 or any(not f.startswith("--") for f in pairs[::2]):
+            raise AssertionError(f"mount options must be --flag value pairs: {pairs[::2]}")
+        for value in [self.source_uri, self.mountpoint] + pairs[1::2]:
+            if not value or value.startswith("-"):
+                raise InvalidArgument("a value for the mount command is empty or starts with "
+                                      "'-', so it could be read as an option")
+        return args + pairs
 
 
 class Mounter(Protocol):
@@ -78,16 +104,19 @@ def _tail(text: str, limit: int = 800) -> str:
 
 
 class SystemMounter:
-    """The real thing: ``hdfs-csi mount``, ``mount --bind``, ``fusermount3``/``umount``."""
+    """The real thing: ``hdfs-csi mount``, then mounts and unmounts by descriptor."""
 
-    def __init__(self, mount_command: Sequence[str], timeout: float = 60.0):
+    def __init__(self, mount_command: Sequence[str], timeout: float = 60.0,
+                 kubelet_dirs: Sequence[str] = ("/var/lib/kubelet",)):
         self.mount_command = list(mount_command)
         self.timeout = timeout
+        self.local = Anchor(tuple(kubelet_dirs))
 
     # -- FUSE -------------------------------------------------------------------------
     def mount_fuse(self, spec: FuseMountSpec) -> None:
+        target = spec.target or spec.mountpoint
         cmd = self.mount_command + spec.command_args()
-        log.info("starting FUSE mount of %s at %s%s", spec.source_uri, spec.mountpoint,
+        log.info("starting FUSE mount of %s at %s%s", spec.source_uri, target,
                  " (read-only)" if spec.read_only else "")
         try:
             proc = subprocess.run(
@@ -110,13 +139,37 @@ class SystemMounter:
             self.stop_fuse(spec)
             raise MountFailed(f"hdfs-csi mount exited 0 but {spec.mountpoint} is not a live "
                               "FUSE mount")
+        if spec.target is None:
+            return
+        try:
+            fd = os.open(spec.mountpoint, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                self.local.attach(fd, spec.target, read_only=False)
+            finally:
+                os.close(fd)
+            # The copy at the target keeps the filesystem (and its daemon) alive.
+            umount2(spec.mountpoint, MNT_DETACH)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.stop_fuse(spec)
+            raise
 
     def stop_fuse(self, spec: FuseMountSpec) -> None:
-        """Unmount and make sure the daemon behind ``spec`` is gone."""
+        """Unmount and make sure the daemon behind ``spec`` is gone.
+
+        A target that cannot be walked safely (a parent swapped for a symlink)
+        is an error, and the daemon is left alone: killing it would break the
+        volume where it really is mounted.
+        """
+        if spec.target is not None:
+            try:
+                self.local.unmount(spec.target)
+            except MountFailed as exc:
+                log.warning("%s", exc)
         with contextlib.suppress(OSError):
-            mounts.unmount(spec.mountpoint)
+            mounts.unmount(spec.mountpoint)     # a private path: no one else can change it
         pid = _read_pid(spec.pid_file)
-        if pid is not None and _is_our_daemon(pid, spec.mountpoint):
+        if pid is not None and _is_our_daemon(pid, spec.mountpoint, spec.target):
             _terminate(pid)
         if spec.pid_file:
             with contextlib.suppress(FileNotFoundError):
@@ -124,37 +177,14 @@ class SystemMounter:
 
     # -- bind mounts ------------------------------------------------------------------
     def bind(self, source: str, target: str, read_only: bool) -> None:
-        _run(["mount", "--bind", source, target], f"bind-mount {source} at {target}")
-        if read_only:
-            try:
-                _run(["mount", "-o", "remount,bind,ro", target], f"make {target} read-only")
-            except MountFailed:
-                with contextlib.suppress(OSError):
-                    mounts.unmount(target)
-                raise
+        self.local.bind(source, target, read_only)
 
     # -- common -------------------------------------------------------------------------
     def unmount(self, path: str) -> None:
-        try:
-            mounts.unmount(path)
-        except OSError as exc:
-            raise MountFailed(f"cannot unmount {path}: {exc.strerror or exc}") from None
+        self.local.unmount(path)
 
     def state(self, path: str) -> MountState:
-        try:
-            return mounts.mount_state(path)
-        except OSError as exc:
-            # Mounted but stat fails with something other than the "dead" errnos:
-            # report it as dead so callers try to recover rather than crash.
-            log.warning("stat of mount %s failed: %s", path, exc)
-            return MountState.DEAD
-
-
-def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=30)
-    if proc.returncode != 0:
-        raise MountFailed(f"cannot {what}: {_tail(proc.stderr) or proc.returncode}")
+        return self.local.state(path)
 
 
 def _read_pid(pid_file: str | None) -> int | None:
@@ -167,14 +197,16 @@ def _read_pid(pid_file: str | None) -> int | None:
         return None
 
 
-def _is_our_daemon(pid: int, mountpoint: str) -> bool:
-    """Guard against PID reuse: the process must be a mount helper for this path."""
+def _is_our_daemon(pid: int, *mountpoints: str | None) -> bool:
+    """Guard against PID reuse: the process must be a mount helper for this path
+    (the private mountpoint, or the kubelet path a daemon of an earlier release
+    mounted at directly)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             argv = fh.read().split(b"\0")
     except OSError:
         return False
-    return os.fsencode(mountpoint) in argv
+    return any(m is not None and os.fsencode(m) in argv for m in mountpoints)
 
 
 def _terminate(pid: int, timeout: float = 5.0) -> None:

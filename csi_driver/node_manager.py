@@ -16,13 +16,19 @@ recovered: the daemon is stopped, the filesystem mounted again with the
 recorded source, options and identity, and every bind of it re-made.
 
 Directories are only ever created at the exact paths kubelet passed (never
-their parents), and only what the driver created is removed.
+their parents), and only what the driver created is removed.  Every local
+path is walked component by component from the kubelet root and every mount
+and unmount is made on the walked descriptors (:mod:`csi_driver.anchored`), so
+no symlink swapped in by whoever can write a kubelet directory redirects
+them; nesting one volume inside another is refused from the mounts the walk
+crosses, not from path strings.  What a request names on the HDFS side is
+checked as the controller checks it (:mod:`csi_driver.scope`): allowed
+clusters only, and ``v1:`` ids only inside the base paths.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import shutil
@@ -30,6 +36,7 @@ import threading
 from dataclasses import dataclass
 from typing import Mapping
 
+from csi_driver.anchored import Anchor
 from csi_driver.capabilities import SINGLE_TARGET_MODES, AccessMode, Capability, check_capability
 from csi_driver.clients import ClientPool
 from csi_driver.config import Config
@@ -42,8 +49,9 @@ from csi_driver.mounter import FuseMountSpec, Mounter
 from csi_driver.params import (
     EPHEMERAL, Credentials, MountOptions, parse_secrets, parse_volume_context,
 )
-from csi_driver.paths import canonical_local, check_local_path, is_under
+from csi_driver.paths import check_local_path, is_under
 from csi_driver.provisioner import check_context_matches, static_hdfs_path
+from csi_driver.scope import check_cluster, check_dynamic
 from csi_driver.state import StagedVolume, StateStore, Target, volume_key
 from csi_driver.volumes import check_volume_id, decode_volume_id
 from fuse_mount.mounts import MountState
@@ -100,6 +108,10 @@ class NodeManager:
         self.creds = CredentialStore(config.state_dir)
         self.mounts_dir = os.path.join(config.state_dir, "mounts")
         self.cache_root = os.path.join(config.state_dir, "cache")
+        #: where the mount helper mounts before the driver moves the mount to
+        #: the kubelet path: root's alone, so no one can redirect the helper
+        self.fuse_dir = os.path.join(config.state_dir, "fuse")
+        self.local = Anchor(config.kubelet_dirs)
 
     # -- resolving what to mount ----------------------------------------------------------------
     def resolve(self, volume_id: str, context: Mapping[str, str]) -> ResolvedVolume:
@@ -107,6 +119,7 @@ class NodeManager:
         ctx = parse_volume_context(context)
         if ref is not None:
             check_context_matches(ref, ctx)
+            check_dynamic(self.config, ref)
             return ResolvedVolume(ref.cluster_uri, ref.path, True, ctx.mount.read_only, ctx.mount)
         if ctx.path is None:
             raise VolumeNotFound("no such volume: the id is not a dynamic volume of this driver "
@@ -114,6 +127,9 @@ class NodeManager:
         cluster = ctx.hdfs_uri or self.config.hdfs_uri
         if not cluster:
             raise InvalidArgument("volume_context has no hdfsUri and the driver has no --hdfs-uri")
+        # A static volume may name any directory (datasets live outside the base
+        # path), but only on a cluster the driver was given.
+        check_cluster(self.config, cluster)
         path = static_hdfs_path(ctx)
         pinned = ctx.snapshot is not None or ".snapshot" in path.split("/")
         return ResolvedVolume(cluster, path, False, ctx.mount.read_only or pinned, ctx.mount,
@@ -130,7 +146,7 @@ class NodeManager:
                  if (vol.user or vol.principal) else None)
         return FuseMountSpec(
             source_uri=vol.source_uri,
-            mountpoint=vol.staging_path,
+            mountpoint=os.path.join(self.fuse_dir, vol.key),
             read_only=vol.read_only,
             option_args=tuple(options.to_mount_args()),
             identity_args=tuple(self.creds.mount_args(creds, vol.keytab_file,
@@ -141,6 +157,7 @@ class NodeManager:
                        if options.cache_size is not None else None),
             pid_file=os.path.join(self.mounts_dir, f"{vol.key}.pid"),
             log_file=os.path.join(self.mounts_dir, f"{vol.key}.log"),
+            target=vol.staging_path,
         )
 
     def _mount(self, vol: StagedVolume) -> None:
@@ -152,6 +169,7 @@ class NodeManager:
             raise FailedPrecondition("the Kerberos keytab of this volume is gone; "
                                      "NodeUnstageVolume and stage it again")
         os.makedirs(self.mounts_dir, mode=0o700, exist_ok=True)
+        os.makedirs(self.fuse_dir, mode=0o700, exist_ok=True)
         if spec.cache_dir is not None:
             os.makedirs(spec.cache_dir, mode=0o700, exist_ok=True)
         self.mounter.mount_fuse(spec)
@@ -162,16 +180,15 @@ class NodeManager:
         self._mount(vol)
         failures = []
         for t in vol.targets.values():
-            state = self.mounter.state(t.path)
-            if state is MountState.HEALTHY:
-                continue
             try:
+                state = self.mounter.state(t.path)
+                if state is MountState.HEALTHY:
+                    continue
                 if state is not MountState.ABSENT:
                     self.mounter.unmount(t.path)
-                if not os.path.isdir(t.path):
-                    if not t.created_dir:
-                        raise FailedPrecondition(f"target {t.path} no longer exists")
-                    os.mkdir(t.path, 0o750)
+                if not t.created_dir and not self.local.is_dir(t.path):
+                    raise FailedPrecondition(f"target {t.path} no longer exists")
+                self._prepare_dir(t.path, "target_path")
                 self.mounter.bind(vol.staging_path, t.path, t.read_only)
             except (DriverError, OSError) as exc:
                 failures.append(f"{t.path}: {exc}")
@@ -184,63 +201,51 @@ class NodeManager:
         if state is not MountState.HEALTHY:
             self._recover(vol, f"staging mount {vol.staging_path} is {state.value}")
 
-    @staticmethod
-    def _prepare_dir(path: str, what: str) -> bool:
+    def _prepare_dir(self, path: str, what: str) -> bool:
         """Make sure ``path`` is a plain directory; return True if we created it."""
-        if os.path.islink(path):
-            raise FailedPrecondition(f"{what} {path} is a symbolic link; refusing to mount there")
-        if os.path.isdir(path):
-            return False
-        if os.path.lexists(path):
-            raise FailedPrecondition(f"{what} {path} exists and is not a directory")
-        parent = os.path.dirname(path)
-        if not os.path.isdir(parent):
-            raise FailedPrecondition(f"the parent directory of {what} {path} does not exist")
-        try:
-            os.mkdir(path, 0o750)
-        except FileExistsError:
-            return False
-        return True
+        return self.local.make_dir(path, what)
+
+    def _remove_dir(self, path: str) -> None:
+        self.local.remove_dir(path)
 
     @staticmethod
-    def _remove_dir(path: str) -> None:
-        try:
-            os.rmdir(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                log.warning("not removing %s: it is not empty", path)
-            else:
-                raise MountFailed(f"cannot remove {path}: {exc.strerror}") from None
-
-    def _same(self, a: str, b: str) -> bool:
-        return a == b or canonical_local(a) == canonical_local(b)
+    def _same(a: str, b: str) -> bool:
+        # Both are normalised, and no path with a symlink below the kubelet root
+        # is ever used (the walk refuses it): equal strings are the same place.
+        return a == b
 
     def _kubelet_path(self, field_name: str, value: str) -> str:
-        """A staging/target path: safe, and below a kubelet directory even after symlinks."""
+        """A staging/target path: safe, and below a kubelet directory.
+
+        Symlinks are not resolved here; every use walks the path from its root
+        and refuses one (:class:`csi_driver.anchored.Anchor`).
+        """
         path = check_local_path(field_name, value)
         roots = self.config.kubelet_dirs
         if not any(is_under(path, r) and path != r for r in roots):
             raise InvalidArgument(f"{field_name} must be below the kubelet directory "
                                   f"({', '.join(roots)})")
-        real_parent = os.path.realpath(os.path.dirname(path))
-        if not any(is_under(real_parent, r) for r in roots):
-            raise InvalidArgument(f"{field_name} leads outside the kubelet directory through a "
-                                  "symbolic link")
         return path
 
     def _check_no_nesting(self, path: str, field_name: str) -> None:
         """kubelet never nests one volume's paths inside another's; refuse it.
 
         A mount inside another mount of the driver would be hidden or made
-        unremovable by operations on the outer one.
+        unremovable by operations on the outer one, and the directory made for
+        it would appear in the other volume's HDFS tree.  Recorded paths are
+        compared as strings (which, with symlinks refused, are real paths);
+        the mounts the path goes through are checked by descriptor, which also
+        finds hdfs-csi mounts this node service never recorded.
         """
         for vol in self.store.all():
             for other in (vol.staging_path, *vol.targets):
                 if path != other and (is_under(path, other) or is_under(other, path)):
                     raise InvalidArgument(f"{field_name} {path} is nested with {other}, which is "
                                           "in use by a volume")
+        inside = self.local.nested_in(path)
+        if inside is not None:
+            raise InvalidArgument(f"{field_name} {path} lies inside the hdfs-csi volume mounted "
+                                  f"at {inside}")
 
     # -- NodeStageVolume ---------------------------------------------------------------------------
     def stage(self, volume_id: str, staging_target_path: str, cap: Capability | None,
@@ -544,7 +549,12 @@ class NodeManager:
         adopted = []
         for vol in self.store.all():
             adopted.append(vol.volume_id)
-            state = self.mounter.state(vol.staging_path)
+            try:
+                state = self.mounter.state(vol.staging_path)
+            except DriverError as exc:
+                log.error("cannot look at the mount of volume %s at %s: %s", vol.volume_id,
+                          vol.staging_path, exc)
+                continue
             if state is MountState.HEALTHY:
                 log.info("adopted healthy mount of volume %s at %s",
                          vol.volume_id, vol.staging_path)

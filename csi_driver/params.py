@@ -67,7 +67,12 @@ MAX_READ_AHEAD = 1024**3
 MAX_METADATA_TTL = 86400.0
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,254}$")  # HDFS user/group names
-_PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?(@[A-Za-z0-9._-]+)?$")
+#: A Kerberos principal as Hadoop uses them: primary[/instance][@REALM].  Each
+#: part starts with a letter, digit or '_' (``_HOST`` is Hadoop's placeholder),
+#: so no part can be read as an option or a relative path; the realm starts
+#: with a letter or digit.
+_KRB_PART = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}"
+_PRINCIPAL_RE = re.compile(rf"^{_KRB_PART}(/{_KRB_PART})?(@[A-Za-z0-9][A-Za-z0-9._-]{{0,254}})?$")
 _MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
 
 

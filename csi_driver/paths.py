@@ -16,7 +16,6 @@ is still under the directory it must be under.
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 import re
 
@@ -26,6 +25,9 @@ from csi_driver.errors import InvalidArgument
 MAX_LOCAL_PATH = 4096
 #: HDFS allows longer paths, but no sane volume needs more.
 MAX_HDFS_PATH = 2048
+#: The driver's own directory inside every base path (volume records, archives):
+#: never a base path, never a volume.
+META_DIR = ".hdfs-csi"
 #: Longest volume directory name we use verbatim; longer CSI names are hashed.
 MAX_PLAIN_DIRNAME = 63
 _PLAIN_DIRNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,%d}$" % (MAX_PLAIN_DIRNAME - 1))
@@ -46,8 +48,8 @@ def check_local_path(field: str, value: str) -> str:
 
     ``..`` is rejected instead of resolved: kubelet never sends one, so its
     presence means a broken or hostile caller.  Symlinks are not resolved
-    here (the path may not exist yet); callers that create or mount compare
-    ``os.path.realpath`` of the parent afterwards (:func:`canonical_local`).
+    here (the path may not exist yet); every use of the path walks it from
+    its kubelet root and refuses a symlink (:mod:`csi_driver.anchored`).
     """
     _common_checks(field, value, MAX_LOCAL_PATH)
     if not value.startswith("/"):
@@ -60,12 +62,6 @@ def check_local_path(field: str, value: str) -> str:
     if norm == "/":
         raise InvalidArgument(f"{field} must not be the root directory")
     return norm
-
-
-def canonical_local(path: str) -> str:
-    """The path with its parent's symlinks resolved (the leaf may be a dead mount)."""
-    parent, name = os.path.split(path)
-    return os.path.join(os.path.realpath(parent), name)
 
 
 def check_hdfs_path(field: str, value: str, *, allow_root: bool = False) -> str:
@@ -94,6 +90,11 @@ def is_under(path: str, base: str) -> bool:
     if base == "/":
         return path.startswith("/")
     return path == base or path.startswith(base + "/")
+
+
+def in_meta_dir(path: str) -> bool:
+    """True if the normalised HDFS ``path`` has a :data:`META_DIR` component."""
+    return META_DIR in path.split("/")
 
 
 def check_component(field: str, value: str, max_len: int = 255) -> str:

@@ -46,14 +46,14 @@ from csi_driver.params import (
     HDFS_URI, ON_DELETE, PATH, CreateParams, Credentials, VolumeContext,
     parse_create_parameters, parse_secrets, parse_volume_context,
 )
-from csi_driver.paths import is_under, volume_dirname
+from csi_driver.paths import META_DIR, is_volume_dirname, volume_dirname
+from csi_driver.scope import check_base_path, check_cluster, check_dynamic
 from csi_driver.volumes import VolumeRef, check_volume_id, decode_volume_id, encode_volume_id
 from hdfs_client import HdfsClient
 from hdfs_client import errors as hdfs_errors
 
 log = logging.getLogger(__name__)
 
-META_DIR = ".hdfs-csi"
 RECORD_VERSION = 1
 MAX_NAME_BYTES = 128
 INT64_MAX = 2**63 - 1
@@ -114,16 +114,29 @@ class Provisioner:
         if not cluster:
             raise InvalidArgument(f"no {HDFS_URI} parameter and the driver has no "
                                   "--hdfs-uri default")
-        return cluster
+        return check_cluster(self.config, cluster)
 
     def _check_base(self, base: str) -> None:
-        roots = self.config.base_roots
-        if not roots:
+        if not self.config.base_roots:
             raise FailedPrecondition("dynamic provisioning is disabled: the driver was started "
                                      "without --base-path")
-        if not any(is_under(base, root) for root in roots):
-            raise InvalidArgument(f"base path {base} is outside the driver's allowed base paths "
-                                  f"({', '.join(roots)})")
+        check_base_path(self.config, base)
+
+    @staticmethod
+    def _check_not_in_volume(client: HdfsClient, cluster: str, base: str) -> None:
+        """Refuse a base path that is (or lies inside) a volume of this driver.
+
+        StorageClass parameters are admin input, but a ``basePath`` pointing into
+        a tenant's volume would put other tenants' volumes where that tenant can
+        read, rename and delete them, under its quota.  A volume is recognised by
+        its record, one ``exists`` per path component below the first.
+        """
+        parts = base.strip("/").split("/")
+        for depth in range(2, len(parts) + 1):   # a volume is never directly under /
+            ref = VolumeRef(cluster, "/" + "/".join(parts[:depth]))
+            if is_volume_dirname(ref.dirname) and client.exists(record_path(ref)):
+                raise InvalidArgument(f"base path {base} is inside the volume {ref.path}; "
+                                      "volumes cannot be nested")
 
     @contextlib.contextmanager
     def _client(self, cluster: str, creds: Credentials | None) -> Iterator[HdfsClient]:
@@ -232,6 +245,7 @@ class Provisioner:
         self._check_base(base)
         ref = VolumeRef(cluster, posixpath.join(base, volume_dirname(name)))
         with self.inflight.hold(f"vol:{ref.uri}"), self._client(cluster, creds) as client:
+            self._check_not_in_volume(client, cluster, base)
             record = self._read_record(client, ref)
             if record is None:
                 if client.exists(ref.path):
@@ -270,11 +284,7 @@ class Provisioner:
         ref = decode_volume_id(volume_id)
         if ref is None:
             return None
-        roots = self.config.base_roots
-        if not any(is_under(ref.base_path, root) for root in roots):
-            raise InvalidArgument("volume_id names a directory outside the driver's allowed "
-                                  "base paths")
-        return ref
+        return check_dynamic(self.config, ref)
 
     def delete_volume(self, volume_id: str, secrets: Mapping[str, str]) -> None:
         ref = self._owned_ref(volume_id)

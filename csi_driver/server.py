@@ -75,6 +75,9 @@ def build(config: Config, *, mounter: Mounter | None = None,
         options=[("grpc.so_reuseport", 0)],
     )
     inflight = InFlight()
+    if not config.allowed_clusters:
+        log.warning("neither --hdfs-uri nor --allowed-hdfs-uri is set: every volume will be "
+                    "refused (the driver connects only to clusters it was given)")
     csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(config, ready), server)
     driver = Driver(config, server, pool, ready)
     if config.serves_controller:
@@ -83,7 +86,8 @@ def build(config: Config, *, mounter: Mounter | None = None,
             ControllerServicer(config, Provisioner(config, pool, inflight)), server)
     if config.serves_node:
         os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
-        mounter = mounter or SystemMounter(config.mount_command, config.mount_timeout)
+        mounter = mounter or SystemMounter(config.mount_command, config.mount_timeout,
+                                           config.kubelet_dirs)
         driver.node = NodeManager(config, pool, mounter, inflight)
         csi_pb2_grpc.add_NodeServicer_to_server(NodeServicer(config, driver.node), server)
     _prepare_socket(config.socket_path)
