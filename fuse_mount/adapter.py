@@ -10,8 +10,10 @@ Why mfusepy (ctypes over libfuse3's high-level API) and not pyfuse3: measured
 on this code base's target machine, a null filesystem served 1 MiB requests at
 1.3-3 GB/s through mfusepy, an order of magnitude above what one HDFS client
 stream delivers, so the binding is not the bottleneck; and the high-level API
-gives us libfuse's ``auto_cache`` (keep the page cache while size and mtime
-are unchanged) and path-based callbacks for free.
+gives us path-based callbacks for free.  (Its ``auto_cache``, keep the page
+cache while size and mtime are unchanged, was used until it served a file
+rewritten with its mtime restored from the old file's pages: the core now
+decides ``keep_cache`` per open by file identity.)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import errno
 import fcntl
 import functools
 import logging
+import mmap
 import os
 import struct
 import termios
@@ -314,9 +317,11 @@ class FuseAdapter(mfusepy.Operations):
             config.entry_timeout = ttl
             config.attr_timeout = ttl
             config.negative_timeout = ttl
-            # auto_cache: keep the kernel page cache across opens while size+mtime are
-            # unchanged (re-reads at memory speed), drop it when the file changed.
-            config.auto_cache = 1
+            # The kernel keeps a file's pages across opens while its identity (HDFS
+            # file id, length, mtime) is unchanged: re-reads at memory speed.  The
+            # core decides per open (keep_cache); libfuse's auto_cache compared only
+            # size and mtime, which a rewrite with its mtime restored keeps.
+            config.auto_cache = 0
             config.kernel_cache = 0
             config.direct_io = 0
         if conn is not None:
@@ -370,31 +375,36 @@ class FuseAdapter(mfusepy.Operations):
     def read_buf(self, path: str | None, bufpp: Any, size: int, offset: int, fh: int) -> int:
         """libfuse's ``read_buf``: the reply as a buffer libfuse sends itself.
 
-        A read the disk cache holds is spliced from the cache file into this
-        thread's pipe, and libfuse splices the pipe into ``/dev/fuse``: the
-        bytes never enter Python and are copied once, by the kernel, without
-        the GIL.  Other data of two pages or more goes into the pipe with
-        ``vmsplice`` (its pages by reference): libfuse 3.14 splices every
+        With splice on (a disk cache), every reply of two pages or more goes
+        into this thread's pipe with ``vmsplice`` (its pages by reference) and
+        libfuse splices the pipe into ``/dev/fuse``: libfuse 3.14 splices every
         reply that size once splice is on, and would otherwise write a memory
-        buffer into its pipe first, one more copy.  The object stays referenced
+        buffer into its pipe first, one more copy.  A read the disk cache holds
+        is read into this thread's reply buffer, checked against its CRCs
+        (:meth:`HdfsFilesystem.read_cached`), and vmspliced from there; other
+        data from the read-ahead buffer it is in.  The object stays referenced
         (``_local.held``) until this thread's next callback: libfuse sends a
         reply before its worker takes the next request, so by then the pipe
-        has been drained.  At most one such object per worker thread.
-        Without splice (no disk cache), data is copied once into memory from
-        ``malloc``, what libfuse's plain ``read`` path allocates too.
+        has been drained and the thread's buffer may be filled again.  At most
+        one such object per worker thread.  Without splice (no disk cache),
+        data is copied once into memory from ``malloc``, what libfuse's plain
+        ``read`` path allocates too.
+
+        (Cache hits were once spliced straight from the cache file, never
+        entering this process; checking them means reading them.  The cost is
+        in BENCHMARKS.md, "cache verification cost".)
         """
         if size > 0 and self._splice:
             pipe = self._reply_pipe(size)
             if pipe is not None:
-                n = self.core.splice_from_cache(fh, pipe.w, size, offset)
-                if n is not None:
-                    _bufvec(bufpp, size=n, fd=pipe.r)
-                    return 0
-                if pipe.pending():
-                    pipe = self._replace_pipe(pipe)
-                data = self.core.read(fh, size, offset)
+                data = self.core.read_cached(fh, size, offset, self._cache_buffer())
+                cached = data is not None
+                if data is None:
+                    data = self.core.read(fh, size, offset)
                 if len(data) >= _SPLICE_MIN and _vmsplice_all(pipe.w, data):
                     self._local.held = data  # its pages are in the pipe until libfuse sends it
+                    if cached:
+                        self.core.metrics.bytes_spliced.inc(len(data))
                     _bufvec(bufpp, size=len(data), fd=pipe.r)
                     return 0
                 if pipe.pending():
@@ -414,6 +424,14 @@ class FuseAdapter(mfusepy.Operations):
         out[:] = data
         _bufvec(bufpp, size=len(data), mem=mem)
         return 0
+
+    def _cache_buffer(self) -> memoryview:
+        """This worker's buffer for replies read from the disk cache (page aligned,
+        the largest request), reused from one request to the next."""
+        buf: memoryview | None = getattr(self._local, "cache_buf", None)
+        if buf is None:
+            buf = self._local.cache_buf = memoryview(mmap.mmap(-1, self._max_read))
+        return buf
 
     def _reply_pipe(self, size: int) -> _ReplyPipe | None:
         pipe: _ReplyPipe | None = getattr(self._local, "pipe", None)
@@ -504,14 +522,17 @@ class HdfsFUSE(mfusepy.FUSE):
     ``read_buf`` hands libfuse a buffer it sends itself (:meth:`FuseAdapter.read_buf`);
     mfusepy's ``read`` wants ``bytes``, which costs an extra copy of every
     byte, and for the disk cache an extra ``bytes`` object per request.
-    ``open`` lets the core choose per-handle kernel caching (``direct_io``).
+    ``open`` lets the core choose per-handle kernel caching (``direct_io``, and
+    ``keep_cache`` by file identity instead of libfuse's ``auto_cache``).
     """
 
     def open(self, path: bytes, fip: Any) -> int:
         fi = fip.contents
         fi.fh = fh = self.operations.open(path.decode(self.encoding, self.errors), fi.flags)
-        if self.operations.core.wants_direct_io(fh):
+        core = self.operations.core
+        if core.wants_direct_io(fh):
             fi.direct_io = 1
+        fi.keep_cache = 1 if core.keep_cache(fh) else 0
         return 0
 
     def read_buf(self, path: bytes | None, bufpp: Any, size: int, offset: int, fip: Any) -> int:

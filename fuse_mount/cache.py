@@ -13,23 +13,48 @@ Consistency: a chunk is readable only once it is in the in-memory index,
 which happens after its bytes are written.  Evicting a chunk takes it out of
 the index and then punches a hole in its range (``fallocate``), both under
 the cache lock; every index entry carries a generation number, and a read
-checks after its ``preadv`` (or ``splice``) that the generation of each chunk
+checks after its ``preadv`` that the generation of each chunk
 it used is still indexed, so a read that raced an eviction is a miss
 (re-fetched from HDFS), never zeros.  A file is unlinked when it holds no
 chunk and none is being written.
 
-Restart: the index is rebuilt from the files with ``SEEK_DATA``/``SEEK_HOLE``:
-a chunk counts as cached when its whole range is data (a write cut short by
-a crash leaves a hole, so that chunk is simply missing).  Filesystems that
-cannot report holes are detected with a probe file at start-up; their cache
-starts empty.  LRU order after a restart follows file mtimes.
+Integrity: every chunk carries a CRC32C per 64 KiB block (the checksum HDFS
+itself uses; ``crc32c`` computes it with the CPU's instruction at ~27 GB/s),
+computed when the chunk is written and checked on every read from the cache,
+before a byte leaves this module.  A mismatch drops the chunk (counted in
+``hdfs_fuse_cache_corrupt_chunks``) and the read is a miss, served from HDFS.
+Blocks rather than one CRC per chunk because FUSE requests (1008 KiB when
+spliced) do not line up with chunks: a request verifies only the blocks it
+touches instead of two whole chunks.  Verifying means the bytes are read into
+memory: cache hits are no longer spliced straight from the cache file into
+``/dev/fuse``, they are read with ``preadv`` (the requested bytes straight into
+the reply buffer, the partial blocks at either end into a small scratch
+buffer), checked, and then handed to the kernel (see BENCHMARKS.md, "cache
+verification cost", for what that costs the warm path).
 
-Identity: ``key = sha256(cluster, path, length, mtime)``.  HDFS has a file id
-that would survive renames, but hdfs-native does not expose it, so a rename
-simply costs a re-fetch.  Because length and mtime come from the metadata cache,
-a file changed in HDFS gets a new key at most ``--metadata-ttl`` after the
-change and the old chunks age out through LRU: stale data is never served
-beyond the TTL.
+The checksums are kept by :mod:`fuse_mount.checksums`, in one append-only log
+per cache subdirectory (not one file per cache file: small files would
+double their inodes); a chunk's record is written after its bytes and before
+it joins the index.  A chunk without an intact record is not cached.
+
+Restart: the index is rebuilt from the files with ``SEEK_DATA``/``SEEK_HOLE``
+and the checksum records: a chunk counts as cached when its whole range is
+data (a write cut short by a crash leaves a hole, so that chunk is simply
+missing) and it has an intact record of that length; data outside such
+chunks is punched.
+Filesystems that cannot report holes are detected with a probe file at
+start-up; their cache starts empty.  LRU order after a restart follows file
+mtimes.  A directory from a release without checksums is emptied.
+
+Identity: ``key = sha256(cluster, file id, length, mtime)``.  The file id is
+HDFS's inode id: a file created again under the same name (an overwrite, a
+``distcp``) gets a new one even with the same length and mtime, while a rename
+keeps it, so a renamed file is still cached.  Length and mtime stay in the key
+because an append keeps the id.  Without a file id (a client that cannot read
+it) the key is ``sha256(cluster, path, length, mtime)``.  Because the
+identity comes from the metadata cache, a file changed in HDFS gets a new key
+at most ``--metadata-ttl`` after the change and the old chunks age out
+through LRU.
 
 Failure policy: the cache is an accelerator, never a reason for a read to
 fail.  Any error writing a chunk (disk full, read-only disk, permissions)
@@ -63,11 +88,16 @@ import logging
 import mmap
 import os
 import queue
+import struct
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
+
+import crc32c
+
+from fuse_mount.checksums import ChecksumStore
 
 if TYPE_CHECKING:
     from fuse_mount.metrics import MountMetrics
@@ -80,6 +110,9 @@ _QUEUE_WAIT_S = 2.0
 _DIO_ALIGN = 4096  # O_DIRECT offset/length alignment that every block size divides
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
+#: bytes covered by one CRC32C (a chunk holds chunk_size // this many, at most)
+CRC_BLOCK = 64 * 1024
+_U32 = struct.Struct("<I")
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
@@ -110,9 +143,13 @@ class CacheBusy(RuntimeError):
     """Another mount holds the cache directory."""
 
 
-def cache_key(cluster: str, path: str, length: int, mtime_ms: int) -> str:
-    """File identity (path + length + mtime; hdfs-native gives no file id)."""
-    ident = f"{cluster}\0{path}\0{length}\0{mtime_ms}"
+def cache_key(cluster: str, path: str, length: int, mtime_ms: int, file_id: int = 0) -> str:
+    """File version identity: HDFS's file id + length + mtime (the path only
+    when the id is unknown, 0); see the module docstring."""
+    if file_id:
+        ident = f"id\0{cluster}\0{file_id}\0{length}\0{mtime_ms}"
+    else:
+        ident = f"{cluster}\0{path}\0{length}\0{mtime_ms}"
     h = hashlib.sha256(ident.encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:40]
 
@@ -135,8 +172,11 @@ class DiskCache:
             os.close(self._lock_fd)
             raise CacheBusy(f"cache directory {root} is in use by another mount") from None
         self._lock = threading.Lock()
-        # (key, chunk) -> (bytes, generation), least recently used first
-        self._index: OrderedDict[tuple[str, int], tuple[int, int]] = OrderedDict()
+        #: bytes per CRC: 64 KiB, or the whole chunk when chunks are smaller or not a multiple
+        self.block = CRC_BLOCK if chunk_size % CRC_BLOCK == 0 else chunk_size
+        self.checksums = ChecksumStore(root, chunk_size, self.block)
+        # (key, chunk) -> (bytes, generation, block CRCs), least recently used first
+        self._index: OrderedDict[tuple[str, int], tuple[int, int, bytes]] = OrderedDict()
         self._pending: set[tuple[str, int]] = set()
         self._chunks_in_file: dict[str, int] = {}  # indexed + pending chunks per key
         self._generation = 0
@@ -166,42 +206,102 @@ class DiskCache:
     # -- start-up ------------------------------------------------------------------
     def _rebuild(self) -> None:
         trust_holes = self._holes_are_reported()
-        found: list[tuple[float, str, int, int]] = []
-        cs = self.chunk_size
+        records = self.checksums.load() if trust_holes else {}
+        found: list[tuple[float, str, int, int, bytes]] = []
+        subs = {name[:-len(".log")] for name in os.listdir(self.checksums.dir)
+                if name.endswith(".log")}
         for sub in os.scandir(self._data):
             if not sub.is_dir():
                 continue
+            subs.add(sub.name)
             for ent in os.scandir(sub.path):
                 key = ent.name
                 if not trust_holes or not _is_key(key) or key[:2] != sub.name:
                     _unlink_quietly(ent.path)  # older layout, a probe, or unverifiable
                     continue
-                try:
-                    fd = os.open(ent.path, os.O_RDONLY)
-                except OSError:
-                    continue
-                try:
-                    st = os.fstat(fd)
-                    for lo, hi in data_ranges(fd, st.st_size):
-                        for idx in range(-(-lo // cs), hi // cs + 1):
-                            span = self.chunk_span(st.st_size, idx)
-                            if span and idx * cs + span <= hi:
-                                found.append((st.st_mtime, key, idx, span))
-                except OSError as exc:
-                    log.warning("cache file %s unreadable (%s); dropping it", ent.path, exc)
-                    found = [f for f in found if f[1] != key]
+                scanned = self._scan_file(key, ent.path, records)
+                if scanned is None or not scanned[1]:
                     _unlink_quietly(ent.path)
-                finally:
-                    os.close(fd)
+                    continue
+                mtime, valid = scanned
+                found.extend((mtime, key, idx, span, crcs) for idx, span, crcs in valid)
         found.sort()
-        for _mtime, key, idx, size in found:
+        for _mtime, key, idx, size, crcs in found:
             self._generation += 1
-            self._index[(key, idx)] = (size, self._generation)
+            self._index[(key, idx)] = (size, self._generation, crcs)
             self._chunks_in_file[key] = self._chunks_in_file.get(key, 0) + 1
             self._bytes += size
         self._evict_locked(0)
+        for sub in subs:  # the logs, with exactly the records of the chunks kept
+            self._rewrite_checksums(sub)
         if found:
             log.info("disk cache %s: %d chunks, %d bytes", self.root, len(self._index), self._bytes)
+
+    def _rewrite_checksums(self, sub: str) -> None:
+        with self._lock:
+            entries = [(key, idx, e[0], e[2]) for (key, idx), e in self._index.items()
+                       if key[:2] == sub]
+        try:
+            self.checksums.rewrite(sub, entries)
+        except OSError as exc:
+            log.warning("cannot rewrite the checksum log of %s (%s)", sub, exc)
+
+    def _scan_file(self, key: str, path: str, records: dict[tuple[str, int], tuple[int, bytes]]
+                   ) -> tuple[float, list[tuple[int, int, bytes]]] | None:
+        """The chunks of one cache file that are whole and have an intact checksum
+        record of their length, as ``(index, length, block CRCs)``; everything
+        else in the file is punched.  ``None`` when the file cannot be read."""
+        cs = self.chunk_size
+        writable = True
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            writable = False  # a read-only file: keep what is valid, punch nothing
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                return None
+        try:
+            st = os.fstat(fd)
+            valid: list[tuple[int, int, bytes]] = []
+            whole = 0
+            ranges = list(data_ranges(fd, st.st_size))
+            for lo, hi in ranges:
+                for idx in range(-(-lo // cs), hi // cs + 1):
+                    span = self.chunk_span(st.st_size, idx)
+                    if span and idx * cs + span <= hi:
+                        whole += 1
+                        rec = records.get((key, idx))
+                        if rec is not None and rec[0] == span:
+                            valid.append((idx, span, rec[1]))
+            if whole > len(valid):
+                log.warning("cache file %s: %d of %d chunks without an intact checksum "
+                            "record; dropped", path, whole - len(valid), whole)
+            if writable:
+                self._punch_outside(fd, ranges, {idx for idx, _span, _crcs in valid})
+            return st.st_mtime, valid
+        except OSError as exc:
+            log.warning("cache file %s unreadable (%s); dropping it", path, exc)
+            return None
+        finally:
+            os.close(fd)
+
+    def _punch_outside(self, fd: int, ranges: list[tuple[int, int]], keep: set[int]) -> None:
+        """Free every data range of a cache file that no kept chunk covers (torn
+        writes, chunks without a valid checksum): they are not in the index, so
+        they would hold disk space the LRU bound does not see."""
+        cs = self.chunk_size
+        for lo, hi in ranges:
+            pos = lo
+            while pos < hi:
+                idx = pos // cs
+                end = min(hi, (idx + 1) * cs)
+                if idx not in keep:
+                    try:
+                        punch_hole(fd, pos, end - pos)
+                    except OSError:
+                        return  # no hole punching here: the space stays until the file goes
+                pos = end
 
     def _holes_are_reported(self) -> bool:
         """Whether this filesystem tells holes from data (SEEK_DATA/SEEK_HOLE).
@@ -243,67 +343,61 @@ class DiskCache:
 
     def read_into(self, key: str, file_length: int, offset: int, out: memoryview,
                   file: CacheFile | None = None) -> int | None:
-        """Like :meth:`read_range`, but ``os.preadv`` straight into ``out`` (the
-        FUSE reply buffer): no ``bytes`` per request, no second copy.  Returns
-        the number of bytes read, or ``None`` when a covering chunk is missing.
+        """Like :meth:`read_range`, but into ``out`` (a FUSE reply buffer): no
+        ``bytes`` per request, no second copy.  Returns the number of bytes
+        read (``min(len(out), file_length - offset)``), or ``None`` when a
+        covering chunk is missing, was evicted meanwhile, or fails its checksum.
         ``file``: the open handle's :class:`CacheFile`, instead of an open and
         close per call."""
         size = min(len(out), file_length - offset)
-        return self._transfer(key, offset, size, file,
-                              lambda fd: os.preadv(fd, [out[:size]], offset))
+        if size <= 0:
+            return 0
+        return self._read_verified(key, file_length, offset, out[:size], file)
 
-    def splice_into(self, key: str, file_length: int, offset: int, size: int, pipe: int,
-                    file: CacheFile | None = None) -> int | None:
-        """Like :meth:`read_into`, but ``splice(2)`` the bytes into the pipe
-        ``pipe`` (page references, not copies: the bytes are copied once, by
-        the kernel, when libfuse splices the pipe into ``/dev/fuse``).
+    def _read_verified(self, key: str, file_length: int, offset: int, out: memoryview,
+                       file: CacheFile | None) -> int | None:
+        """Read ``len(out)`` cached bytes at ``offset`` into ``out`` and check them.
 
-        The pipe must have room for ``size`` bytes.  On ``None`` it may hold
-        part of the range: the caller empties it.  A chunk evicted after the
-        splice cannot change what the pipe holds (its pages were taken out of
-        the file, not rewritten in place), so the generation check after the
-        splice is as good as after a ``preadv``.
-        """
-        size = min(size, file_length - offset)
+        One ``preadv`` reads the whole CRC blocks the range touches: the
+        requested bytes straight into ``out``, the parts of the first and last
+        block outside it into a per-thread scratch buffer.  ``None`` (a miss)
+        unless every covering chunk was indexed before and is still indexed,
+        with the same generation, after, and every block matches its CRC;
+        chunks that do not are dropped and counted as corrupt.
 
-        def splice(fd: int) -> int:
-            got = 0
-            while got < size:
-                n = os.splice(fd, pipe, size - got, offset_src=offset + got,
-                              flags=os.SPLICE_F_NONBLOCK)
-                if n == 0:
-                    break
-                got += n
-            return got
-        return self._transfer(key, offset, size, file, splice)
-
-    def _transfer(self, key: str, offset: int, size: int, file: CacheFile | None,
-                  transfer: Callable[[int], int]) -> int | None:
-        """Move ``size`` cached bytes at ``offset`` with ``transfer(fd)``, which
-        returns the byte count; ``None`` (a miss) unless every covering chunk
-        was indexed before and is still indexed, with the same generation, after.
-
-        Transfers through one handle's :class:`CacheFile` take turns.  The
+        Reads through one handle's :class:`CacheFile` take turns.  The
         kernel's read-ahead sends a sequential reader's requests to several
         FUSE threads at once; reading the cache file for all of them at the
         same moment, slightly out of order, turns the file's read-ahead into
         small synchronous reads.  One at a time, it keeps streaming: a 1 GiB
         re-read from the disk went from 1.52 to 1.86 GB/s (6 interleaved
         rounds), from RAM it was level.  Different handles (other files,
-        other readers) still read in parallel.
+        other readers) still read in parallel, and the checksums are computed
+        outside the turn.
         """
-        if size <= 0:
-            return 0
-        cs = self.chunk_size
-        chunks = [(key, i) for i in range(offset // cs, (offset + size - 1) // cs + 1)]
+        size = len(out)
+        cs, blk = self.chunk_size, self.block
+        first = offset // cs
+        chunks = [(key, i) for i in range(first, (offset + size - 1) // cs + 1)]
         index = self._index
         with self._lock:
             try:
-                used = [index[c][1] for c in chunks]
+                entries = [index[c] for c in chunks]
             except KeyError:
                 return None
             for c in chunks:
                 index.move_to_end(c)
+        odd = [i for i, e in enumerate(entries)
+               if e[0] != self.chunk_span(file_length, chunks[i][1])]
+        if odd:
+            self._drop_corrupt([chunks[i] for i in odd], [entries[i] for i in odd],
+                               "a length that is not the file's")
+            return None
+        lo = offset - offset % blk
+        end = offset + size
+        hi = min(file_length, -(-end // blk) * blk)
+        scratch = self._scratch()
+        head, tail = scratch[:offset - lo], scratch[blk:blk + hi - end]
         path = self._file(key)
         try:
             fd = file.fd() if file is not None else os.open(path, os.O_RDONLY)
@@ -312,28 +406,80 @@ class DiskCache:
             return None
         try:
             with file.in_order if file is not None else contextlib.nullcontext():
-                got = transfer(fd)
-        except BlockingIOError:
-            return None  # the pipe is full: not the cache file's fault
+                got = os.preadv(fd, [b for b in (head, out, tail) if b], lo)
         except OSError as exc:
             log.warning("cache file %s unreadable (%s); dropping its chunks", path, exc)
             got = -1
         finally:
             if file is None:
                 os.close(fd)
-        if got != size:
+        bad = self._bad_chunks(entries, first, lo, hi, head, out, tail) if got == hi - lo else []
+        with self._lock:  # an eviction during the read may have punched what we read
+            if any(index.get(c, (0, 0))[1] != e[1] for c, e in zip(chunks, entries, strict=True)):
+                return None
+        if got != hi - lo:
             if got >= 0:
                 log.warning("cache file %s is short; dropping chunks %d-%d", path,
                             chunks[0][1], chunks[-1][1])
             self._drop_chunks(chunks)
             return None
-        with self._lock:  # an eviction during the transfer may have punched what we read
-            if any(index.get(c, (0, 0))[1] != g for c, g in zip(chunks, used, strict=True)):
-                return None
+        if bad:
+            self._drop_corrupt([chunks[i] for i in bad], [entries[i] for i in bad],
+                               "bytes that fail their CRC32C")
+            return None
         if self.metrics is not None:
             self.metrics.cache_hits.inc(len(chunks))
             self.metrics.bytes_from_cache.inc(size)
         return size
+
+    def _bad_chunks(self, entries: list[tuple[int, int, bytes]], first: int, lo: int, hi: int,
+                    head: memoryview, out: memoryview, tail: memoryview) -> list[int]:
+        """Positions in ``entries`` of the chunks with a block in ``[lo, hi)`` whose
+        bytes (``head + out + tail``, read from ``lo``) do not match its CRC."""
+        cs, blk = self.chunk_size, self.block
+        pieces = []
+        pos = lo
+        for piece in (head, out, tail):
+            if piece:
+                pieces.append((pos, pos + len(piece), piece))
+                pos += len(piece)
+        bad: list[int] = []
+        crc = crc32c.crc32c
+        unpack = _U32.unpack_from
+        for b0 in range(lo, hi, blk):
+            b1 = min(b0 + blk, hi)
+            value = 0
+            for p0, p1, piece in pieces:
+                if p1 > b0 and p0 < b1:
+                    value = crc(piece[max(b0, p0) - p0:min(b1, p1) - p0], value)
+            i = b0 // cs - first
+            if value != unpack(entries[i][2], (b0 % cs) // blk * 4)[0] and (not bad
+                                                                          or bad[-1] != i):
+                bad.append(i)
+        return bad
+
+    def _drop_corrupt(self, chunks: list[tuple[str, int]],
+                      entries: list[tuple[int, int, bytes]], why: str) -> None:
+        """Drop chunks whose cached bytes are wrong, unless they changed meanwhile
+        (then they were evicted or rewritten, and are not what was checked)."""
+        with self._lock:
+            dropped = [c for c, e in zip(chunks, entries, strict=True)
+                       if self._index.get(c, (0, 0))[1] == e[1]]
+        if not dropped:
+            return
+        log.warning("cache file %s: chunks %s hold %s; dropped, read from HDFS again",
+                    self._file(dropped[0][0]), [idx for _key, idx in dropped], why)
+        self._drop_chunks(dropped)
+        if self.metrics is not None:
+            self.metrics.cache_corrupt_chunks.inc(len(dropped))
+
+    def _scratch(self) -> memoryview:
+        """This thread's buffer for the parts of the first and last CRC block
+        that a read does not return (``block`` bytes each)."""
+        buf = getattr(self._tls, "scratch", None)
+        if buf is None:
+            buf = self._tls.scratch = memoryview(bytearray(2 * self.block))
+        return buf
 
     def release(self, key: str, first: int, count: int, file: CacheFile) -> None:
         """Drop chunks ``first .. first+count-1`` of ``key`` from the kernel page
@@ -457,8 +603,12 @@ class DiskCache:
             self._bytes += size
             self._pending.add((key, idx))
             self._chunks_in_file[key] = self._chunks_in_file.get(key, 0) + 1
+        crcs = self.checksums.crcs(data)
         try:
             self._write_chunk(key, idx * self.chunk_size, data)
+            # the record after the bytes: a crash in between leaves a chunk without
+            # one, which the next start-up drops
+            rewrite = self.checksums.add(key, idx, size, crcs)
         except OSError as exc:
             with self._lock:
                 self._pending.discard((key, idx))
@@ -475,7 +625,12 @@ class DiskCache:
         with self._lock:
             self._pending.discard((key, idx))
             self._generation += 1
-            self._index[(key, idx)] = (size, self._generation)
+            self._index[(key, idx)] = (size, self._generation, crcs)
+        if rewrite:
+            # Evictions left records of chunks that are gone.  (A chunk of this
+            # subdirectory written by another thread in the meantime may lose its
+            # record: after a restart it is simply not cached.)
+            self._rewrite_checksums(key[:2])
         return True
 
     def _write_chunk(self, key: str, offset: int, data: bytes | memoryview) -> None:
@@ -546,7 +701,7 @@ class DiskCache:
     def _shrink_locked(self, target: int) -> None:
         evicted = 0
         while self._index and self._bytes > target:
-            (key, idx), (size, _gen) = self._index.popitem(last=False)
+            (key, idx), (size, _gen, _crcs) = self._index.popitem(last=False)
             self._bytes -= size
             self._release_locked(key, idx * self.chunk_size, size)
             evicted += 1
@@ -598,6 +753,7 @@ class DiskCache:
         self.flush(drain)
         self._queue.put(None)
         self._writer.join(1.0)
+        self.checksums.close()
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
         finally:
@@ -621,7 +777,7 @@ class CacheFile:
         self._fd = -1
         self._retired: list[int] = []
         self._lock = threading.Lock()
-        # One transfer at a time per handle: see DiskCache._transfer.
+        # One read at a time per handle: see DiskCache._read_verified.
         self.in_order = threading.Lock()
 
     def fd(self) -> int:

@@ -14,6 +14,12 @@ What it adds on top of the client:
 * read path: per-handle :class:`~fuse_mount.readahead.Prefetcher`, the disk
   cache (:mod:`fuse_mount.cache`) in front of HDFS, every HDFS call on the
   shared :class:`~fuse_mount.iopool.IoPool` with ``--io-timeout``;
+* file identity: a read handle is one version of a file (HDFS file id, length,
+  mtime).  A reader opened later by path (lazily, or again after a failed
+  read) is checked against it: a file replaced in HDFS meanwhile is never read
+  under the old identity, its handle serves what the disk cache holds of the
+  old version and fails the rest with ``ESTALE``.  The kernel keeps a file's
+  pages across opens only while the identity is the same (``keep_cache``);
 * write path: sequential writes streamed into one ``HdfsWriter`` per handle,
   finished on ``flush`` (i.e. ``close(2)``) so that errors reach the caller;
   see ``SEMANTICS.md`` for the exact rules.
@@ -62,6 +68,11 @@ DIRECT_IO_MIN_SIZE = 16 << 20
 # on several FUSE threads, not in order), in batches of this many (one fadvise each).
 _RELEASE_MARGIN = 16
 _RELEASE_BATCH = 8
+#: After a read of a handle timed out, the next read of the same range within this
+#: many seconds fails at once: the kernel retries a failed read-ahead page
+#: synchronously, and that retry must not wait a second --io-timeout (SEMANTICS.md
+#: promises one).  Once: the read after it tries HDFS again.
+RETRY_FAIL_FAST_S = 1.0
 #: Answer for statfs when HDFS cannot tell (no admin RPC): large, clearly fake numbers.
 FALLBACK_CAPACITY = 1 << 50  # 1 PiB
 _STATFS_TTL = 5.0
@@ -110,7 +121,16 @@ class _ReadHandle:
         self.path = path
         self.hpath = hpath
         self.size = status.length
+        self.file_id = status.file_id
+        self.mtime_ms = status.mtime_ms
         self.key = key
+        #: why reads that need HDFS fail with ESTALE (the file was replaced), or None
+        self.stale: str | None = None
+        #: set when the mount opened another version of this path: every read fails
+        #: with ESTALE, since the kernel's page cache of the path is the new file's now
+        self.superseded = False
+        self.keep_pages = False  # FOPEN_KEEP_CACHE: the kernel's pages are this version's
+        self.timeouts: list[tuple[float, int, int]] = []  # (when, start, end) of timed-out reads
         self.lock = threading.Lock()
         self.reader: HdfsReader | None = None
         self.prefetcher: Prefetcher | None = None
@@ -178,7 +198,8 @@ class HdfsFilesystem:
         self._statfs: tuple[float, StatFs] | None = None
         self._statfs_pending: Any = None
         self._warming: set[str] = set()
-        self._opened: OrderedDict[int, None] = OrderedDict()
+        # path -> 64 bits of the key last opened there (bounded LRU): first opens, keep_cache
+        self._opened: OrderedDict[str, int] = OrderedDict()
         self._uid, self._gid = os.getuid(), os.getgid()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -366,7 +387,7 @@ class HdfsFilesystem:
             if st.is_dir:
                 raise FsError(errno.EISDIR)
             h = self._read_handle(path, st)
-            if self._first_open(h.key) and (
+            if self._note_open(h) and (
                     self.cache is None or not self.cache.has_range(h.key, 0, h.size)):
                 # Open the HDFS reader now: HDFS checks permissions when a file is
                 # opened (getBlockLocations), and EACCES belongs to open(2), not to
@@ -375,11 +396,16 @@ class HdfsFilesystem:
                 # then complete when open returns: one hand-off instead of two).
                 # A file entirely in the disk cache needs no RPC at all, and neither
                 # does a re-open of an unchanged file: the kernel keeps its pages
-                # (auto_cache) and asks only for what it lacks, opening lazily.
+                # (keep_cache) and asks only for what it lacks, opening lazily.
+                # Without a disk cache, a reader opened here is not checked against
+                # the status (one RPC less per cold open): nothing of this version was
+                # served yet, the kernel dropped other versions' pages (keep_cache), so
+                # bytes of a file replaced since the status cannot mix with others.
                 assert h.prefetcher is not None
-                first = h.prefetcher.start(functools.partial(self._open_and_fetch, h))
+                verify = self.cache is not None
+                first = h.prefetcher.start(functools.partial(self._open_and_fetch, h, verify))
                 if first is None:
-                    self._call(self._reader, h, what="open")
+                    self._call(self._reader, h, None, verify, what="open")
                 else:
                     try:
                         self.pool.wait(first, self.timeout, "open")
@@ -442,8 +468,22 @@ class HdfsFilesystem:
         h.kernel_cached = not direct
         return direct
 
+    def keep_cache(self, fh: int) -> bool:
+        """Whether the kernel may keep the pages it holds of this handle's file
+        (``FOPEN_KEEP_CACHE``); called once, at open.
+
+        Only when the last file version opened at this path in this mount is
+        this handle's (same file id, length and mtime): libfuse's
+        ``auto_cache`` compares only mtime and size, so a file rewritten with
+        the same length and its mtime restored would be read from the old
+        version's pages, or from a mix of them and the new file's.
+        """
+        h = self._handles.get(fh)
+        return isinstance(h, _ReadHandle) and h.keep_pages
+
     def _read_handle(self, path: str, st: FileStatus) -> _ReadHandle:
-        key = cache_key(self.client.uri, self.hdfs_path(path), st.length, st.mtime_ms)
+        key = cache_key(self.client.uri, self.hdfs_path(path), st.length, st.mtime_ms,
+                        st.file_id)
         h = _ReadHandle(path, self.hdfs_path(path), st, key)
         h.prefetcher = Prefetcher(
             h.size, functools.partial(self._fetch, h), pool=self.pool, budget=self.budget,
@@ -467,6 +507,7 @@ class HdfsFilesystem:
             return self._read_while_writing(h, size, offset)
         if offset >= h.size or size <= 0:
             return b""
+        _check_superseded(h)
         if self._cache_serves(h, offset, size):
             assert self.cache is not None
             data = self.cache.read_range(h.key, h.size, offset, size)
@@ -488,6 +529,7 @@ class HdfsFilesystem:
         elif offset >= h.size or not out:
             return 0
         else:
+            _check_superseded(h)
             if self._cache_serves(h, offset, len(out)):
                 assert self.cache is not None
                 n = self.cache.read_into(h.key, h.size, offset, out, self._cache_file(h))
@@ -502,22 +544,28 @@ class HdfsFilesystem:
         out[:n] = data
         return n
 
-    def splice_from_cache(self, fh: int, pipe: int, size: int, offset: int) -> int | None:
-        """Splice bytes the disk cache holds into ``pipe`` (see
-        :meth:`DiskCache.splice_into`); ``None`` when this read is not a
-        complete cache hit (then :meth:`read_into` serves it)."""
+    def read_cached(self, fh: int, size: int, offset: int,
+                    out: memoryview | None = None) -> memoryview | None:
+        """The bytes at ``offset`` if the disk cache holds all of them (checked
+        against their CRCs), read into ``out`` (or a new buffer) and returned as
+        a view of it; ``None`` when this read is not a complete cache hit (then
+        :meth:`read` serves it).  The adapter hands the view to the kernel by
+        ``vmsplice``, without another copy."""
         h = self._handle(fh)
         if not isinstance(h, _ReadHandle) or offset >= h.size or size <= 0:
             return None
+        _check_superseded(h)
+        size = min(size, h.size - offset)
         if not self._cache_serves(h, offset, size):
             return None
         assert self.cache is not None
-        n = self.cache.splice_into(h.key, h.size, offset, size, pipe, self._cache_file(h))
-        if n is not None:
-            self._release_behind(h, offset, offset + n)
-            self.metrics.bytes_served.inc(n)
-            self.metrics.bytes_spliced.inc(n)
-        return n
+        view = memoryview(bytearray(size)) if out is None else out[:size]
+        n = self.cache.read_into(h.key, h.size, offset, view, self._cache_file(h))
+        if n is None:
+            return None
+        self._release_behind(h, offset, offset + n)
+        self.metrics.bytes_served.inc(n)
+        return view[:n]
 
     def _cache_file(self, h: _ReadHandle) -> CacheFile:
         cache_file = h.cache_file
@@ -539,7 +587,27 @@ class HdfsFilesystem:
 
     def _read_ahead(self, h: _ReadHandle, offset: int, size: int) -> bytes | memoryview:
         assert h.prefetcher is not None
-        data = h.prefetcher.read(offset, size)
+        end = offset + size
+        now = time.monotonic()
+        if h.timeouts:
+            with h.lock:
+                live = [t for t in h.timeouts if now - t[0] < RETRY_FAIL_FAST_S]
+                hit = next((t for t in live if t[1] < end and offset < t[2]), None)
+                if hit is not None:
+                    live.remove(hit)  # once: a read after that tries HDFS again
+                h.timeouts = live
+            if hit is not None:
+                # The kernel's synchronous retry of a page whose read-ahead just
+                # timed out: waiting again would double the bound.
+                raise herr.HdfsTimeout(f"a read of {h.hpath} at {hit[1]} timed out "
+                                       f"{now - hit[0]:.2f}s ago; not waiting again",
+                                       path=h.hpath)
+        try:
+            data = h.prefetcher.read(offset, size)
+        except herr.HdfsTimeout:
+            with h.lock:
+                h.timeouts.append((time.monotonic(), offset, end))
+            raise
         self.metrics.bytes_served.inc(len(data))
         return data
 
@@ -580,20 +648,35 @@ class HdfsFilesystem:
         assert reads.prefetcher is not None
         return reads.prefetcher.read(offset, size)
 
-    def _first_open(self, key: str) -> bool:
-        """True the first time this file version is opened in this mount (bounded LRU)."""
-        ident = int(key[:16], 16)  # 64 bits of the sha256: ~100 bytes per entry, not ~200
+    def _note_open(self, h: _ReadHandle) -> bool:
+        """Record that ``h``'s file version is open at its path now; True the first
+        time this version is opened there in this mount (bounded LRU).
+
+        Sets ``h.keep_pages`` (the kernel may keep the path's pages: they are of
+        this version) and, when another version was opened at this path before,
+        marks the handles still open on that one superseded: the kernel drops
+        the path's pages at this open, and anything those handles served later
+        would land in the page cache the new handle reads.
+        """
+        ident = int(h.key[:16], 16)  # 64 bits of the sha256: no need for the whole key
         with self._lock:
-            if ident in self._opened:
-                self._opened.move_to_end(ident)
-                return False
-            self._opened[ident] = None
+            prev = self._opened.get(h.path)
+            self._opened[h.path] = ident
+            self._opened.move_to_end(h.path)
             if len(self._opened) > 100_000:
                 self._opened.popitem(last=False)
-            return True
+        h.keep_pages = prev == ident
+        if prev is not None and prev != ident:
+            for other in list(self._handles.values()):
+                if (isinstance(other, _ReadHandle) and other.path == h.path
+                        and other.key != h.key and not other.superseded):
+                    other.superseded = True
+                    log.info("%s: another version was opened; the handle on the old one "
+                             "fails with ESTALE from now on", h.hpath)
+        return prev != ident
 
-    def _open_and_fetch(self, h: _ReadHandle, offset: int, length: int) -> bytes:
-        self._reader(h)
+    def _open_and_fetch(self, h: _ReadHandle, verify: bool, offset: int, length: int) -> bytes:
+        self._reader(h, None, verify)
         return self._fetch(h, offset, length)
 
     def _fetch(self, h: _ReadHandle, offset: int, length: int) -> bytes:
@@ -631,11 +714,43 @@ class HdfsFilesystem:
         self.metrics.bytes_from_hdfs.inc(len(data))
         return data
 
-    def _reader(self, h: _ReadHandle, reopen: HdfsReader | None = None) -> HdfsReader:
+    def _reader(self, h: _ReadHandle, reopen: HdfsReader | None = None,
+                verify: bool = True) -> HdfsReader:
+        """The handle's HDFS reader, opened (by path) if it has none yet or again
+        if it is ``reopen`` (a read through it failed).
+
+        A reader opened by path may open another file than the handle's: one
+        written under the same name since (an overwrite gets a new file id).
+        So the path's status is read again after the open, and unless it is
+        the same file (same id, at least as long: an append keeps the id), the
+        reader is dropped and the handle becomes stale: its reads that need
+        HDFS fail with ESTALE, what the disk cache holds of its version is
+        still served, and nothing of the other file is read, served or cached
+        under this handle's identity.  ``verify=False`` skips the check where
+        nothing can mix (see :meth:`open`); a reopen is always checked.
+        """
         with h.lock:
+            if h.stale is not None:
+                raise FsError(errno.ESTALE, h.stale)
             if h.reader is None or h.reader is reopen:
                 old = h.reader
-                h.reader = self.client.open_reader(h.hpath)
+                reader = self.client.open_reader(h.hpath)
+                if verify or old is not None:
+                    try:
+                        fresh = self.client.get_status(h.hpath)
+                    except BaseException:
+                        _close_quietly(reader)
+                        raise
+                    if not _same_file(h, fresh):
+                        _close_quietly(reader)
+                        h.stale = (f"{h.hpath} was replaced in HDFS after it was opened "
+                                   f"(file id {h.file_id}, {h.size} bytes; now file id "
+                                   f"{fresh.file_id}, {fresh.length} bytes)")
+                        log.warning("%s; its handle fails with ESTALE", h.stale)
+                        self.meta.invalidate(h.path)
+                        self.metrics.stale_handles.inc()
+                        raise FsError(errno.ESTALE, h.stale)
+                h.reader = reader
                 if old is not None:
                     _close_quietly(old)
             return h.reader
@@ -926,6 +1041,20 @@ class HdfsFilesystem:
 
 
 # -- helpers ------------------------------------------------------------------------------
+def _same_file(h: _ReadHandle, fresh: FileStatus) -> bool:
+    """Whether ``fresh`` (the path's status now) is still the file ``h`` opened."""
+    if h.file_id and fresh.file_id:
+        return fresh.file_id == h.file_id and fresh.length >= h.size
+    # no file ids (see FileStatus.file_id): length and mtime are all there is
+    return (fresh.length, fresh.mtime_ms) == (h.size, h.mtime_ms)
+
+
+def _check_superseded(h: _ReadHandle) -> None:
+    if h.superseded:
+        raise FsError(errno.ESTALE, f"{h.hpath} was replaced in HDFS and the mount has "
+                      "opened the new file")
+
+
 def _statfs_from(capacity: int, remaining: int) -> StatFs:
     frsize = 4096
     return StatFs(bsize=BLKSIZE, frsize=frsize, blocks=capacity // frsize,

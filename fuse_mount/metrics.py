@@ -30,8 +30,8 @@ class MountMetrics:
             "hdfs_fuse_cache_read_bytes", "Bytes served from the local disk cache", registry=r)
         self.bytes_spliced = Counter(
             "hdfs_fuse_cache_spliced_bytes",
-            "Bytes of those sent with splice(2), without a copy through the mount process",
-            registry=r)
+            "Bytes of those sent through the reply pipe (vmsplice of the checked bytes) "
+            "instead of a copy into a reply buffer", registry=r)
         self.bytes_served = Counter(
             "hdfs_fuse_served_bytes", "Bytes returned to FUSE read requests", registry=r)
         self.cache_hits = Counter(
@@ -40,6 +40,10 @@ class MountMetrics:
             "hdfs_fuse_cache_misses", "Cache chunk lookups that did not", registry=r)
         self.cache_evictions = Counter(
             "hdfs_fuse_cache_evictions", "Chunks evicted to stay under --cache-size", registry=r)
+        self.cache_corrupt_chunks = Counter(
+            "hdfs_fuse_cache_corrupt_chunks",
+            "Cached chunks whose bytes failed their CRC32C (or length) on a read: dropped, "
+            "and read from HDFS again", registry=r)
         self.cache_write_errors = Counter(
             "hdfs_fuse_cache_write_errors",
             "Chunks not cached because the cache disk failed (e.g. full); reads went through",
@@ -58,6 +62,10 @@ class MountMetrics:
             buckets=_LATENCY_BUCKETS, registry=r)
         self.errors = Counter(
             "hdfs_fuse_errors", "FUSE requests answered with an error", ["op", "errno"],
+            registry=r)
+        self.stale_handles = Counter(
+            "hdfs_fuse_stale_handles",
+            "Open files found replaced in HDFS when reopened: their reads fail with ESTALE",
             registry=r)
         self.hdfs_timeouts = Counter(
             "hdfs_fuse_hdfs_timeouts", "HDFS calls abandoned after --io-timeout", registry=r)

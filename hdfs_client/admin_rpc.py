@@ -2,7 +2,11 @@
 
 hdfs-native (our data-path client) cannot set quotas, read cluster
 capacity or manage snapshots, and those are exactly what dynamic CSI volumes
-and pinned datasets need.  Pulling in a JVM for four calls is out of the
+and pinned datasets need.  Its file statuses also lack HDFS's file id
+(``fileId`` in ``HdfsFileStatusProto``), the one identity a rewrite changes,
+which the FUSE disk cache and open handles need to tell a rewritten file from
+the one they hold: ``getFileInfo`` and ``getListing`` are here for that.
+Pulling in a JVM for a few calls is out of the
 question, so this speaks ClientNamenodeProtocol directly with the framing in
 :mod:`hdfs_client.hadoop_rpc_wire` (shared with minidfs' server side).
 
@@ -14,7 +18,9 @@ Scope and known gaps:
   ``dfs.ha.namenodes.<ns>`` / ``dfs.namenode.rpc-address.<ns>.<nn>`` keys in
   ``config``; the client fails over on connection errors and on
   ``StandbyException``.
-* One connection, one call in flight at a time (a lock): admin calls are rare.
+* One call in flight per connection; concurrent calls open more connections
+  (up to :attr:`AdminRpcClient.MAX_IDLE` are kept), since file statuses are
+  asked for from many FUSE threads at once.
 """
 
 from __future__ import annotations
@@ -25,14 +31,16 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
 from hdfs_client import errors
 from hdfs_client import hadoop_rpc_wire as w
-from hdfs_client.base import FsStats
+from hdfs_client.base import FileStatus, FsStats
 from hdfs_client.uri import DEFAULT_PORT, parse_hdfs_uri
+from hdfs_csi_pb.hadoop import hdfs_pb2 as hp
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
 from hdfs_csi_pb.hadoop import rpc_pb2
 
@@ -41,6 +49,7 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 
 _STANDBY = "org.apache.hadoop.ipc.StandbyException"
+_IS_DIR = hp.HdfsFileStatusProto.IS_DIR
 
 
 def _addresses(authority: str, config: dict[str, str]) -> list[tuple[str, int]]:
@@ -68,7 +77,16 @@ def _split_hostport(text: str) -> tuple[str, int]:
 
 
 class AdminRpcClient:
-    """Thread-safe client for setQuota, getFsStats and the snapshot calls."""
+    """Thread-safe client for setQuota, getFsStats, the snapshot calls, and the
+    file status calls that carry HDFS's file id (``getFileInfo``, ``getListing``).
+
+    Calls run on a small pool of connections, one call in flight per
+    connection: the FUSE daemon asks for file statuses from many threads at
+    once, and one shared connection would serialise them behind each other.
+    """
+
+    #: idle connections kept open; more are opened when calls overlap, and closed after
+    MAX_IDLE = 8
 
     def __init__(self, uri: str, *, user: str | None = None,
                  config: dict[str, str] | None = None,
@@ -85,8 +103,8 @@ class AdminRpcClient:
         self._addresses = _addresses(loc.authority, dict(config or {}))
         self._active = 0
         self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._call_id = 0
+        self._idle: list[_Connection] = []
+        self._closed = False
         self._client_id = uuid.uuid4().bytes
 
     # -- public API -------------------------------------------------------------------
@@ -112,6 +130,34 @@ class AdminRpcClient:
         resp = self.call("getFsStats", nn.GetFsStatusRequestProto(), nn.GetFsStatsResponseProto)
         return FsStats(capacity=resp.capacity, used=resp.used, remaining=resp.remaining)
 
+    def get_file_info(self, path: str) -> FileStatus:
+        """``getFileInfo``: the status of ``path`` with its file id; NotFound if absent
+        (HDFS answers an absent path with an empty response, not an exception)."""
+        resp = self.call("getFileInfo", nn.GetFileInfoRequestProto(src=path),
+                         nn.GetFileInfoResponseProto, path=path)
+        if not resp.HasField("fs"):
+            raise errors.NotFound(f"File does not exist: {path}", path=path)
+        return file_status(resp.fs, path)
+
+    def list_status(self, path: str) -> Iterator[FileStatus]:
+        """``getListing``, page by page (the NameNode's ``dfs.ls.limit``); a file lists
+        as itself.  Pages resume after the last name seen, as HDFS clients do."""
+        base = path.rstrip("/")
+        after = b""
+        while True:
+            req = nn.GetListingRequestProto(src=path, startAfter=after, needLocation=False)
+            resp = self.call("getListing", req, nn.GetListingResponseProto, path=path)
+            if not resp.HasField("dirList"):
+                raise errors.NotFound(f"File {path} does not exist.", path=path)
+            page = resp.dirList.partialListing
+            for proto in page:
+                name = proto.path.decode("utf-8", "replace")
+                full = path if not name else name if name.startswith("/") else f"{base}/{name}"
+                yield file_status(proto, full)
+            if not page or resp.dirList.remainingEntries <= 0:
+                return
+            after = page[-1].path
+
     def allow_snapshot(self, path: str) -> None:
         self.call("allowSnapshot", nn.AllowSnapshotRequestProto(snapshotRoot=path),
                   nn.AllowSnapshotResponseProto, path=path)
@@ -135,7 +181,10 @@ class AdminRpcClient:
 
     def close(self) -> None:
         with self._lock:
-            self._disconnect()
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def __enter__(self) -> AdminRpcClient:
         return self
@@ -154,40 +203,84 @@ class AdminRpcClient:
         payload = request.SerializeToString()
         attempts = max(2, len(self._addresses) + 1)
         last_exc: Exception | None = None
-        with self._lock:
-            for _ in range(attempts):
-                try:
-                    self._connect()
-                    return self._call_locked(method, payload, response_cls, path)
-                except errors.HdfsError as exc:
-                    if exc.remote_class != _STANDBY:
-                        raise
-                    last_exc = exc
-                    self._disconnect()
-                    self._active = (self._active + 1) % len(self._addresses)
-                except (OSError, w.WireError) as exc:
-                    last_exc = exc
-                    self._disconnect()
-                    if len(self._addresses) > 1:
-                        self._active = (self._active + 1) % len(self._addresses)
+        for _ in range(attempts):
+            conn = self._take()
+            try:
+                resp = conn.call(method, payload, response_cls, path)
+            except errors.HdfsError as exc:
+                if exc.remote_class != _STANDBY:
+                    self._give_back(conn)
+                    raise
+                last_exc = exc
+                conn.close()
+                self._fail_over(conn.address, always=True)
+            except (OSError, w.WireError) as exc:
+                last_exc = exc
+                conn.close()
+                self._fail_over(conn.address, always=False)
+            else:
+                self._give_back(conn)
+                return resp
         if isinstance(last_exc, errors.HdfsError):
             raise last_exc
         if isinstance(last_exc, socket.timeout):
             raise errors.HdfsTimeout(f"{method} to {self.uri} timed out", path=path)
         raise errors.HdfsIOError(f"{method} to {self.uri} failed: {last_exc}", path=path)
 
-    def _connect(self) -> None:
-        if self._sock is not None:
-            return
-        host, port = self._addresses[self._active]
-        sock = socket.create_connection((host, port), timeout=self.timeout)
+    def _take(self) -> _Connection:
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.address == self._active:
+                    return conn
+                conn.close()  # made before a fail-over
+            address = self._active
+        host, port = self._addresses[address]
+        return _Connection(address, host, port, user=self.user, client_id=self._client_id,
+                           timeout=self.timeout)
+
+    def _give_back(self, conn: _Connection) -> None:
+        with self._lock:
+            if not conn.broken and not self._closed and len(self._idle) < self.MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _fail_over(self, address: int, *, always: bool) -> None:
+        """Move to the next NameNode after ``address`` failed (once, however many
+        calls saw it fail at the same time)."""
+        with self._lock:
+            if address == self._active and (always or len(self._addresses) > 1):
+                self._active = (self._active + 1) % len(self._addresses)
+
+    def raw_call(self, method: str, request: Message, response_cls: type[M]) -> M:
+        """Any ClientNamenodeProtocol call (tests use it to reach methods the seam lacks)."""
+        return self.call(method, request, response_cls)
+
+
+class _Connection:
+    """One NameNode connection: Hadoop RPC v9 framing, SIMPLE auth, one call at a time."""
+
+    def __init__(self, address: int, host: str, port: int, *, user: str, client_id: bytes,
+                 timeout: float):
+        self.address = address
+        self._host, self._port = host, port
+        self._user = user
+        self._client_id = client_id
+        self._timeout = timeout
+        self._sock: socket.socket | None = None
+        self._call_id = 0
+        self.broken = False
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection((self._host, self._port), timeout=self._timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         header = rpc_pb2.RpcRequestHeaderProto(
             rpcKind=rpc_pb2.RPC_PROTOCOL_BUFFER,
             rpcOp=rpc_pb2.RpcRequestHeaderProto.RPC_FINAL_PACKET,
             callId=w.CALL_ID_CONNECTION_CONTEXT, clientId=self._client_id, retryCount=-1)
         ctx = rpc_pb2.IpcConnectionContextProto(protocol=w.CLIENT_PROTOCOL)
-        ctx.userInfo.effectiveUser = self.user
+        ctx.userInfo.effectiveUser = self._user
         try:
             sock.sendall(w.preamble(w.AUTH_NONE) +
                          w.build_frame(header.SerializeToString(), ctx.SerializeToString()))
@@ -196,8 +289,10 @@ class AdminRpcClient:
             raise
         self._sock = sock
         self._call_id = 0
+        return sock
 
-    def _disconnect(self) -> None:
+    def close(self) -> None:
+        self.broken = True
         if self._sock is not None:
             try:
                 self._sock.close()
@@ -205,9 +300,8 @@ class AdminRpcClient:
                 pass
             self._sock = None
 
-    def _call_locked(self, method: str, payload: bytes, response_cls: type[M],
-                     path: str | None) -> M:
-        assert self._sock is not None
+    def call(self, method: str, payload: bytes, response_cls: type[M], path: str | None) -> M:
+        sock = self._sock or self._connect()
         call_id = self._call_id
         self._call_id += 1
         header = rpc_pb2.RpcRequestHeaderProto(
@@ -217,10 +311,10 @@ class AdminRpcClient:
         req_header = rpc_pb2.RequestHeaderProto(
             methodName=method, declaringClassProtocolName=w.CLIENT_PROTOCOL,
             clientProtocolVersion=w.CLIENT_PROTOCOL_VERSION)
-        self._sock.sendall(w.build_frame(header.SerializeToString(),
-                                         req_header.SerializeToString(), payload))
+        sock.sendall(w.build_frame(header.SerializeToString(),
+                                   req_header.SerializeToString(), payload))
         while True:
-            frame = w.recv_frame(self._sock)
+            frame = w.recv_frame(sock)
             hdr_bytes, pos = w.split_delimited(frame, 0)
             resp_header = rpc_pb2.RpcResponseHeaderProto()
             try:
@@ -239,13 +333,26 @@ class AdminRpcClient:
                     raise w.WireError(f"bad {response_cls.__name__}: {exc}") from None
                 return resp
             if status == rpc_pb2.RpcResponseHeaderProto.FATAL:
-                self._disconnect()
+                self.close()
             raise errors.from_remote(resp_header.exceptionClassName or "java.io.IOException",
                                      resp_header.errorMsg, path=path)
 
-    def raw_call(self, method: str, request: Message, response_cls: type[M]) -> M:
-        """Any ClientNamenodeProtocol call (tests use it to reach methods the seam lacks)."""
-        return self.call(method, request, response_cls)
+
+def file_status(proto: Any, path: str) -> FileStatus:
+    """An ``HdfsFileStatusProto`` as the seam's :class:`FileStatus` (with the file id)."""
+    return FileStatus(
+        path=path,
+        is_dir=proto.fileType == _IS_DIR,
+        length=proto.length,
+        permission=proto.permission.perm & 0o7777,
+        owner=proto.owner,
+        group=proto.group,
+        mtime_ms=proto.modification_time,
+        atime_ms=proto.access_time,
+        replication=proto.block_replication,
+        block_size=proto.blocksize,
+        file_id=proto.fileId,
+    )
 
 
 def connect_admin(uri: str, **kwargs: Any) -> AdminRpcClient:

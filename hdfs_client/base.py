@@ -30,6 +30,10 @@ class FileStatus:
     atime_ms: int
     replication: int = 0
     block_size: int = 0
+    #: HDFS's inode id (``fileId``): unique in the cluster, never reused, kept by
+    #: renames and appends, new for a file created again (overwrite).  0 = unknown
+    #: (a client that cannot read it: hdfs-native alone, Kerberos without our RPC).
+    file_id: int = 0
 
     @property
     def name(self) -> str:

@@ -7,7 +7,12 @@ a plain ``except Exception`` misses it).  :func:`translate_errors` is the one
 place where all of that becomes :mod:`hdfs_client.errors`.
 
 Operations hdfs-native has no API for (quotas, cluster stats) go through our
-own small Hadoop RPC client, :mod:`hdfs_client.admin_rpc`.
+own small Hadoop RPC client, :mod:`hdfs_client.admin_rpc`, and so do file
+statuses (``get_status``, ``list_dir``) wherever that client can speak to the
+cluster: hdfs-native's statuses lack the file id (:attr:`FileStatus.file_id`)
+that the FUSE layer keys its disk cache and its open handles on.  Where it
+cannot (Kerberos: our client has no SASL), statuses come from hdfs-native with
+``file_id == 0`` and the layers above fall back to length + mtime.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import functools
 import logging
 import os
 import threading
+import xml.etree.ElementTree as ET
 from typing import Any, Callable, Iterator, TypeVar
 
 from hdfs_client import errors
@@ -171,6 +177,10 @@ class NativeHdfsClient(HdfsClient):
         self.user = user
         self._config = dict(config or {})
         self._kerberos = (kerberos_principal, kerberos_keytab)
+        # Our own RPC client sees the same Hadoop configuration hdfs-native reads
+        # (HA nameservices from the site files), explicit keys first.
+        self._rpc_config = {**site_config(config_dir), **self._config}
+        self._own_statuses = own_rpc_usable(loc.scheme, self._rpc_config, kerberos_principal)
         self._admin: Any = None
         self._admin_lock = threading.Lock()
         # A client acting as another simple-auth user than the process must set
@@ -184,11 +194,21 @@ class NativeHdfsClient(HdfsClient):
                 self.uri, self._config, config_dir, kerberos_principal, kerberos_keytab))
 
     # -- metadata -------------------------------------------------------------
-    @translate_errors
     def get_status(self, path: str) -> FileStatus:
+        if self._own_statuses:
+            return self._admin_client().get_file_info(path)  # type: ignore[no-any-return]
+        return self._native_status(path)
+
+    @translate_errors
+    def _native_status(self, path: str) -> FileStatus:
         return _status(self._client.get_file_info(path), path)
 
     def list_dir(self, path: str) -> Iterator[FileStatus]:
+        if self._own_statuses:
+            return self._admin_client().list_status(path)  # type: ignore[no-any-return]
+        return self._native_list(path)
+
+    def _native_list(self, path: str) -> Iterator[FileStatus]:
         base = path.rstrip("/")
         with _guard(path), self._scope():
             it = self._client.list_status(path, False)
@@ -278,7 +298,7 @@ class NativeHdfsClient(HdfsClient):
                 from hdfs_client.admin_rpc import AdminRpcClient
 
                 self._admin = AdminRpcClient(
-                    self.uri, user=self.user, config=self._config,
+                    self.uri, user=self.user, config=self._rpc_config,
                     kerberos_principal=self._kerberos[0],
                 )
             return self._admin
@@ -297,6 +317,36 @@ class NativeHdfsClient(HdfsClient):
             with contextlib.suppress(Exception):
                 self._admin.close()
             self._admin = None
+
+
+def site_config(config_dir: str | None) -> dict[str, str]:
+    """The keys of ``core-site.xml`` and ``hdfs-site.xml`` where hdfs-native finds
+    them: ``config_dir``, else ``$HADOOP_CONF_DIR``, else ``$HADOOP_HOME/etc/hadoop``."""
+    if config_dir is None:
+        config_dir = os.environ.get("HADOOP_CONF_DIR")
+        if config_dir is None and os.environ.get("HADOOP_HOME"):
+            config_dir = os.path.join(os.environ["HADOOP_HOME"], "etc", "hadoop")
+    out: dict[str, str] = {}
+    if not config_dir:
+        return out
+    for name in ("core-site.xml", "hdfs-site.xml"):
+        try:
+            root = ET.parse(os.path.join(config_dir, name)).getroot()
+        except (OSError, ET.ParseError):
+            continue
+        for prop in root.iter("property"):
+            key, value = prop.findtext("name"), prop.findtext("value")
+            if key:
+                out[key.strip()] = (value or "").strip()
+    return out
+
+
+def own_rpc_usable(scheme: str, config: dict[str, str], kerberos_principal: str | None) -> bool:
+    """Whether our own RPC client can ask the NameNode for file statuses: SIMPLE
+    authentication (it has no SASL) and a plain ``hdfs://`` cluster (viewfs mount
+    tables are resolved by hdfs-native only)."""
+    auth = config.get("hadoop.security.authentication", "simple").strip().lower()
+    return kerberos_principal is None and scheme == "hdfs" and auth == "simple"
 
 
 def _quota(value: int) -> int:

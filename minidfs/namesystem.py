@@ -352,6 +352,19 @@ class Namesystem(SnapshotOps, WriteOps):
     def _new_inode_id(self) -> int:
         return self.next_inode_id
 
+    def _take_inode_id(self, parent: INodeDirectory, d_ns: int) -> int:
+        """The id of an inode about to be added under ``parent`` (the record that adds
+        it advances the counter).  HDFS allocates the id first and checks quotas when
+        it adds the inode (``FSDirectory.addLastINode``): a refused inode has still
+        used its id, and the next one gets the id after it."""
+        new_id = self.next_inode_id
+        try:
+            self._check_quota(parent, d_ns, 0)
+        except (errors.NSQuotaExceeded, errors.DSQuotaExceeded):
+            self.next_inode_id = new_id + 1
+            raise
+        return new_id
+
     def _bump_ids(self, inode_id: int | None = None, block_id: int | None = None,
                   gs: int | None = None) -> None:
         if inode_id is not None:
@@ -561,14 +574,15 @@ class Namesystem(SnapshotOps, WriteOps):
             if SNAPSHOT_DIR in missing:
                 raise errors.IllegalArgument(f'"{SNAPSHOT_DIR}" is a reserved name: {path}')
             perms.check(caller, parent, WRITE, parent.path())
-            self._check_quota(parent, len(missing), 0)
             mtime = now_ms()
             pid = parent.id
             for i, name in enumerate(missing):
                 last = i == len(missing) - 1
                 # implicit parents get u+wx so that the caller can create the rest (HDFS rule)
                 p = (perm & 0o1777) if last else ((perm & 0o777) | 0o300)
-                new_id = self.next_inode_id
+                # One directory at a time, as HDFS does: a quota that refuses the third
+                # of "a/b/c" leaves a and b made.
+                new_id = self._take_inode_id(self.inodes[pid], 1)  # type: ignore[arg-type]
                 self._log({"op": "mkdir", "id": new_id, "parent": pid, "name": name,
                            "perm": p, "owner": caller.user, "group": parent.group,
                            "mtime": mtime})
@@ -615,7 +629,6 @@ class Namesystem(SnapshotOps, WriteOps):
                     raise errors.FileNotFound(f"Parent directory doesn't exist: "
                                               f"{parent.path().rstrip('/')}/{missing[0]}")
                 perms.check(caller, parent, WRITE, parent.path())
-                self._check_quota(parent, len(missing) + 1, 0)
                 if missing:
                     self.mkdirs(caller, "/".join([parent.path().rstrip("/")] + missing),
                                 0o755, True)
@@ -630,9 +643,8 @@ class Namesystem(SnapshotOps, WriteOps):
             repl = self.effective_replication(replication)
             mtime = now_ms()
             if existing is not None:
-                self._check_quota(parent, 0, 0)
                 self._log({"op": "delete", "id": existing.id, "mtime": mtime})
-            new_id = self.next_inode_id
+            new_id = self._take_inode_id(parent, 1)
             self._log({"op": "create", "id": new_id, "parent": parent.id, "name": name,
                        "perm": perm & 0o1777, "owner": caller.user, "group": parent.group,
                        "mtime": mtime, "repl": repl, "bs": block_size, "client": client})

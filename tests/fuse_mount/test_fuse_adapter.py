@@ -86,25 +86,23 @@ def test_request_size_is_capped_only_when_cache_hits_are_spliced(tmp_path):
 
 
 class _Core:
-    """Stands in for HdfsFilesystem: serves ``data``, spliced or copied."""
+    """Stands in for HdfsFilesystem: serves ``data``, from "the cache" or not."""
 
     def __init__(self, data: bytes):
         from fuse_mount.metrics import MountMetrics
 
         self.data = data
         self.metrics = MountMetrics()
-        self.splice = True        # answer from "the cache"
-        self.fail_after = None    # splice this many bytes, then report a miss
+        self.cached = True        # answer read_cached (a checked cache hit)
 
-    def splice_from_cache(self, fh: int, pipe: int, size: int, offset: int) -> int | None:
-        import os
-
-        if self.fail_after is not None:
-            os.write(pipe, self.data[offset:offset + self.fail_after])
+    def read_cached(self, fh: int, size: int, offset: int,
+                    out: memoryview | None = None) -> memoryview | None:
+        if not self.cached or offset >= len(self.data):
             return None
-        if not self.splice:
-            return None
-        return os.write(pipe, self.data[offset:offset + size])
+        part = self.data[offset:offset + size]
+        assert out is not None
+        out[:len(part)] = part
+        return out[:len(part)]
 
     def read(self, fh: int, size: int, offset: int) -> bytes:
         return self.data[offset:offset + size]
@@ -137,11 +135,15 @@ def test_read_buf_splices_what_it_can_and_copies_the_rest(tmp_path):
     data = bytes(range(256)) * 256
     core = _Core(data)
     fuse = adapter.FuseAdapter(core, MountOptions(cache_dir=str(tmp_path)))  # type: ignore[arg-type]
-    out, fd = _reply(fuse, 5000, 100)
-    assert out == data[100:5100] and fd >= 0
-    core.splice = False  # not in the disk cache: its pages go into the pipe by reference
+    out, fd = _reply(fuse, 50000, 100)  # a checked cache hit, from the thread's buffer
+    assert out == data[100:50100] and fd >= 0
+    assert core.metrics.value("hdfs_fuse_cache_spliced_bytes_total") == 50000
+    out, fd = _reply(fuse, 40000, 20000)  # the same buffer again: the last reply was sent
+    assert out == data[20000:60000] and fd >= 0
+    core.cached = False  # not in the disk cache: its pages go into the pipe by reference
     out, fd = _reply(fuse, 40000, 300)
     assert out == data[300:40300] and fd >= 0
+    assert core.metrics.value("hdfs_fuse_cache_spliced_bytes_total") == 90000
     out, fd = _reply(fuse, 5000, 200)  # under two pages: copied
     assert out == data[200:5200] and fd == -1
     assert _reply(fuse, 5000, len(data) + 10) == (b"", -1)  # past the end
@@ -156,25 +158,31 @@ def test_read_buf_without_splice_copies_every_reply():
     assert _reply(fuse, 0, 0) == (b"", -1)
 
 
-def test_bytes_left_in_the_pipe_never_start_the_next_reply(tmp_path):
+def test_bytes_left_in_the_pipe_never_start_the_next_reply(tmp_path, monkeypatch):
     import os
 
-    data = bytes(range(256)) * 64
+    data = bytes(range(256)) * 256
     core = _Core(data)
     fuse = adapter.FuseAdapter(core, MountOptions(cache_dir=str(tmp_path)))  # type: ignore[arg-type]
     slot = ctypes.c_void_p()
     # a reply libfuse never sent (say, the request was interrupted): bytes stay behind
-    assert fuse.read_buf(None, ctypes.pointer(slot), 3000, 0, 1) == 0
+    assert fuse.read_buf(None, ctypes.pointer(slot), 30000, 0, 1) == 0
     adapter._libc.free(slot.value)
-    out, _fd = _reply(fuse, 1000, 5000)
-    assert out == data[5000:6000]
-    # a splice that failed half-way leaves part of a range: it is discarded too
-    core.fail_after = 700
-    out, fd = _reply(fuse, 1000, 7000)
-    assert out == data[7000:8000] and fd == -1
-    core.fail_after = None
-    out, fd = _reply(fuse, 1000, 9000)
-    assert out == data[9000:10000] and fd >= 0
+    out, fd = _reply(fuse, 10000, 5000)
+    assert out == data[5000:15000] and fd >= 0
+    # a vmsplice that failed half-way leaves part of a reply: it is discarded too
+    real = adapter._vmsplice_all
+
+    def half(fd: int, buf: object) -> bool:
+        os.write(fd, bytes(memoryview(buf)[:700]))  # type: ignore[arg-type]
+        return False
+
+    monkeypatch.setattr(adapter, "_vmsplice_all", half)
+    out, fd = _reply(fuse, 10000, 7000)
+    assert out == data[7000:17000] and fd == -1
+    monkeypatch.setattr(adapter, "_vmsplice_all", real)
+    out, fd = _reply(fuse, 10000, 9000)
+    assert out == data[9000:19000] and fd >= 0
     assert fuse._local.pipe.pending() == 0
     fuse.destroy("/")
     assert fuse._pipes == []

@@ -224,32 +224,12 @@ def test_handle_file_follows_a_recreated_cache_file(tmp_path):
     f.close()
 
 
-def _read_spliced(c: DiskCache, key: str, length: int, off: int, n: int,
-                  pipe: tuple[int, int], file) -> bytes | None:  # type: ignore[no-untyped-def]
-    r, w = pipe
-    got = c.splice_into(key, length, off, n, w, file)
-    if got is None:  # the pipe may hold part of the range: empty it, as the adapter does
-        os.set_blocking(r, False)
-        try:
-            while os.read(r, 1 << 20):
-                pass
-        except BlockingIOError:
-            pass
-        os.set_blocking(r, True)
-        return None
-    out = b""
-    while len(out) < got:
-        out += os.read(r, got - len(out))
-    return out
-
-
-@pytest.mark.parametrize("how", ["read", "splice"])
+@pytest.mark.parametrize("how", ["read", "into"])
 def test_concurrent_reads_writes_and_evictions_never_return_wrong_bytes(tmp_path, how):
     """Readers, the background writer and constant eviction (a bound of 6 chunks
     for 4 files x 8 chunks) at once: a read is either a miss or exact, whether
-    read into memory or spliced into a pipe (whose pages an eviction's hole
-    punch must not change after the generation check passed)."""
-    import fcntl
+    read into a new buffer or through a handle's kept descriptor (which an
+    eviction's hole punch or a deleted file must not fool)."""
     import random
     import threading
     import time
@@ -270,8 +250,6 @@ def test_concurrent_reads_writes_and_evictions_never_return_wrong_bytes(tmp_path
 
     def reader(seed: int) -> None:
         rnd = random.Random(seed)
-        pipe = os.pipe()
-        fcntl.fcntl(pipe[1], fcntl.F_SETPIPE_SZ, 4 * CS)
         handles = {key: c.file(key) for key in files}
         while time.monotonic() < stop:
             key = rnd.choice(list(files))
@@ -281,7 +259,9 @@ def test_concurrent_reads_writes_and_evictions_never_return_wrong_bytes(tmp_path
             if how == "read":
                 got = c.read_range(key, len(data), off, n)
             else:
-                got = _read_spliced(c, key, len(data), off, n, pipe, handles[key])
+                buf = bytearray(n)
+                got_n = c.read_into(key, len(data), off, memoryview(buf), handles[key])
+                got = None if got_n is None else buf[:got_n]
             if got is None:
                 continue
             served[0] += 1
@@ -289,8 +269,6 @@ def test_concurrent_reads_writes_and_evictions_never_return_wrong_bytes(tmp_path
                 wrong.append((key, off, n))
         for f in handles.values():
             f.close()
-        os.close(pipe[0])
-        os.close(pipe[1])
 
     threads = [threading.Thread(target=writer)] + [
         threading.Thread(target=reader, args=(s,)) for s in range(4)]
@@ -303,3 +281,97 @@ def test_concurrent_reads_writes_and_evictions_never_return_wrong_bytes(tmp_path
     assert served[0] > 100, served  # the cache did serve, so the check meant something
     assert c.used_bytes <= 6 * CS
     c.close()
+
+
+# -- checksums ------------------------------------------------------------------------------
+def _flip(path, offset: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        b = fh.read(1)
+        fh.seek(offset)
+        fh.write(bytes([b[0] ^ 0x01]))
+
+
+def test_a_flipped_bit_is_a_counted_miss_and_the_chunk_goes(tmp_path):
+    m = MountMetrics()
+    c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS, metrics=m)
+    data = blob(3 * CS)
+    c.put_aligned("k", len(data), 0, data)
+    _flip(c._file("k"), CS + 17)
+    assert c.read_range("k", len(data), CS, 10) is None  # the flip is outside these 10 bytes
+    assert m.value("hdfs_fuse_cache_corrupt_chunks_total") == 1
+    assert not c.has_range("k", CS, 1)
+    assert c.read_range("k", len(data), 0, CS) == data[:CS]
+    assert c.read_range("k", len(data), 2 * CS, CS) == data[2 * CS:]
+    c.put("k", 1, data[CS:2 * CS])  # fetched again: cached again, and exact
+    assert c.read_range("k", len(data), 0, len(data)) == data
+
+
+def test_blocks_a_read_only_touches_are_checked_whole(tmp_path):
+    """256 KiB chunks of four 64 KiB blocks: a read inside one block checks all of
+    that block, also the bytes it does not return, and nothing of the others."""
+    cs = 256 * 1024
+    m = MountMetrics()
+    c = DiskCache(str(tmp_path), 16 << 20, chunk_size=cs, metrics=m)
+    data = blob(3 * cs + 1000, 3)
+    assert c.block == 64 * 1024
+    c.put_aligned("k", len(data), 0, data)
+    for off, n in [(0, 1), (100, 64 * 1024), (cs - 10, 20), (3 * cs, 1000), (5, 3 * cs)]:
+        assert c.read_range("k", len(data), off, n) == data[off:off + n]
+    _flip(c._file("k"), cs + 64 * 1024 + 5)  # block 1 of chunk 1
+    assert c.read_range("k", len(data), cs, 1000) == data[cs:cs + 1000]  # block 0: fine
+    assert c.read_range("k", len(data), cs + 2 * 64 * 1024 - 1, 1) is None  # block 1's end
+    assert m.value("hdfs_fuse_cache_corrupt_chunks_total") == 1
+    f = c.file("k")
+    out = bytearray(2 * cs)
+    assert c.read_into("k", len(data), 0, memoryview(out), f) is None  # chunk 1 is gone
+    assert c.read_into("k", len(data), 2 * cs, memoryview(out), f) == cs + 1000
+    assert out[:cs + 1000] == data[2 * cs:]
+    f.close()
+
+
+def test_restart_keeps_only_chunks_with_an_intact_record(tmp_path):
+    c = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS)
+    data = blob(4 * CS, 7)
+    c.put_aligned("kk", len(data), 0, data)  # records 0-3 of log "kk"
+    c.put_aligned("ot", len(data), 0, data)  # another log
+    rec = c.checksums.record_size
+    log_kk, log_ot = c.checksums.path("kk"), c.checksums.path("ot")
+    c.close()
+    _flip(log_kk, rec + 50)  # chunk 1's record: damaged
+    with open(log_kk, "r+b") as fh:
+        fh.truncate(3 * rec + rec // 2)  # chunk 3's record: torn
+    os.unlink(log_ot)  # no checksums at all, as a cache from before them
+    c2 = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS)
+    assert [c2.has_range("kk", i * CS, 1) for i in range(4)] == [True, False, True, False]
+    assert c2.used_bytes == 2 * CS
+    assert list(data_ranges_of(c2._file("kk"))) == [(0, CS), (2 * CS, 3 * CS)]  # rest punched
+    assert not os.path.exists(c2._file("ot"))
+    assert os.path.getsize(log_kk) == 2 * rec  # rewritten: the kept chunks' records only
+    assert c2.read_range("kk", len(data), 2 * CS, CS) == data[2 * CS:3 * CS]
+    c2.put("kk", 1, data[CS:2 * CS])  # appended after the rewrite, and found again
+    c2.close()
+    c3 = DiskCache(str(tmp_path), 1 << 20, chunk_size=CS)
+    assert c3.read_range("kk", len(data), 0, 3 * CS) == data[:3 * CS]
+
+
+def test_checksum_log_is_rewritten_when_evictions_leave_it_mostly_stale(tmp_path, monkeypatch):
+    import fuse_mount.checksums as checksums
+
+    monkeypatch.setattr(checksums, "_COMPACT_SLACK", 8)
+    c = DiskCache(str(tmp_path), 4 * CS, chunk_size=CS)
+    for i in range(40):  # 40 records appended, 4 chunks live at any time
+        c.put("kk", i, blob(CS, i))
+    assert os.path.getsize(c.checksums.path("kk")) <= (2 * 4 + 8 + 1) * c.checksums.record_size
+    c.close()
+    c2 = DiskCache(str(tmp_path), 4 * CS, chunk_size=CS)
+    assert [c2.has_range("kk", i * CS, 1) for i in range(36, 40)] == [True] * 4
+    assert c2.read_range("kk", 40 * CS, 39 * CS, CS) == blob(CS, 39)
+
+
+def test_identity_is_the_file_id_when_known():
+    a = cache_key("hdfs://nn:1", "/f", 10, 1000, file_id=16390)
+    assert a == cache_key("hdfs://nn:1", "/renamed", 10, 1000, file_id=16390)  # renames keep it
+    assert a != cache_key("hdfs://nn:1", "/f", 10, 1000, file_id=16391)  # a rewrite does not
+    assert a != cache_key("hdfs://nn:1", "/f", 11, 1000, file_id=16390)  # nor an append
+    assert a != cache_key("hdfs://nn:1", "/f", 10, 1000)  # unknown id: path-based
