@@ -228,6 +228,8 @@ class Anchor:
                 leaf: int | None = os.open(parts[-1], _PATH_FLAGS, dir_fd=fd)
             except FileNotFoundError:
                 leaf = None
+            except OSError as exc:
+                raise FailedPrecondition(f"cannot open {path}: {exc.strerror}") from None
         except BaseException:
             os.close(fd)
             raise
@@ -371,15 +373,48 @@ class Anchor:
             os.close(tree)
 
     def _attach_legacy(self, source_fd: int, w: Walked, read_only: bool) -> None:
+        """mount(2) onto /proc/self/fd/N, for kernels before 5.2 (no open_tree).
+
+        Read-only takes a second call (a remount), so a read-only target is
+        writable for that instant on these kernels.
+        """
         assert w.leaf is not None
         _mount(_fd_path(source_fd), _fd_path(w.leaf), MS_BIND)
-        with self.walk(w.path) as again:
-            if not again.mounted:
-                raise FailedPrecondition(f"{w.path} was moved while it was being mounted; "
-                                         "the mount has been taken back")
-            assert again.leaf is not None
+        top = self._verify_legacy(w, source_fd)
+        try:
             if read_only:
-                _remount_read_only(_fd_path(again.leaf), w.path)
+                _remount_read_only(_fd_path(top), w.path)
+        finally:
+            os.close(top)
+
+    def _verify_legacy(self, w: Walked, source_fd: int) -> int:
+        """The new mount must be on top of ``w.path``; return a descriptor of it.
+
+        mount(2) put it onto the walked directory wherever that is now; if the
+        directory is no longer at the path (a parent renamed away), the mount
+        is detached where it landed and the call fails.
+        """
+        assert w.leaf is not None
+        try:
+            top = os.open(w.leaf_via_parent(), _PATH_FLAGS)
+        except OSError:
+            top = -1
+        try:
+            if top >= 0 and mount_id(top) != mount_id(w.parent) and os.path.samestat(
+                    os.fstat(top), os.fstat(source_fd)):
+                return top
+        except OSError:
+            pass
+        if top >= 0:
+            os.close(top)
+        try:
+            where = os.readlink(_fd_path(w.leaf))   # where the walked directory is now
+            umount2(where, MNT_DETACH | UMOUNT_NOFOLLOW)
+        except OSError as exc:
+            log.error("the mount for %s landed on a moved directory and could not be taken "
+                      "back: %s", w.path, exc)
+        raise FailedPrecondition(f"{w.path} was moved while it was being mounted; the mount "
+                                 "has been taken back")
 
     def _verify(self, path: str, tree: int) -> None:
         """The mount ``tree`` must now be the top mount at ``path``; else take it back."""

@@ -680,27 +680,43 @@ def test_attach_lands_on_the_walked_directory(tmpfs: Path, tmp_path: Path,
 @needs_root
 def test_a_mount_that_did_not_land_at_the_path_is_taken_back(tmpfs: Path,
                                                              tmp_path: Path) -> None:
-    """What happens when a parent is renamed away between the walk and the mount: the
-    check after the mount sees another mount (or none) at the path, detaches the new one
-    wherever it landed, and fails."""
+    """What happens when the target directory is renamed away between the walk and the
+    mount: the check after the mount does not find the new mount at the path, detaches
+    it where it landed, and fails.  Both ways of mounting."""
     from csi_driver import anchored
     from csi_driver.errors import FailedPrecondition
 
     root = tmp_path / "kubelet"
-    (root / "a").mkdir(parents=True)
-    (root / "b").mkdir()
+    root.mkdir()
     local = anchored.Anchor((str(root),))
     src_fd = os.open(tmpfs, os.O_PATH | os.O_DIRECTORY)
-    tree = anchored._open_tree_clone(src_fd)
     try:
-        with local.walk(str(root / "a")) as w:
-            anchored._move_mount(tree, w.parent, w.name)       # lands at a ...
-        assert mounts.is_mounted(str(root / "a"))
-        with pytest.raises(FailedPrecondition):
-            local._verify(str(root / "b"), tree)                # ... but the path said b
-        assert not mounts.is_mounted(str(root / "a"))
+        # new API: the mount is attached at a, but the path said b
+        (root / "a").mkdir()
+        (root / "b").mkdir()
+        tree = anchored._open_tree_clone(src_fd)
+        try:
+            with local.walk(str(root / "a")) as w:
+                anchored._move_mount(tree, w.parent, w.name)
+            assert mounts.is_mounted(str(root / "a"))
+            with pytest.raises(FailedPrecondition):
+                local._verify(str(root / "b"), tree)
+            assert not mounts.is_mounted(str(root / "a"))
+        finally:
+            os.close(tree)
+        # mount(2) onto the walked descriptor, after the directory moved to c
+        with local.walk(str(root / "b")) as w:
+            assert w.leaf is not None
+            os.rename(root / "b", root / "c")
+            (root / "b").mkdir()
+            anchored._mount(anchored._fd_path(src_fd), anchored._fd_path(w.leaf),
+                            anchored.MS_BIND)
+            assert mounts.is_mounted(str(root / "c"))
+            with pytest.raises(FailedPrecondition):
+                local._verify_legacy(w, src_fd)
+        assert not mounts.is_mounted(str(root / "c"))
+        assert not mounts.is_mounted(str(root / "b"))
     finally:
-        os.close(tree)
         os.close(src_fd)
 
 
