@@ -126,10 +126,9 @@ class _ReadHandle:
         self.key = key
         #: why reads that need HDFS fail with ESTALE (the file was replaced), or None
         self.stale: str | None = None
-        #: set when the mount opened another version of this path: every read fails
-        #: with ESTALE, since the kernel's page cache of the path is the new file's now
-        self.superseded = False
         self.keep_pages = False  # FOPEN_KEEP_CACHE: the kernel's pages are this version's
+        #: direct I/O because another version of this path is open through the page cache
+        self.bypass = False
         self.timeouts: list[tuple[float, int, int]] = []  # (when, start, end) of timed-out reads
         self.lock = threading.Lock()
         self.reader: HdfsReader | None = None
@@ -227,10 +226,17 @@ class HdfsFilesystem:
             raise FsError(errno.EBADF) from None
 
     def _invalidate(self, path: str, tree: bool = False) -> None:
+        """A change made through the mount: forget the attributes, and which version
+        the kernel's pages of the path are (see :meth:`_note_open`)."""
         if tree:
             self.meta.invalidate_tree(path)
+            prefix = path.rstrip("/") + "/"
+            with self._lock:
+                for p in [p for p in self._opened if p == path or p.startswith(prefix)]:
+                    del self._opened[p]
         else:
             self.meta.invalidate(path)
+            self._forget_pages(path)
 
     # -- metadata ---------------------------------------------------------------------------
     def status(self, path: str, *, fresh: bool = False) -> FileStatus:
@@ -459,10 +465,13 @@ class HdfsFilesystem:
         file cannot be ``mmap``-ed ``MAP_SHARED`` (ENODEV), which numpy
         memmaps, pyarrow and safetensors do.
         """
-        if not self.opts.direct_io:
-            return False
         h = self._handles.get(fh)
-        if not isinstance(h, _ReadHandle) or h.size < DIRECT_IO_MIN_SIZE:
+        if not isinstance(h, _ReadHandle):
+            return False
+        if h.bypass:  # see _note_open
+            h.kernel_cached = False
+            return True
+        if not self.opts.direct_io or h.size < DIRECT_IO_MIN_SIZE:
             return False
         direct = self.cache is None or not self.cache.has_range(h.key, 0, h.size)
         h.kernel_cached = not direct
@@ -507,7 +516,6 @@ class HdfsFilesystem:
             return self._read_while_writing(h, size, offset)
         if offset >= h.size or size <= 0:
             return b""
-        _check_superseded(h)
         if self._cache_serves(h, offset, size):
             assert self.cache is not None
             data = self.cache.read_range(h.key, h.size, offset, size)
@@ -529,7 +537,6 @@ class HdfsFilesystem:
         elif offset >= h.size or not out:
             return 0
         else:
-            _check_superseded(h)
             if self._cache_serves(h, offset, len(out)):
                 assert self.cache is not None
                 n = self.cache.read_into(h.key, h.size, offset, out, self._cache_file(h))
@@ -554,7 +561,6 @@ class HdfsFilesystem:
         h = self._handle(fh)
         if not isinstance(h, _ReadHandle) or offset >= h.size or size <= 0:
             return None
-        _check_superseded(h)
         size = min(size, h.size - offset)
         if not self._cache_serves(h, offset, size):
             return None
@@ -649,31 +655,41 @@ class HdfsFilesystem:
         return reads.prefetcher.read(offset, size)
 
     def _note_open(self, h: _ReadHandle) -> bool:
-        """Record that ``h``'s file version is open at its path now; True the first
-        time this version is opened there in this mount (bounded LRU).
+        """Record that ``h``'s file version is being opened at its path; True the
+        first time this version is opened there in this mount (bounded LRU).
 
-        Sets ``h.keep_pages`` (the kernel may keep the path's pages: they are of
-        this version) and, when another version was opened at this path before,
-        marks the handles still open on that one superseded: the kernel drops
-        the path's pages at this open, and anything those handles served later
-        would land in the page cache the new handle reads.
+        The kernel keeps one page cache per path, whatever the version, so this
+        also decides how ``h`` uses it: the same version as the pages' keeps
+        them (``keep_pages``); another one drops them at this open, unless a
+        handle on the pages' version is still open and reading through them,
+        in which case ``h`` reads past the page cache (``bypass``: direct
+        I/O), and each handle sees only its own version's bytes.
         """
         ident = int(h.key[:16], 16)  # 64 bits of the sha256: no need for the whole key
         with self._lock:
             prev = self._opened.get(h.path)
-            self._opened[h.path] = ident
-            self._opened.move_to_end(h.path)
+            if prev == ident:
+                h.keep_pages = True
+            elif prev is not None and any(
+                    isinstance(o, _ReadHandle) and o.path == h.path and o.kernel_cached
+                    and int(o.key[:16], 16) == prev for o in list(self._handles.values())):
+                h.bypass = h.keep_pages = True  # keep: the pages are the open old one's
+                log.info("%s: another version is open; this handle reads it with direct I/O",
+                         h.hpath)
+            else:
+                self._opened[h.path] = ident
+            if h.path in self._opened:
+                self._opened.move_to_end(h.path)
             if len(self._opened) > 100_000:
                 self._opened.popitem(last=False)
-        h.keep_pages = prev == ident
-        if prev is not None and prev != ident:
-            for other in list(self._handles.values()):
-                if (isinstance(other, _ReadHandle) and other.path == h.path
-                        and other.key != h.key and not other.superseded):
-                    other.superseded = True
-                    log.info("%s: another version was opened; the handle on the old one "
-                             "fails with ESTALE from now on", h.hpath)
         return prev != ident
+
+    def _forget_pages(self, *paths: str) -> None:
+        """Written, renamed or removed through the mount: the next open of these
+        paths must not keep the kernel's pages of a version noted before."""
+        with self._lock:
+            for path in paths:
+                self._opened.pop(path, None)
 
     def _open_and_fetch(self, h: _ReadHandle, verify: bool, offset: int, length: int) -> bytes:
         self._reader(h, None, verify)
@@ -1047,12 +1063,6 @@ def _same_file(h: _ReadHandle, fresh: FileStatus) -> bool:
         return fresh.file_id == h.file_id and fresh.length >= h.size
     # no file ids (see FileStatus.file_id): length and mtime are all there is
     return (fresh.length, fresh.mtime_ms) == (h.size, h.mtime_ms)
-
-
-def _check_superseded(h: _ReadHandle) -> None:
-    if h.superseded:
-        raise FsError(errno.ESTALE, f"{h.hpath} was replaced in HDFS and the mount has "
-                      "opened the new file")
 
 
 def _statfs_from(capacity: int, remaining: int) -> StatFs:

@@ -81,11 +81,12 @@ class MountOptions:
         "be mmap-ed MAP_SHARED (ENODEV with libfuse < 3.16), and small reads (8 KiB) each "
         "become a round trip.", kind="bool")
     splice: bool = _opt(
-        True, "With --cache-dir: send reads the disk cache holds with splice(2) (cache "
-        "file -> pipe -> /dev/fuse, one kernel copy, no Python in the data path) and "
-        "other replies by vmsplice. FUSE requests are then at most 1008 KiB unless pipes "
-        "over 1 MiB are allowed (CAP_SYS_RESOURCE). --no-splice copies through a buffer "
-        "(for comparison, or a kernel that misbehaves).", kind="bool")
+        True, "With --cache-dir: send replies through a pipe by vmsplice (pages by "
+        "reference, no copy into a reply buffer: reads the disk cache holds once their "
+        "checksums are checked, others from read-ahead) that libfuse splices into "
+        "/dev/fuse. FUSE requests are then at most 1008 KiB unless pipes over 1 MiB are "
+        "allowed (CAP_SYS_RESOURCE). --no-splice copies through a buffer (for "
+        "comparison, or a kernel that misbehaves).", kind="bool")
     fuse_threads: int = _opt(
         16, "FUSE worker threads, started as needed and kept for the life of the mount. "
         "Each holds a 1 MiB request buffer; 16 serve many concurrent readers while "

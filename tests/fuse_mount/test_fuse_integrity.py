@@ -118,6 +118,54 @@ def test_rewrite_with_same_length_and_restored_mtime_is_not_served_from_cache(
     assert sha(read_all(m2.path / "f")) == sha(new)
 
 
+def test_rewrite_with_restored_mtime_is_not_served_from_the_kernel_page_cache(
+        dfs, hdfs, mount_factory):
+    """The same rewrite within one mount: libfuse's auto_cache (size + mtime)
+    would keep the old file's pages for the new one; the page cache is kept
+    across opens only for the same file id."""
+    base = hdfs_dir(hdfs, "pages")
+    path = f"{base}/f"
+    old, new = blob(2 * MiB + 3, 5), blob(2 * MiB + 3, 6)
+    hdfs.write_file(path, old)
+    before = hdfs.get_status(path)
+    m = mount_factory(f"{dfs.uri}{base}", "--read-only", "--metadata-ttl", "0.5")
+    assert read_all(m.path / "f") == old
+    assert read_all(m.path / "f") == old  # the second open keeps the pages
+    hdfs.write_file(path, new)
+    hdfs.set_times(path, before.mtime_ms, before.atime_ms)
+    time.sleep(1.0)  # past --metadata-ttl: the next open sees the new file id
+    assert sha(read_all(m.path / "f")) == sha(new)
+
+
+def test_old_and_new_version_open_at_once_each_read_their_own(dfs, hdfs, mount_factory):
+    """Both versions would share the kernel's page cache of the path: a handle
+    opened on the new file while one on the old file is open reads past it
+    (direct I/O).  The old handle never gets the new file's bytes, the new one
+    never the old file's, and a later open drops the old pages."""
+    base = hdfs_dir(hdfs, "both")
+    path = f"{base}/f"
+    old, new = blob(8 * MiB, 7), blob(8 * MiB, 8)
+    hdfs.write_file(path, old)
+    m = mount_factory(f"{dfs.uri}{base}", "--read-only", "--metadata-ttl", "0.5",
+                      "--read-ahead-max", "1M", "--kernel-read-ahead", "128K")
+    fd = os.open(m.path / "f", os.O_RDONLY)
+    try:
+        assert os.pread(fd, 2 * MiB, 0) == old[:2 * MiB]  # now in the page cache
+        hdfs.write_file(path, new)
+        time.sleep(1.0)  # past --metadata-ttl
+        assert sha(read_all(m.path / "f")) == sha(new)
+        for off in range(0, len(old), MiB):
+            try:
+                got = os.pread(fd, MiB, off)
+            except OSError as exc:
+                assert exc.errno == errno.ESTALE, off
+                continue
+            assert got == old[off:off + len(got)], off
+    finally:
+        os.close(fd)
+    assert sha(read_all(m.path / "f")) == sha(new)  # the old version's pages are gone
+
+
 # -- item 3: an open handle never reads another file's bytes ---------------------------------------
 @pytest.mark.parametrize("cached", [False, True], ids=["no-cache", "cache"])
 def test_handle_open_across_an_overwrite_never_reads_the_new_file(dfs, hdfs, mount_factory,
