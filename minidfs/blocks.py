@@ -22,6 +22,7 @@ class DatanodeDescriptor:
     storage_id: str
     host: str = "127.0.0.1"
     xfer_port: int = 0
+    ipc_port: int = 0   #: ClientDatanodeProtocol (minidfs.dn_ipc)
     alive: bool = False
     handle: Any = None  #: the in-process DataNode while it runs
 
@@ -45,6 +46,8 @@ class BlockManager:
     blocks: dict[int, BlockEntry] = field(default_factory=dict)
     #: block id -> DataNode indexes holding a replica, in pipeline order
     replicas: dict[int, list[int]] = field(default_factory=dict)
+    #: DataNode index -> replicas it is to delete at its next heartbeat
+    invalidations: dict[int, set[int]] = field(default_factory=dict)
     _next_target: int = 0
 
     # -- DataNodes --------------------------------------------------------------
@@ -97,16 +100,21 @@ class BlockManager:
                 if self.datanodes[i].alive]
 
     def invalidate(self, block_id: int) -> None:
-        """Forget a block and delete its replicas on running DataNodes.
+        """Forget a block at once; its replicas go at their DataNodes' next heartbeat.
 
-        Replicas on stopped DataNodes stay on disk until that DataNode's next
-        block report, which deletes blocks the namespace no longer knows.
+        That is HDFS's order (``BlockManager.removeBlock``: out of the block map now,
+        into the DataNodes' invalidation work, sent with a heartbeat reply): a reader
+        that already holds the block's locations keeps reading the old bytes for a few
+        seconds, then the DataNode answers "replica not found".  A stopped DataNode gets
+        the work when it is back, and its block report drops unknown blocks anyway.
         """
         self.blocks.pop(block_id, None)
         for dn_index in self.replicas.pop(block_id, []):
-            dn = self.datanodes[dn_index]
-            if dn.alive and dn.handle is not None:
-                dn.handle.delete_replica(block_id)
+            self.invalidations.setdefault(dn_index, set()).add(block_id)
+
+    def take_invalidations(self, dn_index: int) -> set[int]:
+        """The replicas DataNode ``dn_index`` is to delete now (its heartbeat's work)."""
+        return self.invalidations.pop(dn_index, set())
 
 
 @dataclass
@@ -119,7 +127,12 @@ class LocatedBlock:
 
 @dataclass
 class LocatedFile:
+    """getBlockLocations' answer.  As in HDFS, ``file_length`` leaves out a last block
+    under construction (readers learn its length from a DataNode), and
+    ``last_complete`` is False for such a block and for a file without blocks."""
+
     file_length: int
     blocks: list[LocatedBlock]
     under_construction: bool
     last: LocatedBlock | None
+    last_complete: bool = True

@@ -69,7 +69,7 @@ class MiniDFS:
                  capacity: int | None = None, faults: Faults | None = None,
                  rpc_latency: float = 0.0, packet_latency: float = 0.0,
                  stream_bandwidth: float | None = None, handlers: int = 16,
-                 monitor_interval: float = 1.0):
+                 monitor_interval: float = 1.0, heartbeat_interval: float = 3.0):
         if datanodes < 1:
             raise ValueError("MiniDFS needs at least one DataNode")
         if block_size <= 0 or block_size % 512:
@@ -83,6 +83,7 @@ class MiniDFS:
         self.fsync = fsync
         self.handlers = handlers
         self.monitor_interval = monitor_interval
+        self.heartbeat_interval = heartbeat_interval
         self.config = NamesystemConfig(
             block_size=block_size,
             replication=replication if replication is not None else min(3, datanodes),
@@ -145,7 +146,7 @@ class MiniDFS:
         log.info("namespace loaded from %s (%d edits replayed)", name_dir, replayed)
         self.namesystem = ns
         self._stopping.clear()
-        old_ports = {dn.index: dn.port for dn in self.datanodes}
+        old_ports = {dn.index: (dn.port, dn.ipc_port) for dn in self.datanodes}
         self.datanodes = []
         for i in range(self.num_datanodes):
             dn_dir = os.path.join(self.data_dir, f"datanode{i}")
@@ -156,8 +157,10 @@ class MiniDFS:
             })
             desc = DatanodeDescriptor(i, ident["datanode_uuid"], ident["storage_id"], self.host)
             ns.bm.datanodes.append(desc)
+            xfer_port, ipc_port = old_ports.get(i, (0, 0))
             dn = DataNode(desc, Storage(dn_dir, fsync=self.fsync), ns, self.faults, self._peer,
-                          host=self.host, port=old_ports.get(i, 0))
+                          host=self.host, port=xfer_port, ipc_port=ipc_port,
+                          heartbeat_interval=self.heartbeat_interval)
             self.datanodes.append(dn)
         for dn in self.datanodes:
             dn.start()
@@ -222,9 +225,16 @@ class MiniDFS:
         if old.running:
             return
         dn = DataNode(old.desc, old.storage, self.ns, self.faults, self._peer,
-                      host=old.host, port=old.port)
+                      host=old.host, port=old.port, ipc_port=old.ipc_port,
+                      heartbeat_interval=self.heartbeat_interval)
         self.datanodes[index] = dn
         dn.start()
+
+    def trigger_heartbeats(self) -> int:
+        """Every running DataNode heartbeats now (MiniDFSCluster.triggerHeartbeats):
+        replicas of deleted files go at once instead of within ``heartbeat_interval``.
+        Returns the number of replicas deleted."""
+        return sum(dn.heartbeat() for dn in self.datanodes if dn.running)
 
     def _peer(self, datanode_uuid: str, xfer_port: int) -> DataNode | None:
         for dn in self.datanodes:

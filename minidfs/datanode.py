@@ -46,6 +46,7 @@ from hdfs_csi_pb.hadoop import datatransfer_pb2 as dt
 from hdfs_csi_pb.hadoop import hdfs_pb2
 from minidfs import wire
 from minidfs.blocks import DatanodeDescriptor
+from minidfs.dn_ipc import DataNodeIpc
 from minidfs.faults import Faults
 from minidfs.listener import Listener, parse_message
 from minidfs.storage import BPC, Replica, ReplicaError, ReplicaWriter, Storage, chunk_crcs
@@ -75,7 +76,8 @@ def _chunk_sums(data: memoryview, bpc: int, fn: Callable[[memoryview], int]) -> 
 class DataNode:
     def __init__(self, desc: DatanodeDescriptor, storage: Storage, namesystem: object,
                  faults: Faults, peers: Callable[[str, int], DataNode | None], *,
-                 host: str = "127.0.0.1", port: int = 0, idle_timeout: float = 120.0):
+                 host: str = "127.0.0.1", port: int = 0, idle_timeout: float = 120.0,
+                 heartbeat_interval: float = 3.0, ipc_port: int = 0):
         self.desc = desc
         self.index = desc.index
         self.storage = storage
@@ -85,10 +87,17 @@ class DataNode:
         self.host = host
         self.port = port
         self.idle_timeout = idle_timeout
+        #: dfs.heartbeat.interval (3 s in HDFS and its MiniDFSCluster): how often this
+        #: DataNode asks the NameNode for work, i.e. how late deleted files' replicas go
+        self.heartbeat_interval = heartbeat_interval
+        self._stopped = threading.Event()
         self.running = False
         self.replicas: dict[int, Replica] = {}
         self._lock = threading.Lock()
         self._listener = Listener(host, port, self._accept, f"dn{desc.index}")
+        self.ipc_port = ipc_port
+        self.ipc = DataNodeIpc(f"dn{desc.index}", self.visible_length, host=host, port=ipc_port,
+                               faults=faults)
         # Read buffers kept between streams: a fresh 1 MiB object per read costs a
         # page fault per 4 KiB whenever several streams run at once (their malloc
         # arenas hand the memory back in between): 124k faults per GiB sent, 15k
@@ -120,11 +129,16 @@ class DataNode:
         self._listener.port = self.port  # a restart binds the same port again
         self.running = True
         self.port = self._listener.open()
+        self.ipc_port = self.ipc.start()
         with ns.lock:  # type: ignore[attr-defined]
             self.desc.xfer_port = self.port
+            self.desc.ipc_port = self.ipc_port
             self.desc.host = self.host
             self.desc.handle = self
             self.desc.alive = True
+        self._stopped.clear()
+        threading.Thread(target=self._heartbeat_loop, daemon=True,
+                         name=f"dn{self.index}-heartbeat").start()
         log.info("DataNode %d listening on %s:%d (%d replicas)", self.index, self.host,
                  self.port, len(replicas))
 
@@ -132,8 +146,10 @@ class DataNode:
         if not self.running:
             return
         self.running = False
+        self._stopped.set()
         self.ns.datanode_down(self.index)  # type: ignore[attr-defined]
         self._listener.close()
+        self.ipc.stop()
         with self._conns_lock:
             conns = list(self._conns)
         for c in conns:
@@ -146,6 +162,24 @@ class DataNode:
 
     def _accept(self, conn: socket.socket, _addr: tuple) -> None:
         self._serve(conn)
+
+    def _heartbeat_loop(self) -> None:
+        stopped = self._stopped
+        while not stopped.wait(self.heartbeat_interval):
+            try:
+                self.heartbeat()
+            except Exception:
+                log.exception("dn%d: heartbeat failed", self.index)
+
+    def heartbeat(self) -> int:
+        """One heartbeat: delete the replicas the NameNode invalidated since the last one
+        (files deleted, blocks abandoned or truncated away); returns how many."""
+        if not self.running:
+            return 0
+        blocks = self.ns.heartbeat(self.index)  # type: ignore[attr-defined]
+        for block_id in blocks:
+            self.delete_replica(block_id)
+        return len(blocks)
 
     # ==========================================================================
     # in-process calls from the namesystem / other DataNodes
@@ -185,6 +219,22 @@ class DataNode:
         with target._lock:
             target.replicas[block_id] = copy
         return copy.length
+
+    def import_replica(self, src: Replica, length: int, finalized: bool) -> None:
+        """TRANSFER_BLOCK target: a copy of the first ``length`` bytes of ``src`` (another
+        DataNode's replica), rbw unless ``finalized``, replacing any stale copy here."""
+        if not self.running:
+            raise ReplicaError(f"DataNode {self.index} is not running")
+        copy = self.storage.import_prefix(src.block_id, src, length)
+        if not finalized:
+            with copy.lock:
+                self.storage.unfinalize(copy)
+        with self._lock:
+            old = self.replicas.get(src.block_id)
+            self.replicas[src.block_id] = copy
+        if old is not None:
+            with old.lock:
+                old.epoch += 1  # a writer still holding the stale copy must stop
 
     def copy_prefix(self, block_id: int, new_block_id: int, length: int) -> bool:
         """Truncate support: a new finalized replica with the first ``length`` bytes."""
@@ -251,6 +301,8 @@ class DataNode:
                         return
                 elif op == wire.OP_BLOCK_CHECKSUM:
                     self._block_checksum(sock, body)
+                elif op == wire.OP_TRANSFER_BLOCK:
+                    self._transfer_block(sock, body)
                 else:
                     name = wire.OP_NAMES.get(op, str(op))
                     self._send_status(sock, dt.ERROR_UNSUPPORTED,
@@ -545,6 +597,44 @@ class DataNode:
             sock.sendall(wire.pipeline_ack(seqno, ok_replies))
             if last:
                 return True
+
+    # ==========================================================================
+    # TRANSFER_BLOCK (a writer adds a DataNode to its pipeline)
+    # ==========================================================================
+    def _transfer_block(self, sock: socket.socket, body: bytes) -> None:
+        """Copy this replica's visible bytes to the targets, as HDFS's
+        ``transferReplicaForPipelineRecovery`` does after ``getAdditionalDatanode``: the
+        writer then sets up the pipeline again with the new node (a recovery or append
+        stage) and goes on.  An rbw replica is copied as rbw, a finalized one finalized.
+        The targets live in this process, so the copy is a file copy, not a stream."""
+        op: dt.OpTransferBlockProto = self._parse(dt.OpTransferBlockProto, body)  # type: ignore[assignment]
+        block = op.header.baseHeader.block
+        failure = self.faults.take_failure("TRANSFER_BLOCK")
+        if failure is not None:
+            self._send_status(sock, ERROR, f"{failure[0]}: {failure[1]}")
+            return
+        rep = self.replicas.get(block.blockId)
+        if rep is None:
+            self._send_status(sock, ERROR, f"Replica not found for BP:blk_{block.blockId}"
+                                           f"_{block.generationStamp} on dn{self.index}")
+            return
+        targets: list[DataNode] = []
+        for t in op.targets:
+            peer = self.peers(t.id.datanodeUuid, t.id.xferPort)
+            if peer is None or not peer.running:
+                self._send_status(sock, ERROR, f"transfer target {t.id.ipAddr}:"
+                                               f"{t.id.xferPort} is down")
+                return
+            targets.append(peer)
+        with rep.lock:
+            length, finalized = rep.visible, rep.finalized
+        try:
+            for peer in targets:
+                peer.import_replica(rep, length, finalized)
+        except (ReplicaError, OSError) as exc:
+            self._send_status(sock, ERROR, f"transfer of blk_{block.blockId} failed: {exc}")
+            return
+        self._send_status(sock, SUCCESS)
 
     # ==========================================================================
     # BLOCK_CHECKSUM (getFileChecksum, distcp)

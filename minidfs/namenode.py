@@ -6,8 +6,10 @@ notes (docs/hdfs-wire-protocol.md), e.g.:
 
 * ``ExtendedBlockProto.numBytes`` always present (hdfs-native unwraps it);
 * one ``storageTypes``/``storageIDs`` entry per location (it indexes [0]);
-* ``isLastBlockComplete=true`` with the acked length as the last block's
-  size, so Java readers of open files never need a DataNode IPC port;
+* a last block under construction is left out of ``fileLength`` with
+  ``isLastBlockComplete=false``, as HDFS does: Java readers ask the DataNode
+  (``minidfs.dn_ipc``) for its visible length, hdfs-native reads the
+  completed blocks only;
 * getFileInfo returns an *empty* path, listings return local names.
 """
 
@@ -23,7 +25,7 @@ from hdfs_csi_pb.hadoop import hdfs_pb2 as hp
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
 from minidfs import errors
 from minidfs.blocks import DatanodeDescriptor
-from minidfs.inodes import INode, INodeDirectory, INodeFile, Snapshot
+from minidfs.inodes import Block, INode, INodeDirectory, INodeFile, Snapshot
 from minidfs.ipc import CallContext, parse_request
 from minidfs.namesystem import (
     BYTES_PER_CHECKSUM,
@@ -65,7 +67,7 @@ def _signed(value: int) -> int:
 class NameNode:
     def __init__(self, ns: Namesystem):
         self.ns = ns
-        self._dn_cache: dict[tuple[int, int, bool], hp.DatanodeInfoProto] = {}
+        self._dn_cache: dict[tuple[int, int, int, bool], hp.DatanodeInfoProto] = {}
 
     # -- dispatch ------------------------------------------------------------------
     def dispatch(self, ctx: CallContext, method: str, body: bytes) -> bytes:
@@ -86,7 +88,7 @@ class NameNode:
 
     # -- proto builders -----------------------------------------------------------
     def _dn_info(self, d: DatanodeDescriptor) -> hp.DatanodeInfoProto:
-        key = (d.index, d.xfer_port, d.alive)
+        key = (d.index, d.xfer_port, d.ipc_port, d.alive)
         info = self._dn_cache.get(key)
         if info is None:
             info = hp.DatanodeInfoProto()
@@ -96,7 +98,7 @@ class NameNode:
             i.datanodeUuid = d.uuid
             i.xferPort = d.xfer_port
             i.infoPort = 0
-            i.ipcPort = 0
+            i.ipcPort = d.ipc_port
             info.capacity = 0
             info.dfsUsed = 0
             info.remaining = 0
@@ -114,7 +116,7 @@ class NameNode:
         b.blockId = lb.block.id
         b.generationStamp = lb.block.gs
         b.numBytes = lb.length
-        out.offset = lb.offset
+        out.offset = _u64(lb.offset)
         out.corrupt = False
         tok = out.blockToken
         tok.identifier = b""
@@ -135,7 +137,7 @@ class NameNode:
         out.underConstruction = lf.under_construction
         if lf.last is not None:
             self._located_block(lf.last, out.lastBlock)
-        out.isLastBlockComplete = True
+        out.isLastBlockComplete = lf.last_complete
 
     def _status(self, node: INode | Snapshot, name: bytes, out: hp.HdfsFileStatusProto,
                 need_location: bool = False) -> None:
@@ -186,7 +188,7 @@ class NameNode:
         out.blockSize = cfg.block_size
         out.bytesPerChecksum = BYTES_PER_CHECKSUM
         out.writePacketSize = 64 * 1024
-        out.replication = self.ns.effective_replication(cfg.replication)
+        out.replication = cfg.replication
         out.fileBufferSize = 4096
         out.encryptDataTransfer = False
         out.trashInterval = cfg.trash_interval
@@ -195,13 +197,17 @@ class NameNode:
 
     def _peers(self, infos: Any) -> set[int]:
         """DataNode indexes named by DatanodeInfoProto/DatanodeIDProto entries."""
-        found = set()
+        return set(self._peer_list(infos))
+
+    def _peer_list(self, infos: Any) -> list[int]:
+        """Like :meth:`_peers`, in the order given (a pipeline's order), unknown ones left out."""
+        found: list[int] = []
         for info in infos:
             ident = info.id if hasattr(info, "id") else info
             d = self.ns.bm.by_uuid(ident.datanodeUuid) or \
                 self.ns.bm.by_address(ident.ipAddr, ident.xferPort)
-            if d is not None:
-                found.add(d.index)
+            if d is not None and d.index not in found:
+                found.append(d.index)
         return found
 
 
@@ -335,9 +341,21 @@ def _update_pipeline(self: NameNode, caller: Any, req: nn.UpdatePipelineRequestP
 
 
 @rpc("getAdditionalDatanode", nn.GetAdditionalDatanodeRequestProto)
-def _get_additional_datanode(self: NameNode, caller: Any, req: Any) -> Any:
-    raise errors.RemoteError("minidfs does not replace pipeline DataNodes "
-                             "(getAdditionalDatanode is not supported)")
+def _get_additional_datanode(self: NameNode, caller: Any,
+                             req: nn.GetAdditionalDatanodeRequestProto) -> Any:
+    resp = nn.GetAdditionalDatanodeResponseProto()
+    with self.ns.lock:
+        existing = [self.ns.bm.datanodes[i] for i in self._peer_list(req.existings)]
+        nodes = self.ns.additional_datanodes(req.src, req.clientName, req.fileId, existing,
+                                             self._peers(req.excludes),
+                                             req.numAdditionalNodes)
+        blk = req.blk
+        # HDFS answers with the client's block as sent and offset -1 (newLocatedBlock(blk,
+        # targets, -1, false)): the block is not looked up, only the nodes are chosen.
+        lb = LocatedBlock(Block(blk.blockId, blk.generationStamp, blk.numBytes), -1,
+                          blk.numBytes, nodes)
+        self._located_block(lb, resp.block)
+    return resp
 
 
 @rpc("truncate", nn.TruncateRequestProto)

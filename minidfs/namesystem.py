@@ -110,6 +110,10 @@ def _check_not_in_snapshot(res: Resolved, path: str) -> None:
 class NamesystemConfig:
     block_size: int = 128 * 1024 * 1024
     replication: int = 3
+    #: dfs.namenode.replication.min / dfs.replication.max: the only bounds HDFS puts on
+    #: a requested replication factor (it never caps it at the number of DataNodes)
+    min_replication: int = 1
+    max_replication: int = 512
     superuser: str = "hdfs"
     supergroup: str = "supergroup"
     groups: dict[str, list[str]] = field(default_factory=dict)
@@ -137,6 +141,10 @@ class Namesystem(SnapshotOps, WriteOps):
                                    now_ms())
         self.inodes[ROOT_ID] = self.root
         self._replaying = False
+        #: block id -> bytes its DataNodes made durable (hsync packet, finalize) while it
+        #: is under construction: what a restart keeps.  Not the length clients see: HDFS's
+        #: NameNode learns a block's length only from its writer (fsync, commit).
+        self.durable_len: dict[int, int] = {}
         #: set when replica counts may have dropped below a file's replication; the
         #: monitor scans the block map only then, not every tick
         self.replication_dirty = True
@@ -174,6 +182,7 @@ class Namesystem(SnapshotOps, WriteOps):
         self.next_inode_id = image["next_inode_id"]
         self.next_block_id = image["next_block_id"]
         self.next_gs = image["next_gs"]
+        self.durable_len = {int(k): v for k, v in image.get("durable", {}).items()}
         self.bm.blocks.clear()
         dirs = []
         for node in walk(root):
@@ -193,7 +202,8 @@ class Namesystem(SnapshotOps, WriteOps):
 
     def image(self) -> dict[str, Any]:
         return {"version": 1, "root": self.root.to_json(), "next_inode_id": self.next_inode_id,
-                "next_block_id": self.next_block_id, "next_gs": self.next_gs}
+                "next_block_id": self.next_block_id, "next_gs": self.next_gs,
+                "durable": {str(k): v for k, v in self.durable_len.items()}}
 
     def checkpoint(self) -> None:
         with self.lock:
@@ -444,10 +454,11 @@ class Namesystem(SnapshotOps, WriteOps):
         return [(n, get(n)) for n in chunk], remaining
 
     def file_length(self, f: INodeFile) -> int:
-        total = 0
-        for b in f.blocks:
-            total += b.num_bytes if (b.complete or f.frozen) else self._visible_length(b)
-        return total
+        """getFileInfo's length, HDFS's ``computeFileSize``: every block at the length the
+        NameNode has recorded, a last block under construction included at the length its
+        writer last reported (fsync with a length, updatePipeline), not at what the
+        DataNodes have acked since: a Java hflush/hsync without UPDATE_LENGTH leaves it."""
+        return sum(b.num_bytes for b in f.blocks)
 
     def _visible_length(self, b: Block) -> int:
         """Bytes readers may see of an under-construction block (acked by its DataNodes)."""
@@ -479,11 +490,15 @@ class Namesystem(SnapshotOps, WriteOps):
         pos = 0
         all_blocks: list[LocatedBlock] = []
         for b in f.blocks:
-            n = b.num_bytes if (b.complete or f.frozen) else self._visible_length(b)
-            lb = LocatedBlock(b, pos, n, self.bm.locations(b.id))
+            lb = LocatedBlock(b, pos, b.num_bytes, self.bm.locations(b.id))
             all_blocks.append(lb)
-            pos += n
-        file_length = pos
+            pos += b.num_bytes
+        # HDFS (FSDirStatAndListingOp.getBlockLocations) leaves a last block under
+        # construction out of fileLength and says isLastBlockComplete=false: Java readers
+        # then ask a DataNode for the replica's visible length (minidfs.dn_ipc), while
+        # hdfs-native reads up to fileLength, i.e. the completed blocks only.
+        uc_last = bool(f.blocks) and not f.blocks[-1].complete and not f.frozen
+        file_length = pos - (f.blocks[-1].num_bytes if uc_last else 0)
         end = offset + length if length < 2**63 else 2**64
         for lb in all_blocks:
             if lb.offset + lb.length > offset and lb.offset < end:
@@ -491,7 +506,8 @@ class Namesystem(SnapshotOps, WriteOps):
             elif lb.length == 0 and lb.offset >= offset and lb.offset <= end:
                 located.append(lb)  # an empty trailing UC block still belongs to the range
         last = all_blocks[-1] if all_blocks else None
-        return LocatedFile(file_length, located, f.under_construction and not f.frozen, last)
+        return LocatedFile(file_length, located, f.under_construction and not f.frozen, last,
+                           last is not None and not uc_last)
 
     def content_summary(self, caller: Caller, path: str) -> dict[str, int]:
         with self.lock:
@@ -609,6 +625,7 @@ class Namesystem(SnapshotOps, WriteOps):
                 raise errors.RemoteError(
                     f"Invalid block size {block_size}: must be a positive multiple of "
                     f"bytesPerChecksum ({BYTES_PER_CHECKSUM})")
+            self.verify_replication(path, replication, "127.0.0.1")
             existing = res.last
             if existing is not None:
                 if existing.is_dir:
@@ -640,7 +657,7 @@ class Namesystem(SnapshotOps, WriteOps):
                 perms.check_sticky(caller, parent, existing)
                 name = existing.name
             assert isinstance(parent, INodeDirectory)
-            repl = self.effective_replication(replication)
+            repl = replication
             mtime = now_ms()
             if existing is not None:
                 self._log({"op": "delete", "id": existing.id, "mtime": mtime})
@@ -652,11 +669,23 @@ class Namesystem(SnapshotOps, WriteOps):
             assert isinstance(node, INodeFile)
             return node
 
-    def effective_replication(self, requested: int) -> int:
-        """min(requested, #DataNodes): Java otherwise asks for extra pipeline nodes."""
-        n_dn = max(1, len(self.bm.datanodes))
-        req = requested if requested > 0 else self.config.replication
-        return max(1, min(req, n_dn))
+    def verify_replication(self, path: str, replication: int,
+                           client_machine: str | None = None) -> None:
+        """HDFS's ``BlockManager.verifyReplication``: a file keeps the factor it asked for,
+        bounded only by the configured minimum and maximum.  A 1-DataNode cluster stores
+        and reports replication 3 (its blocks count as under-replicated), and a Java
+        client that appends to such a file asks ``getAdditionalDatanode`` for the missing
+        pipeline nodes, which fails as on HDFS (see :meth:`additional_datanodes`)."""
+        cfg = self.config
+        if replication > cfg.max_replication:
+            err = f" exceeds maximum of {cfg.max_replication}"
+        elif replication < cfg.min_replication:
+            err = f" is less than the required minimum of {cfg.min_replication}"
+        else:
+            return
+        raise errors.RemoteError(
+            f"Requested replication factor of {replication}{err} for {path}"
+            + (f", clientName={client_machine}" if client_machine is not None else ""))
 
     def _lease_conflict(self, f: INodeFile, client: str, op: str, path: str) -> None:
         """Another writer holds the file: recover it if its soft limit expired, else refuse."""
@@ -735,6 +764,7 @@ class Namesystem(SnapshotOps, WriteOps):
         if entry is None:
             return
         entry.file = None
+        self.durable_len.pop(block_id, None)
         if entry.snap_refs <= 0:
             self.bm.invalidate(block_id)
 
@@ -907,13 +937,18 @@ class Namesystem(SnapshotOps, WriteOps):
         node.atime = r["atime"]
 
     def set_replication(self, caller: Caller, path: str, replication: int) -> bool:
+        """False for a directory or a missing path (HDFS answers, not errors); the factor
+        is checked against the bounds first, even for a missing path, as HDFS does."""
+        self.verify_replication(path, replication)
         with self.lock:
-            res = self._existing(caller, path, write=True)
-            node = res.deepest
+            res = self._resolve(path)
+            self._check_traverse(caller, res)
+            _check_not_in_snapshot(res, path)
+            node = res.last
             if not isinstance(node, INodeFile):
                 return False
             perms.check(caller, node, WRITE, path)
-            repl = self.effective_replication(replication)
+            repl = replication
             if repl == node.replication:
                 return True
             delta = node.space() // node.replication * (repl - node.replication)

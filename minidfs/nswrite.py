@@ -86,6 +86,13 @@ class WriteOps:
 
     def _ap_commit(self, r: dict[str, Any]) -> None:
         self._set_block_length(r["block"], r["len"], complete=True)
+        self.durable_len.pop(r["block"], None)
+
+    def _ap_durable(self, r: dict[str, Any]) -> None:
+        """A DataNode made bytes of a block under construction durable (restart keeps them)."""
+        entry = self.bm.blocks.get(r["block"])
+        if entry is not None and entry.file is not None and not entry.block.complete:
+            self.durable_len[r["block"]] = max(self.durable_len.get(r["block"], 0), r["len"])
 
     def _ap_block_len(self, r: dict[str, Any]) -> None:
         self._set_block_length(r["block"], r["len"], complete=False)
@@ -126,6 +133,7 @@ class WriteOps:
         before = f.space()
         for b in f.blocks:
             b.complete = True
+            self.durable_len.pop(b.id, None)
         self._lease_remove(f.client, f.id)
         f.client = None
         f.mtime = r["mtime"]
@@ -300,6 +308,24 @@ class WriteOps:
             if nodes:
                 self.bm.replicas[old_id] = [d.index for d in nodes]
 
+    def additional_datanodes(self, path: str, client: str, file_id: int,
+                             existing: list[DatanodeDescriptor], exclude: set[int],
+                             count: int) -> list[DatanodeDescriptor]:
+        """getAdditionalDatanode: the writer's pipeline plus up to ``count`` live DataNodes
+        in neither it nor ``exclude``.
+
+        With none to spare HDFS still answers, with the existing nodes only (its placement
+        policy returns the chosen nodes, ``BlockManager.chooseTarget4AdditionalDatanode``),
+        and the client decides: Java's DEFAULT replace-datanode-on-failure policy then fails
+        the write ("Failed to replace a bad datanode on the existing pipeline due to no more
+        good datanodes being available to try"); best-effort clients carry on.
+        """
+        with self.lock:
+            self._file_for_write(path, client, file_id)
+            taken = {d.index for d in existing} | set(exclude)
+            extra = [d for d in self.bm.live() if d.index not in taken][:max(0, count)]
+            return [*existing, *extra]
+
     def recover_lease(self, caller: Caller, path: str, client: str) -> bool:
         with self.lock:
             res = self._existing(caller, path, write=True)
@@ -326,7 +352,8 @@ class WriteOps:
             lengths = [dn.handle.visible_length(b.id) for dn in holders if dn.handle]
             known = [n for n in lengths if n is not None]
             if durable_only:
-                length = min(b.num_bytes, max(known)) if known else b.num_bytes
+                durable = max(b.num_bytes, self.durable_len.get(b.id, 0))
+                length = min(durable, max(known)) if known else durable
             else:
                 length = max(known) if known else b.num_bytes
             if length == 0:
@@ -378,8 +405,9 @@ class WriteOps:
                 return False
             self.bm.add_replica(block_id, dn_index)
             b = entry.block
-            if entry.file is not None and not b.complete and length > b.num_bytes:
-                self._log({"op": "block_len", "block": block_id, "len": length})
+            if entry.file is not None and not b.complete and \
+                    length > max(b.num_bytes, self.durable_len.get(block_id, 0)):
+                self._log({"op": "durable", "block": block_id, "len": length})
             return True
 
     def replica_synced(self, dn_index: int, block_id: int, length: int) -> None:
@@ -388,8 +416,8 @@ class WriteOps:
             entry = self.bm.blocks.get(block_id)
             if entry is None or entry.file is None or entry.block.complete:
                 return
-            if length > entry.block.num_bytes:
-                self._log({"op": "block_len", "block": block_id, "len": length})
+            if length > max(entry.block.num_bytes, self.durable_len.get(block_id, 0)):
+                self._log({"op": "durable", "block": block_id, "len": length})
 
     def replica_receiving(self, dn_index: int, block_id: int) -> bool:
         with self.lock:
@@ -428,6 +456,13 @@ class WriteOps:
         with self.lock:
             self.bm.remove_replica(block_id, dn_index)
             self.replication_dirty = True
+
+    def heartbeat(self, dn_index: int) -> set[int]:
+        """A DataNode's heartbeat; the answer is the replicas it is to delete (HDFS's
+        DNA_INVALIDATE command), minus any the namespace knows again meanwhile."""
+        with self.lock:
+            return {b for b in self.bm.take_invalidations(dn_index)
+                    if dn_index not in self.bm.replicas.get(b, ())}
 
     def datanode_down(self, dn_index: int) -> None:
         with self.lock:

@@ -226,24 +226,41 @@ def test_statfs(ro_mount):
 
 
 def test_file_deleted_while_open_fails_uncached_reads_with_enoent(dfs, mount_factory):
-    """SEMANTICS.md: a file deleted in HDFS while open keeps serving what the
-    mount already holds, and reads of anything else fail with ENOENT."""
+    """SEMANTICS.md: a file deleted in HDFS while open keeps serving what the mount
+    already holds; reads of anything else return the old bytes for as long as the
+    DataNodes still have them (HDFS deletes replicas at the DataNodes' next heartbeats,
+    seconds later), then fail with ENOENT - never other bytes."""
     import hdfs_client
 
     client = hdfs_client.connect(dfs.uri)
     base = hdfs_dir(client, "deleted-while-open")
-    data = random.Random(5).randbytes(6 * MiB)
+    n_mib = 24  # 1 MiB blocks: one fresh block per probe
+    data = random.Random(5).randbytes(n_mib * MiB)
     client.write_file(f"{base}/f.bin", data)
     m = mount_factory(f"{dfs.uri}{base}", "--read-only")
     fd = os.open(m.path / "f.bin", os.O_RDONLY)
     try:
-        tail = 5 * MiB
+        tail = (n_mib - 1) * MiB
         assert os.pread(fd, 4096, tail) == data[tail:tail + 4096]  # a random read: no stream
         client.delete(f"{base}/f.bin")
-        for offset in (1 * MiB, 3 * MiB):
-            with pytest.raises(OSError) as exc:
-                os.pread(fd, 4096, offset)
-            assert exc.value.errno == errno.ENOENT
+        deleted = time.monotonic()
+        # Never-read ranges in no order a read-ahead could follow, one every 0.4 s.
+        fresh = random.Random(6).sample(range(n_mib - 1), n_mib - 1)
+        first_enoent = None
+        while fresh and time.monotonic() - deleted < 25:
+            offset = fresh.pop() * MiB + 100_000
+            try:
+                got = os.pread(fd, 4096, offset)
+            except OSError as exc:
+                assert exc.errno == errno.ENOENT, exc
+                if first_enoent is None:
+                    first_enoent = time.monotonic() - deleted
+                elif time.monotonic() - deleted > first_enoent + 3:
+                    break  # replicas gone for good: the last probe failed too
+            else:
+                assert got == data[offset:offset + 4096], f"other bytes at {offset}"
+            time.sleep(0.4)
+        assert first_enoent is not None, "uncached reads still served 25 s after the delete"
         assert os.pread(fd, 4096, tail) == data[tail:tail + 4096]  # already held: still served
     finally:
         os.close(fd)

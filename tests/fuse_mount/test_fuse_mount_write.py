@@ -66,9 +66,14 @@ def test_random_offset_write_is_enotsup(rw, hdfs):
         expect_errno(errno.ENOTSUP, os.pwrite, fd, b"X", 3)
         os.write(fd, b"abc")
         os.fsync(fd)
-        assert hdfs.read_file(f"{base}/seq.bin") == b"0123456789abc"  # hsync: visible
+        # hsync: the NameNode has the length (getFileInfo) ...
+        assert hdfs.get_status(f"{base}/seq.bin").length == 13
+        # ... but the bytes of a block under construction are not in getBlockLocations'
+        # fileLength: an hdfs-native reader sees the completed blocks only (none here)
+        assert hdfs.read_file(f"{base}/seq.bin") == b""
     finally:
         os.close(fd)
+    assert hdfs.read_file(f"{base}/seq.bin") == b"0123456789abc"  # close: complete
     expect_errno(errno.ENOTSUP, os.truncate, mnt / "seq.bin", 5)
 
 

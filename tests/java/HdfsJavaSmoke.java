@@ -1050,17 +1050,52 @@ public final class HdfsJavaSmoke {
           out.hflush();
           out.write(d, 100_000, 100_000);
         }
-        try (FSDataOutputStream out = c.append(f)) {
+        FileStatus st = c.getFileStatus(f);
+        expectEq(128L << 20, st.getBlockSize(), "block size from the client's default");
+        // HDFS stores the factor asked for, whatever the cluster size; the blocks just
+        // have as many replicas as there are DataNodes (and count as under-replicated).
+        expectEq((short) 3, st.getReplication(), "replication = requested 3");
+        BlockLocation[] bl = c.getFileBlockLocations(st, 0, st.getLen());
+        expectEq(Math.min(3, datanodes), bl[0].getHosts().length, "replicas of the block");
+        byte[] got = readAll(c, f);
+        expectEq(200_000, got.length, "length");
+        expectBytes(d, 0, got, 0, got.length, "content");
+        if (datanodes < 3) {
+          // An append opens a pipeline of fewer nodes than the replication: the DEFAULT
+          // replace-datanode-on-failure policy asks getAdditionalDatanode for the rest,
+          // there is none to spare, and the write fails (as every small HDFS cluster does).
+          FSDataOutputStream out = c.append(f);
+          try {
+            expectThrowsNamed(() -> {
+              out.write(d, 200_000, 100_000);
+              out.hsync();
+            }, "append with fewer DataNodes than the replication",
+                "Failed to replace a bad datanode on the existing pipeline");
+          } finally {
+            try {
+              out.close();
+            } catch (IOException expected) {
+              // the same failure again
+            }
+          }
+        }
+      }
+      // best-effort: carry on with the nodes there are (what small clusters configure)
+      Configuration best = new Configuration();
+      best.setBoolean("dfs.client.block.write.replace-datanode-on-failure.best-effort", true);
+      Path g = p("bare-best-effort.bin");
+      try (FileSystem c = FileSystem.newInstance(uri, best)) {
+        try (FSDataOutputStream out = c.create(g, true)) {
+          out.write(d, 0, 200_000);
+        }
+        try (FSDataOutputStream out = c.append(g)) {
           out.write(d, 200_000, 100_000);
           out.hsync();
         }
-        FileStatus st = c.getFileStatus(f);
-        expectEq(128L << 20, st.getBlockSize(), "block size from the client's default");
-        expectEq((short) Math.min(3, datanodes), st.getReplication(),
-            "replication = min(requested 3, #datanodes)");
-        byte[] got = readAll(c, f);
-        expectEq(d.length, got.length, "length");
-        expectBytes(d, 0, got, 0, d.length, "content");
+        expectEq((short) 3, c.getFileStatus(g).getReplication(), "replication after append");
+        byte[] got = readAll(c, g);
+        expectEq(d.length, got.length, "length after append");
+        expectBytes(d, 0, got, 0, d.length, "content after append");
       }
     });
     check("crc32_checksum_type", () -> {

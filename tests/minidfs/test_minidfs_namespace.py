@@ -167,10 +167,21 @@ def test_set_attributes(hdfs, admin, raw) -> None:
                    nn.SetTimesResponseProto)
     st = hdfs.get_status("/attr/f")
     assert (st.mtime_ms, st.atime_ms) == (1_000_000, 3_000_000)
-    # replication is capped at the number of DataNodes (1 here)
+    # HDFS stores the factor asked for, even above the number of DataNodes (1 here)...
     assert hdfs.set_replication("/attr/f", 3) is True
-    assert hdfs.get_status("/attr/f").replication == 1
+    assert hdfs.get_status("/attr/f").replication == 3
+    located = admin.raw_call("getBlockLocations", nn.GetBlockLocationsRequestProto(
+        src="/attr/f", offset=0, length=10), nn.GetBlockLocationsResponseProto).locations
+    assert [len(b.locs) for b in located.blocks] == [1]  # one replica: under-replicated
+    # ... checked only against dfs.namenode.replication.min (1) and dfs.replication.max (512)
+    for bad, why in ((0, "is less than the required minimum of 1"),
+                     (513, "exceeds maximum of 512")):
+        with pytest.raises(errors.HdfsIOError) as info:
+            hdfs.set_replication("/attr/f", bad)
+        assert f"Requested replication factor of {bad} {why} for /attr/f" in str(info.value)
+    assert hdfs.get_status("/attr/f").replication == 3
     assert hdfs.set_replication("/attr", 2) is False  # directories: false, like HDFS
+    assert hdfs.set_replication("/attr/missing", 2) is False  # a missing path too
     with pytest.raises(errors.NotFound):
         hdfs.set_permission("/attr/missing", 0o600)
 

@@ -89,6 +89,7 @@ def test_delete_snapshot_releases_blocks(env) -> None:
     assert all(dn.visible_length(b) == BS for b in block_ids)  # pinned by the snapshot
     assert c.read_file("/rel/.snapshot/s1/f") == payload
     admin.delete_snapshot("/rel", "s1")
+    dfs.trigger_heartbeats()  # replicas go at the DataNode's next heartbeat
     assert all(dn.visible_length(b) is None for b in block_ids)
     with pytest.raises(errors.NotFound):
         c.get_status("/rel/.snapshot/s1")
