@@ -4,6 +4,7 @@ Examples::
 
     hdfs-csi bench --quick                          # minidfs, all scenarios, < 2 min
     hdfs-csi bench --profile remote-1g              # minidfs throttled like a 1 GbE cluster
+    hdfs-csi bench --quick --backend hadoop         # Apache Hadoop's HDFS (MiniDFSCluster, JVM)
     hdfs-csi bench --hdfs-uri hdfs://nn:8020 --user alice --hdfs-path /tmp/bench
     hdfs-csi bench --mountpoint /data --mount-subdir bench   # a mount made by the CSI driver
     hdfs-csi bench --prepare --hdfs-uri hdfs://nn:8020       # only put the dataset in place
@@ -67,6 +68,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     w = parser.add_argument_group("where")
     w.add_argument("--hdfs-uri", help="a real cluster (hdfs://nn:port); default: start minidfs")
+    w.add_argument("--backend", choices=("minidfs", "hadoop"), default="minidfs",
+                   help="the HDFS to start when no --hdfs-uri: minidfs (embedded, default) or "
+                        "hadoop (Apache Hadoop's MiniDFSCluster in a JVM; needs a JDK and "
+                        "scripts/fetch-hadoop.sh)")
     w.add_argument("--hdfs-path", default="/benchmarks/hdfs-csi-bench",
                    help="HDFS directory holding the datasets (one subdirectory per size)")
     w.add_argument("--mountpoint", help="an existing mount to measure (e.g. made by the CSI "
@@ -77,7 +82,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                    help="throttle minidfs like a remote cluster: " + "; ".join(
                        f"{p.name}: {p.description}" for p in PROFILES.values()))
     w.add_argument("--minidfs-block-size", type=parse_size, default=None,
-                   help="HDFS block size in minidfs (default 8M quick, 64M full)")
+                   help="HDFS block size of the started backend (default 8M quick, 64M full)")
     w.add_argument("--user", help="HDFS simple-auth user")
     w.add_argument("--kerberos-principal")
     w.add_argument("--kerberos-keytab")
@@ -148,12 +153,18 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise SystemExit("hdfs-csi bench: --scale must be positive")
     if args.mountpoint and args.hdfs_uri:
         raise SystemExit("hdfs-csi bench: give --mountpoint or --hdfs-uri, not both")
+    if args.backend != "minidfs" and (args.mountpoint or args.hdfs_uri):
+        raise SystemExit("hdfs-csi bench: --backend picks the HDFS to start; it does not go "
+                         "with --hdfs-uri or --mountpoint")
+    if args.backend == "hadoop" and args.profile != "local":
+        raise SystemExit("hdfs-csi bench: --profile throttles minidfs only; Hadoop's DataNode "
+                         "cannot be throttled (use --profile local with --backend hadoop)")
     progress = not args.no_progress and sys.stderr.isatty()
     return BenchConfig(
         tier=args.tier, scale=args.scale, scenarios=args.scenarios, modes=args.modes,
         seed=args.seed, data_dir=args.data_dir, work_dir=args.work_dir, hdfs_uri=args.hdfs_uri,
         hdfs_path=args.hdfs_path, mountpoint=args.mountpoint, mount_subdir=args.mount_subdir,
-        profile=args.profile, minidfs_block_size=args.minidfs_block_size,
+        profile=args.profile, backend=args.backend, minidfs_block_size=args.minidfs_block_size,
         connect_kwargs=connect_kwargs, mount_args=mount_args,
         options=ScenarioOptions(block_size=args.block_size, seed=args.seed, workers=args.workers,
                                 batch_size=args.batch_size, compute_s=args.compute_ms / 1000),
@@ -173,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         outcome = Bench(cfg).run()
     except KeyboardInterrupt:
-        print("hdfs-csi bench: interrupted; mounts and minidfs were torn down", file=sys.stderr)
+        print("hdfs-csi bench: interrupted; mounts and the HDFS it started were torn down",
+              file=sys.stderr)
         return 130
     except SetupError as exc:
         print(f"hdfs-csi bench: {exc}", file=sys.stderr)
@@ -186,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{p['bytes'] / 1e6:,.1f} MB)")
         return 0
     print(report.format_table(outcome.results))
-    name = cfg.dataset_name()
+    name = cfg.result_name()
     json_path = args.json_path or os.path.join("bench-results", f"{name}.json")
     plot_path = args.plot_path or os.path.join("bench-results", f"{name}.png")
     assert outcome.document is not None

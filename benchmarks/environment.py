@@ -4,6 +4,9 @@
   NameNode and DataNode never compete with the measuring process for its
   GIL, optionally throttled by a :class:`Profile` to look like a remote
   cluster.
+* :class:`HadoopDfs`: Apache Hadoop's own HDFS (``--backend hadoop``: a
+  MiniDFSCluster in a JVM, :mod:`hadoop_cluster`), so the same scenarios
+  measure the mount against Hadoop's DataNode.  Not throttled.
 * :class:`MountProcess`: ``hdfs-csi mount`` as the CSI node runs it (a
   daemon, not our child), unmounted and stopped on teardown.
 * :func:`describe_environment`: versions and machine facts for the JSON.
@@ -141,6 +144,66 @@ class MiniDfsProcess:
             proc.stop()
 
     def __enter__(self) -> "MiniDfsProcess":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- Apache Hadoop ------------------------------------------------------------------------------
+
+class HadoopDfs:
+    """Hadoop's MiniDFSCluster (one NameNode, ``datanodes`` DataNodes) in a child JVM.
+
+    Like :class:`MiniDfsProcess`, its data directory persists across runs
+    (``keep_data``), so an uploaded dataset is reused; it cannot be throttled.
+    """
+
+    def __init__(self, data_dir: str, *, block_size: int, datanodes: int = 1,
+                 start_timeout: float = 300.0):
+        self.data_dir = data_dir
+        self.block_size = block_size
+        self.datanodes = datanodes
+        self.start_timeout = start_timeout
+        self.log_path = os.path.join(data_dir, "hadoop.log")
+        self.uri: str | None = None
+        self._cluster: Any = None
+
+    def start(self) -> str:
+        from hdfs_csi.backends import backend_unavailable
+
+        reason = backend_unavailable("hadoop")
+        if reason:
+            raise SetupError(f"--backend hadoop is unavailable here: {reason}")
+        from hadoop_cluster import HadoopCluster, HadoopClusterError
+
+        os.makedirs(self.data_dir, exist_ok=True)
+        # Full tiered JIT (C2), as a production DataNode runs: the launcher's
+        # default stops at C1 for a fast test start-up, which is not what a
+        # throughput comparison should measure.
+        self._cluster = HadoopCluster(self.data_dir, datanodes=self.datanodes,
+                                      block_size=self.block_size, keep_data=True,
+                                      startup_timeout=self.start_timeout, heap="1g",
+                                      jvm_options=("-XX:TieredStopAtLevel=4",))
+        try:
+            self._cluster.start()
+        except HadoopClusterError as exc:
+            self.stop()
+            raise SetupError(f"Hadoop HDFS did not start: {exc}") from exc
+        except BaseException:
+            self.stop()
+            raise
+        self.uri = self._cluster.uri
+        log.info("Hadoop HDFS up in %.1f s: %s", self._cluster.startup_seconds, self.uri)
+        return self.uri
+
+    def stop(self) -> None:
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            cluster.stop()
+
+    def __enter__(self) -> "HadoopDfs":
         self.start()
         return self
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator
 
 from benchmarks import datasets, pagecache, report
 from benchmarks.environment import (
-    PROFILES, MiniDfsProcess, MountProcess, SetupError, describe_environment,
+    PROFILES, HadoopDfs, MiniDfsProcess, MountProcess, SetupError, describe_environment,
     fuse_unavailable_reason,
 )
 from benchmarks.scenarios import RunContext, ScenarioOptions, ScenarioResult, Skipped, load
@@ -65,7 +65,8 @@ class BenchConfig:
     mountpoint: str | None = None
     mount_subdir: str | None = None
     profile: str = "local"
-    minidfs_block_size: int | None = None
+    backend: str = "minidfs"             #: started when no hdfs_uri: "minidfs" or "hadoop"
+    minidfs_block_size: int | None = None  #: block size of the started backend
     connect_kwargs: dict[str, Any] = field(default_factory=dict)
     # mount options passed to `hdfs-csi mount`
     mount_args: list[str] = field(default_factory=list)
@@ -79,6 +80,12 @@ class BenchConfig:
 
     def dataset_name(self) -> str:
         return self.tier if self.scale == 1.0 else f"{self.tier}-x{self.scale:g}"
+
+    def result_name(self) -> str:
+        """File name stem of the JSON and chart: the dataset, plus the backend if not minidfs."""
+        started = not (self.hdfs_uri or self.mountpoint)
+        suffix = f"-{self.backend}" if started and self.backend != "minidfs" else ""
+        return self.dataset_name() + suffix
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -108,7 +115,7 @@ class Bench:
         self.progress = progress or report.progress_factory(cfg.progress)
         self.stack = contextlib.ExitStack()
         self.client: HdfsClient | None = None
-        self.minidfs: MiniDfsProcess | None = None
+        self.hdfs_server: MiniDfsProcess | HadoopDfs | None = None  #: the HDFS we started
         self.hdfs_root: str | None = None
         self.mount_source: str | None = None
         self.mount_root = ""  #: dataset root inside a user-given --mountpoint
@@ -149,11 +156,23 @@ class Bench:
                 uri = cfg.hdfs_uri
             else:
                 block = cfg.minidfs_block_size or (8 << 20 if cfg.tier == "quick" else 64 << 20)
-                mini = MiniDfsProcess(os.path.join(cfg.data_dir, "minidfs", cfg.dataset_name()),
-                                      profile=PROFILES[cfg.profile], block_size=block)
-                self.stack.enter_context(mini)
-                self.minidfs = mini
-                uri = mini.uri or ""
+                server: MiniDfsProcess | HadoopDfs
+                if cfg.backend == "hadoop":
+                    if cfg.profile != "local":
+                        raise SetupError(f"--profile {cfg.profile} throttles minidfs; "
+                                         "Hadoop's DataNode cannot be throttled (use "
+                                         "--profile local with --backend hadoop)")
+                    server = HadoopDfs(os.path.join(cfg.data_dir, "hadoop", cfg.dataset_name()),
+                                       block_size=block)
+                elif cfg.backend == "minidfs":
+                    server = MiniDfsProcess(
+                        os.path.join(cfg.data_dir, "minidfs", cfg.dataset_name()),
+                        profile=PROFILES[cfg.profile], block_size=block)
+                else:
+                    raise SetupError(f"unknown backend {cfg.backend!r} (minidfs or hadoop)")
+                self.stack.enter_context(server)
+                self.hdfs_server = server
+                uri = server.uri or ""
             try:
                 self.client = connect(uri, **cfg.connect_kwargs)
             except HdfsError as exc:
@@ -179,8 +198,8 @@ class Bench:
 
     # -- modes -------------------------------------------------------------------------------
     def _evict_hdfs(self) -> None:
-        if self.minidfs is not None:
-            pagecache.evict_tree(self.minidfs.data_dir)
+        if self.hdfs_server is not None:
+            pagecache.evict_tree(self.hdfs_server.data_dir)
         self._drop_all()
 
     def _drop_all(self) -> None:
@@ -293,7 +312,9 @@ class Bench:
                         on_result(res)
             env = describe_environment()
             env["hdfs"] = (self.client.uri if self.client else None)
-            env["minidfs"] = self.minidfs is not None
+            env["minidfs"] = isinstance(self.hdfs_server, MiniDfsProcess)
+            env["backend"] = (None if self.hdfs_server is None else
+                              "hadoop" if isinstance(self.hdfs_server, HadoopDfs) else "minidfs")
             env["mountpoint"] = cfg.mountpoint
             env["mount_defaults"] = _mount_defaults()
             env["mount_flags"] = (None if cfg.mountpoint else

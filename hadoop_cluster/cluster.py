@@ -56,7 +56,9 @@ class HadoopCluster:
     :attr:`client_config` (or :attr:`hadoop_conf_dir`) to resolve it.
     ``superuser`` is the user the JVM runs as (``HADOOP_USER_NAME``), which
     makes it the HDFS superuser; by default the OS user.  ``conf`` is applied
-    last, over the launcher's own settings.
+    last, over the launcher's own settings.  ``keep_data=True`` starts on the
+    namespace and blocks a previous run left in ``data_dir`` (if any) instead
+    of formatting: benchmarks reuse an uploaded dataset that way.
     """
 
     backend = "hadoop"  #: the name :mod:`hdfs_csi.backends` knows it by
@@ -65,6 +67,7 @@ class HadoopCluster:
                  block_size: int = 1 << 20, replication: int | None = None, ha: bool = False,
                  nameservice: str = "hdfs-csi", conf: Mapping[str, str] | None = None,
                  ec_policies: Iterable[str] = (), superuser: str | None = None,
+                 keep_data: bool = False,
                  startup_timeout: float = 240.0, heap: str = "768m", log_level: str = "WARN",
                  jvm_options: Iterable[str] = (), env: Mapping[str, str] | None = None):
         if datanodes < 0:
@@ -82,6 +85,7 @@ class HadoopCluster:
         self.conf = dict(conf or {})
         self.ec_policies = tuple(ec_policies)
         self.superuser = superuser or getpass.getuser()
+        self.keep_data = keep_data
         self.startup_timeout = startup_timeout
         self.heap = heap
         self.log_level = log_level
@@ -149,6 +153,8 @@ class HadoopCluster:
             args += ["--replication", str(self.replication)]
         if self.ha:
             args.append("--ha")
+        if self.keep_data and self._formatted_before():
+            args.append("--no-format")
         for policy in self.ec_policies:
             args += ["--ec-policy", policy]
         if self.conf:
@@ -162,6 +168,13 @@ class HadoopCluster:
             args += ["--conf-file", path]
         return toolchain.launcher_command(args, heap=self.heap, log_level=self.log_level,
                                           jvm_options=self.jvm_options)
+
+    def _formatted_before(self) -> bool:
+        """A previous run left a formatted NameNode directory (MiniDFSCluster's layout)."""
+        import glob
+
+        pattern = os.path.join(self.data_dir, "dfs", "name-*", "current", "VERSION")
+        return bool(glob.glob(pattern))
 
     def _child_env(self) -> dict[str, str]:
         env = {k: v for k, v in (self.env if self.env is not None else os.environ).items()

@@ -1,11 +1,13 @@
 """``hdfs-csi demo``: the whole product on one machine, acting as Kubernetes would.
 
-It starts minidfs and the CSI driver as separate processes (as they run in a
-cluster), loads a small dataset, and then makes the calls kubelet and the
-external-provisioner make: a static read-only dataset volume and a dynamic
-read-write volume, each staged (FUSE mount) and published (bind mount) into a
-"pod" directory, read and written with plain file I/O.  Everything is torn
-down at the end, also on Ctrl-C, and the demo fails loudly if a mount is left.
+It starts an HDFS (minidfs by default; ``--backend hadoop`` runs Apache
+Hadoop's own NameNode and DataNode, a MiniDFSCluster in a JVM) and the CSI
+driver as separate processes (as they run in a cluster), loads a small
+dataset, and then makes the calls kubelet and the external-provisioner make:
+a static read-only dataset volume and a dynamic read-write volume, each staged
+(FUSE mount) and published (bind mount) into a "pod" directory, read and
+written with plain file I/O.  Everything is torn down at the end, also on
+Ctrl-C, and the demo fails loudly if a mount is left.
 
 The demo talks to the driver only over its gRPC unix socket, so what it shows
 is exactly what a cluster gets.
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from hdfs_csi.units import format_size, parse_size
 from minidfs.process import MiniDFSProcess, clean_env
@@ -51,8 +53,17 @@ def step(title: str) -> None:
 
 # -- preconditions --------------------------------------------------------------
 
-def check_prerequisites(port: int) -> None:
+def check_prerequisites(port: int, backend: str = "minidfs") -> None:
     """Fail early with a message that says what to install or change."""
+    if backend == "hadoop":
+        from hdfs_csi.backends import backend_unavailable
+
+        reason = backend_unavailable("hadoop")
+        if reason:
+            raise DemoError(f"--backend hadoop cannot run here: {reason}")
+        if port:
+            raise DemoError("--port sets minidfs's NameNode port; the hadoop backend always "
+                            "binds free ports (drop --port)")
     if not os.path.exists("/dev/fuse"):
         raise DemoError("/dev/fuse is missing: load the fuse module (modprobe fuse) or, in a "
                         "container, run with --device /dev/fuse --cap-add SYS_ADMIN")
@@ -102,6 +113,19 @@ def _log_tail(path: str, lines: int = 20) -> str:
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "hdfs_csi", *args]
+
+
+def start_hadoop(workdir: str, block_size: int) -> tuple[Any, str]:
+    """Apache Hadoop's NameNode + DataNode (MiniDFSCluster) in a JVM of its own."""
+    from hadoop_cluster import HadoopCluster, HadoopClusterError
+
+    dfs = HadoopCluster(os.path.join(workdir, "hadoop"), datanodes=1, block_size=block_size)
+    try:
+        dfs.start()
+    except HadoopClusterError as exc:
+        dfs.stop()
+        raise DemoError(str(exc)) from None
+    return dfs, dfs.uri
 
 
 def start_minidfs(workdir: str, port: int, block_size: int) -> tuple[MiniDFSProcess, str]:
@@ -274,7 +298,7 @@ class Teardown:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    check_prerequisites(args.port)
+    check_prerequisites(args.port, getattr(args, "backend", "minidfs"))
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="hdfs-csi-demo-", dir=args.workdir)
@@ -318,10 +342,18 @@ def _final_mount_check(workdir: str) -> list[str]:
 def _run(args: argparse.Namespace, workdir: str, teardown: Teardown) -> None:
     from hdfs_client import connect
 
-    step("starting minidfs (embedded HDFS: NameNode + DataNode, real Hadoop wire protocol)")
-    dfs, hdfs_uri = start_minidfs(workdir, args.port, args.block_size)
-    teardown.push("stop minidfs", dfs.stop)
-    say(f"minidfs is serving {hdfs_uri}")
+    backend = getattr(args, "backend", "minidfs")
+    if backend == "hadoop":
+        step("starting Apache Hadoop HDFS (MiniDFSCluster: NameNode + DataNode in a JVM)")
+        t0 = time.perf_counter()
+        dfs, hdfs_uri = start_hadoop(workdir, args.block_size)
+        teardown.push("stop Hadoop HDFS", dfs.stop)
+        say(f"Hadoop HDFS is serving {hdfs_uri} (JVM up in {time.perf_counter() - t0:.1f} s)")
+    else:
+        step("starting minidfs (embedded HDFS: NameNode + DataNode, real Hadoop wire protocol)")
+        dfs, hdfs_uri = start_minidfs(workdir, args.port, args.block_size)
+        teardown.push("stop minidfs", dfs.stop)
+        say(f"minidfs is serving {hdfs_uri}")
 
     step(f"loading the sample dataset into {hdfs_uri}{DATASET_PATH}")
     t0 = time.perf_counter()
@@ -449,6 +481,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0,
                         help="NameNode port for minidfs; 0 picks a free one so the demo never "
                              "collides with a real HDFS on 8020")
+    parser.add_argument("--backend", choices=("minidfs", "hadoop"), default="minidfs",
+                        help="the HDFS to run: minidfs (embedded, default) or hadoop (Apache "
+                             "Hadoop's MiniDFSCluster in a JVM; needs a JDK and "
+                             "scripts/fetch-hadoop.sh)")
     parser.add_argument("--images", type=int, default=400, help="number of ~110 KB sample images")
     parser.add_argument("--image-size", type=parse_size, default=110 * 1024,
                         help="mean image size (ImageNet JPEGs average ~110 KB)")
@@ -456,7 +492,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard-size", type=parse_size, default=32 * 1024 * 1024,
                         help="bytes per shard")
     parser.add_argument("--block-size", type=parse_size, default=8 * 1024 * 1024,
-                        help="HDFS block size in minidfs; small so shards span several blocks")
+                        help="HDFS block size; small so shards span several blocks")
     parser.add_argument("--workdir", default=None,
                         help="parent directory for the demo's temporary files (default: $TMPDIR)")
     parser.add_argument("--keep", action="store_true",

@@ -20,7 +20,8 @@
  *   -> {"ok":true, ...} or {"ok":false, "error":"..."} for each command
  *
  * EOF on stdin shuts the cluster down, so a test process that dies (even by
- * SIGKILL) never leaves a JVM behind.  DataNode indexes are ours and stable:
+ * SIGKILL) never leaves a JVM behind.  The data stays in --base-dir; with
+ * --no-format the next start serves it again.  DataNode indexes are ours and stable:
  * MiniDFSCluster renumbers its list when a DataNode stops, we do not.
  *
  * Arguments: --base-dir DIR --datanodes N --block-size BYTES
@@ -112,7 +113,12 @@ public final class HdfsCsiMiniCluster {
     protocol.println(launcher.state("event", "ready").put("startup_ms", ms).end());
     launcher.serve();
     launcher.shutdown();
-    System.exit(0);
+    // halt, not exit: MiniDFSCluster.shutdown() registers its base directory
+    // for deletion at JVM exit, and the data must stay for a restart on the
+    // same directory (HadoopCluster(keep_data=True)), as minidfs keeps it.
+    protocol.flush();
+    System.err.flush();
+    Runtime.getRuntime().halt(0);
   }
 
   // ------------------------------------------------------------------ start-up

@@ -300,6 +300,11 @@ def test_conf_applies_off_the_command_line_and_stop_leaves_no_process(
     assert not _alive(pid)
     assert _processes_mentioning(str(tmp_path / "h")) == []
     c.stop()                                        # idempotent
+    # keep_data: a new JVM on the same directory serves the same namespace and blocks
+    with HadoopCluster(tmp_path / "h", datanodes=1, keep_data=True) as again:
+        with hdfs_client.connect(again.uri) as client:
+            assert client.read_file("/r") == b"after restart"
+    assert _processes_mentioning(str(tmp_path / "h")) == []
 
 
 def test_jvm_exits_when_its_owner_is_killed(tmp_path: Path, _hadoop_env_cleared: None) -> None:
