@@ -187,7 +187,6 @@ class MitKdc:
  ticket_lifetime = {self.max_life}s
  renew_lifetime = 0s
  forwardable = false
- default_ccache_name = MEMORY:hdfs-csi-test
 
 [realms]
  {self.realm} = {{
@@ -367,6 +366,10 @@ class MitKdc:
     def rotate_key(self, name: str) -> None:
         """Give ``name`` a new random key: every keytab of it made so far is now stale."""
         self.kadmin(f"cpw -randkey {self.principal(self._check_name(name))}")
+
+    def delete_principal(self, name: str) -> None:
+        """Remove ``name`` from the database (its keytabs now name an unknown principal)."""
+        self.kadmin(f"delprinc -force {self.principal(self._check_name(name))}")
 
     def max_life_of(self, name: str) -> int:
         """The principal's maximum ticket life in seconds, as the database has it."""

@@ -13,6 +13,7 @@ can leak it, and nothing here logs.
 from __future__ import annotations
 
 import os
+import re
 import struct
 
 #: krb5 error codes (com_err table "krb5"), as a library reports them in a minor status
@@ -48,7 +49,7 @@ def principals(path: str | os.PathLike[str]) -> list[str]:
 
 def parse_principals(data: bytes) -> list[str]:
     if len(data) < 2 or data[0] != 5 or data[1] not in (1, 2):
-        raise KeytabUnreadable("not a Kerberos keytab (no 0x05 0x01/0x02 header)")
+        raise KeytabUnreadable("it does not start with a keytab header (0x05 0x02)")
     little = data[1] == 1                   # version 0x0501 used native (little) byte order
     i16 = struct.Struct("<h" if little else ">h")
     i32 = struct.Struct("<i" if little else ">i")
@@ -107,7 +108,7 @@ def describe_failure(principal: str, keytab: str, minor: int | None, text: str) 
     except PermissionError:
         return f"{head}: the keytab file is not readable by this process"
     except (OSError, KeytabUnreadable) as exc:
-        return f"{head}: the file is not a usable keytab ({exc})"
+        return f"{head}: the file is not a usable keytab: {exc}"
     if not any(_same(p, principal) for p in held):
         holds = ", ".join(held[:4]) + (" ..." if len(held) > 4 else "") if held else "no keys"
         return f"{head}: the keytab holds {holds}, not {principal}"
@@ -117,3 +118,51 @@ def describe_failure(principal: str, keytab: str, minor: int | None, text: str) 
 
 def _signed(code: int) -> int:
     return code - (1 << 32) if code >= 1 << 31 else code
+
+
+# -- hdfs-native's login failures -------------------------------------------------------------
+
+#: hdfs-native 0.14: RuntimeError('GSSAPIError(GssMajorCodes { raw: "0x00070000", ... },
+#: <minor>, "<major text>: <mechanism text>")')
+_NATIVE_GSS = re.compile(r'GSSAPIError\(GssMajorCodes \{[^}]*\}, (\d+), "(.*)"\)', re.S)
+_NATIVE_SASL = re.compile(r'SASLError\("(.*)"\)', re.S)
+#: what a NameNode says when it refuses a SASL login (FatalRPCError / RPCError text)
+_SERVER_REFUSALS = ("javax.security.sasl.SaslException", "GSS initiate failed",
+                    "Client cannot authenticate via")
+_GENERIC_GSS = ("No credentials were supplied, or the credentials were unavailable or "
+                "inaccessible", "Unspecified GSS failure.  Minor code may provide more "
+                "information", "Unspecified GSS failure")
+
+
+def mechanism_text(text: str) -> str:
+    """Drop GSS-API's generic sentence, keep what the Kerberos mechanism said."""
+    for generic in _GENERIC_GSS:
+        if text.startswith(generic):
+            text = text[len(generic):].lstrip(":; ")
+    return text or "GSS-API failure"
+
+
+def native_login_error(text: str, principal: str | None = None,
+                       keytab: str | None = None) -> tuple[str, str] | None:
+    """Classify an hdfs-native error text that is a failed Kerberos login.
+
+    Returns ``("transient" | "refused", sentence)``, or None when ``text`` is
+    not a login failure.  The sentence names the principal and keytab path
+    (when known) and the likely cause; it never includes key material, which
+    hdfs-native's text does not carry either.
+    """
+    m = _NATIVE_GSS.search(text)
+    if m:
+        minor, detail = int(m.group(1)), mechanism_text(m.group(2))
+        if minor in TRANSIENT:
+            who = f" as {principal}" if principal else ""
+            return "transient", f"Kerberos login{who} failed, the KDC cannot be reached: {detail}"
+        if principal and keytab:
+            return "refused", describe_failure(principal, keytab, minor, detail)
+        return "refused", f"Kerberos login failed: {detail}"
+    m = _NATIVE_SASL.search(text)
+    if m or any(r in text for r in _SERVER_REFUSALS):
+        detail = m.group(1) if m else text
+        who = f" of {principal}" if principal else ""
+        return "refused", f"the NameNode refused the Kerberos login{who}: {detail}"
+    return None

@@ -481,11 +481,5 @@ def _login_error(exc: GssFailure, principal: str, keytab: str) -> errors.HdfsErr
         return errors.HdfsIOError(f"Kerberos login as {principal} failed, the KDC cannot be "
                                   f"reached: {exc.text}")
     return errors.PermissionDenied(keytabs.describe_failure(principal, keytab, exc.minor,
-                                                            _mech_text(exc.text)))
+                                                            keytabs.mechanism_text(exc.text)))
 
-
-def _mech_text(text: str) -> str:
-    """The mechanism's part of a status text (the generic GSS sentence says nothing)."""
-    parts = [p for p in text.split("; ") if not p.startswith(("No credentials were supplied",
-                                                               "Unspecified GSS failure"))]
-    return "; ".join(parts) or text

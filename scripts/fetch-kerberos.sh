@@ -11,6 +11,8 @@
 #   krb5-user        kinit / klist / kvno, to check keytabs and tickets by hand
 #   libgssapi-krb5-2 the GSS-API library both hdfs-native and our admin RPC
 #                    client (hdfs_client/rpc_sasl.py, through ctypes) load
+#   iproute2         ss -K, with which the ticket-lifetime test aborts NameNode
+#                    connections (usually installed already)
 #
 # Nothing global is configured:
 # the package's debconf questions get empty answers, /etc/krb5.conf is never
@@ -22,6 +24,7 @@ have_all() {
     command -v kdb5_util >/dev/null 2>&1 &&
     command -v kadmin.local >/dev/null 2>&1 &&
     command -v kinit >/dev/null 2>&1 &&
+    command -v ss >/dev/null 2>&1 &&
     ldconfig -p 2>/dev/null | grep -q 'libgssapi_krb5\.so\.2'
 }
 
@@ -33,7 +36,7 @@ fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-echo "fetch-kerberos: installing krb5-kdc, krb5-admin-server, krb5-user, libgssapi-krb5-2 (Debian)" >&2
+echo "fetch-kerberos: installing krb5-kdc, krb5-admin-server, krb5-user, libgssapi-krb5-2, iproute2 (Debian)" >&2
 # krb5-config asks for a default realm and KDC hosts: answer nothing, so the
 # package writes no realm of its own into /etc/krb5.conf.
 printf '%s\n' \
@@ -45,13 +48,13 @@ printf '%s\n' \
   "krb5-kdc krb5-kdc/debconf boolean false" \
   | $SUDO debconf-set-selections 2>/dev/null || true
 if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    krb5-kdc krb5-admin-server krb5-user libgssapi-krb5-2 >/dev/null 2>&1; then
+    krb5-kdc krb5-admin-server krb5-user libgssapi-krb5-2 iproute2 >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    krb5-kdc krb5-admin-server krb5-user libgssapi-krb5-2 >/dev/null
+    krb5-kdc krb5-admin-server krb5-user libgssapi-krb5-2 iproute2 >/dev/null
 fi
 if ! have_all; then
-  echo "fetch-kerberos: krb5kdc/kdb5_util/kadmin.local/kinit or libgssapi_krb5.so.2" \
+  echo "fetch-kerberos: krb5kdc/kdb5_util/kadmin.local/kinit/ss or libgssapi_krb5.so.2" \
        "still missing after apt-get install" >&2
   exit 1
 fi
