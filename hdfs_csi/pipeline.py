@@ -734,10 +734,13 @@ class Volume:
 
 def run_pipeline(hdfs_uri: str, workdir: str, *, backend: str = "minidfs", rows: int = 8000,
                  shards: int = 4, progress: Progress = _quiet, bench: bool = False,
-                 keep_snapshot: bool = False) -> Report:
+                 keep_snapshot: bool = False,
+                 while_mounted: Callable[[dict[str, str]], None] | None = None) -> Report:
     """The whole flow against a running HDFS at ``hdfs_uri``; every step is undone at the
     end (mounts, driver, snapshot) except the data in HDFS.  Raises PipelineError when a
-    stage fails or a reader disagrees with Spark; the report says what each stage took."""
+    stage fails or a reader disagrees with Spark; the report says what each stage took.
+    ``while_mounted({"pytorch": path, "tensorflow": path})`` runs after the readers, with
+    the two pods' mounts still published (tests run more readers there)."""
     from hdfs_client import connect
     from hdfs_client.admin_rpc import AdminRpcClient
     from hdfs_csi.demo import Csi, Teardown, start_driver
@@ -751,7 +754,7 @@ def run_pipeline(hdfs_uri: str, workdir: str, *, backend: str = "minidfs", rows:
     teardown.push("close the admin client", admin.close)
     try:
         _run(report, client, admin, hdfs_uri, workdir, rows, shards, progress, teardown,
-             bench, keep_snapshot, start_driver, Csi)
+             bench, keep_snapshot, start_driver, Csi, while_mounted)
     finally:
         teardown.run()
         from fuse_mount.mounts import unmount_under
@@ -771,7 +774,8 @@ def _timed(report: Report, name: str, fn: Callable[[], Any], **kw: Any) -> Any:
 
 def _run(report: Report, client: Any, admin: Any, hdfs_uri: str, workdir: str, rows: int,
          shards: int, progress: Progress, teardown: Any, bench: bool, keep_snapshot: bool,
-         start_driver: Any, csi_cls: Any) -> None:
+         start_driver: Any, csi_cls: Any,
+         while_mounted: Callable[[dict[str, str]], None] | None) -> None:
     logs = os.path.join(workdir, "logs")
     os.makedirs(logs, exist_ok=True)
     for path in (RAW_DIR, OUT_DIR):
@@ -883,6 +887,8 @@ def _run(report: Report, client: Any, admin: Any, hdfs_uri: str, workdir: str, r
         progress(f"      {job}: {got.rows:,} rows, {len(res['files'])} files in "
                  f"{res['seconds']:.1f}s ({report.stages[-1].rate()}); loss "
                  f"{res['loss_first_quarter']:.3f} -> {res['loss_last_quarter']:.3f}")
+    if while_mounted is not None:
+        while_mounted({"pytorch": torch_root, "tensorflow": tf_root})
     progress("[6/6] agreement with Spark")
     progress(report.summary())
     failed = {k: v for k, v in report.agreement.items() if v}
