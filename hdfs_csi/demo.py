@@ -497,10 +497,19 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="parent directory for the demo's temporary files (default: $TMPDIR)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, data) after a successful run")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="instead: Spark writes a training set into HDFS, a snapshot pins "
+                             "it, and a PyTorch and a TensorFlow job read it through the "
+                             "driver's volume (needs scripts/setup-pipeline.sh; "
+                             "hdfs_csi/pipeline.py)")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "pipeline", False):
+        from hdfs_csi.pipeline import demo_main
+
+        return demo_main(args)
     try:
         return run_demo(args)
     except DemoError as exc:

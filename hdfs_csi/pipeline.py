@@ -1006,6 +1006,35 @@ def standalone(args: argparse.Namespace, progress: Progress = print) -> Report:
     return report
 
 
+def demo_main(args: argparse.Namespace) -> int:
+    """``hdfs-csi demo --pipeline``: the whole flow with progress and a summary."""
+    import signal
+
+    from hdfs_csi.demo import DemoError, check_prerequisites
+
+    try:
+        check_prerequisites(getattr(args, "port", 0), args.backend)
+    except DemoError as exc:
+        print(f"hdfs-csi demo: error: {exc}", file=sys.stderr)
+        return 2
+    args.rows = getattr(args, "rows", 8000)
+    # SIGTERM becomes KeyboardInterrupt, so every teardown step (finally blocks) runs.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    print("hdfs-csi demo --pipeline: Spark -> HDFS -> snapshot -> CSI volume -> PyTorch and "
+          "TensorFlow", flush=True)
+    try:
+        report = standalone(args, lambda m: print(m, flush=True))
+    except KeyboardInterrupt:
+        print("\ninterrupted: torn down", flush=True)
+        return 130
+    except PipelineError as exc:
+        print(f"hdfs-csi demo: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"\ndemo finished: dataset version {report.snapshot} read exactly by every reader; "
+          "volumes unpublished and unstaged, snapshot deleted, no mount left behind", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hdfs_csi.pipeline", description=__doc__.split(
         "\n")[0])
