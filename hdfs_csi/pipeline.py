@@ -483,11 +483,30 @@ class _ParquetFiles:
         return _parquet_file_sample(self.opener, self.files[i])
 
 
-def torch_loader(opener: Any, files: list[str], workers: int = 2) -> Any:
+def torch_loader(opener: Any, files: list[str], workers: int = 2,
+                 mp_context: Any = None) -> Any:
     from torch.utils.data import DataLoader
 
     return DataLoader(_ParquetFiles(opener, files), batch_size=None, shuffle=True,
-                      num_workers=workers, persistent_workers=False)
+                      num_workers=workers, persistent_workers=False,
+                      multiprocessing_context=mp_context,
+                      timeout=300 if workers else 0)  # a hung worker fails, never hangs
+
+
+def forkserver_context() -> Any:
+    """Worker processes for a parent that holds an HDFS client: a plain fork would copy
+    its Rust runtime half-alive (threads gone) and hang the worker's first read.  Started
+    and warmed here, so no measured pass pays for importing torch in the server."""
+    import multiprocessing
+    import multiprocessing.forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "numpy", "pyarrow.parquet", __name__])
+    multiprocessing.forkserver.ensure_running()
+    p = ctx.Process(target=_quiet, args=("",))
+    p.start()
+    p.join()
+    return ctx
 
 
 def train_torch(root: str, *, workers: int = 2, batch: int = 256, seed: int = 0) -> dict[str, Any]:
@@ -919,9 +938,11 @@ def spark_bench(client: Any, snap_path: str, csi: Any, kubelet: str, snapshot: s
                          filesystem=fs).to_table().num_rows
         return time.perf_counter() - t0, n
 
+    ctx = forkserver_context()
+
     def loader(opener: Any, files: list[str]) -> tuple[float, int]:
         t0 = time.perf_counter()
-        n = sum(len(item["id"]) for item in torch_loader(opener, files, 2))
+        n = sum(len(item["id"]) for item in torch_loader(opener, files, 2, ctx))
         return time.perf_counter() - t0, n
 
     nbytes = sum(client.get_status(posixpath.join(snap_path, f)).length for f in files_hdfs)
