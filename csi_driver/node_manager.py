@@ -336,6 +336,10 @@ class NodeManager:
         self.pool.drop(vol.cluster_uri, user=vol.user, principal=vol.principal,
                        keytab_file=vol.keytab_file)
         shutil.rmtree(os.path.join(self.cache_root, vol.key), ignore_errors=True)
+        # the helper's mount point (empty once the mount moved to the kubelet
+        # path); rmdir, not rmtree: if anything is still mounted there, keep it
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(self.fuse_dir, vol.key))
         for suffix in (".pid", ".log"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.mounts_dir, vol.key + suffix))

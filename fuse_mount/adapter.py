@@ -397,7 +397,8 @@ class FuseAdapter(mfusepy.Operations):
         if size > 0 and self._splice:
             pipe = self._reply_pipe(size)
             if pipe is not None:
-                data = self.core.read_cached(fh, size, offset, self._cache_buffer())
+                buf = self._cache_buffer()
+                data = self.core.read_cached(fh, size, offset, buf if size <= len(buf) else None)
                 cached = data is not None
                 if data is None:
                     data = self.core.read(fh, size, offset)

@@ -12,8 +12,11 @@ question, so this speaks ClientNamenodeProtocol directly with the framing in
 
 Scope and known gaps:
 
-* SIMPLE authentication only.  Asking for Kerberos raises
-  :class:`hdfs_client.errors.Unsupported` (SASL/GSSAPI is not implemented).
+* SIMPLE authentication, or Kerberos from a keytab (``kerberos_principal``
+  + ``kerberos_keytab``): each connection runs the SASL GSSAPI exchange of
+  :mod:`hdfs_client.rpc_sasl` before its connection context, with quality of
+  protection "authentication" (Hadoop's default; a NameNode that insists on
+  integrity or privacy is refused with a clear error).
 * HA: a nameservice URI (``hdfs://ns``) is resolved through the usual
   ``dfs.ha.namenodes.<ns>`` / ``dfs.namenode.rpc-address.<ns>.<nn>`` keys in
   ``config``; the client fails over on connection errors and on
@@ -90,17 +93,21 @@ class AdminRpcClient:
 
     def __init__(self, uri: str, *, user: str | None = None,
                  config: dict[str, str] | None = None,
-                 kerberos_principal: str | None = None, timeout: float = 30.0):
-        if kerberos_principal:
-            raise errors.Unsupported(
-                "AdminRpcClient speaks SIMPLE authentication only; Kerberos (SASL/GSSAPI) is "
-                "not implemented, so quotas/capacity/snapshots are unavailable on secure "
-                "clusters (known gap)")
+                 kerberos_principal: str | None = None, kerberos_keytab: str | None = None,
+                 timeout: float = 30.0):
+        if (kerberos_principal is None) != (kerberos_keytab is None):
+            raise ValueError("kerberos_principal and kerberos_keytab go together")
         loc = parse_hdfs_uri(uri)
+        config = dict(config or {})
+        #: (principal, keytab, the NameNode principal to insist on) or None for SIMPLE
+        self._kerberos: tuple[str, str, str | None] | None = None
+        if kerberos_principal is not None and kerberos_keytab is not None:
+            self._kerberos = (kerberos_principal, kerberos_keytab,
+                              config.get("dfs.namenode.kerberos.principal") or None)
         self.uri = loc.cluster_uri
         self.user = user or os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
         self.timeout = timeout
-        self._addresses = _addresses(loc.authority, dict(config or {}))
+        self._addresses = _addresses(loc.authority, config)
         self._active = 0
         self._lock = threading.Lock()
         self._idle: list[_Connection] = []
@@ -237,7 +244,7 @@ class AdminRpcClient:
             address = self._active
         host, port = self._addresses[address]
         return _Connection(address, host, port, user=self.user, client_id=self._client_id,
-                           timeout=self.timeout)
+                           timeout=self.timeout, kerberos=self._kerberos)
 
     def _give_back(self, conn: _Connection) -> None:
         with self._lock:
@@ -259,15 +266,17 @@ class AdminRpcClient:
 
 
 class _Connection:
-    """One NameNode connection: Hadoop RPC v9 framing, SIMPLE auth, one call at a time."""
+    """One NameNode connection: Hadoop RPC v9 framing, SIMPLE or Kerberos auth, one
+    call at a time."""
 
     def __init__(self, address: int, host: str, port: int, *, user: str, client_id: bytes,
-                 timeout: float):
+                 timeout: float, kerberos: tuple[str, str, str | None] | None = None):
         self.address = address
         self._host, self._port = host, port
         self._user = user
         self._client_id = client_id
         self._timeout = timeout
+        self._kerberos = kerberos
         self._sock: socket.socket | None = None
         self._call_id = 0
         self.broken = False
@@ -280,11 +289,21 @@ class _Connection:
             rpcOp=rpc_pb2.RpcRequestHeaderProto.RPC_FINAL_PACKET,
             callId=w.CALL_ID_CONNECTION_CONTEXT, clientId=self._client_id, retryCount=-1)
         ctx = rpc_pb2.IpcConnectionContextProto(protocol=w.CLIENT_PROTOCOL)
-        ctx.userInfo.effectiveUser = self._user
         try:
-            sock.sendall(w.preamble(w.AUTH_NONE) +
+            if self._kerberos is None:
+                prefix = w.preamble(w.AUTH_NONE)
+                ctx.userInfo.effectiveUser = self._user
+            else:
+                from hdfs_client import rpc_sasl
+
+                principal, keytab, server_principal = self._kerberos
+                prefix = b""  # authenticate() sent the SASL preamble
+                # the authenticated user, or the NameNode would read it as impersonation
+                ctx.userInfo.effectiveUser = rpc_sasl.authenticate(
+                    sock, principal=principal, keytab=keytab, server_principal=server_principal)
+            sock.sendall(prefix +
                          w.build_frame(header.SerializeToString(), ctx.SerializeToString()))
-        except OSError:
+        except BaseException:
             sock.close()
             raise
         self._sock = sock
@@ -301,7 +320,11 @@ class _Connection:
             self._sock = None
 
     def call(self, method: str, payload: bytes, response_cls: type[M], path: str | None) -> M:
-        sock = self._sock or self._connect()
+        try:
+            sock = self._sock or self._connect()
+        except BaseException:
+            self.broken = True  # never pooled: a refused login is not retried on it
+            raise
         call_id = self._call_id
         self._call_id += 1
         header = rpc_pb2.RpcRequestHeaderProto(

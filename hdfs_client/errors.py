@@ -110,6 +110,11 @@ REMOTE_EXCEPTIONS: dict[str, type[HdfsError]] = {
 
 
 def from_remote(class_name: str, message: str, path: str | None = None) -> HdfsError:
-    """Build the domain error for a Java exception class name sent by a NameNode."""
+    """Build the domain error for a Java exception class name sent by a NameNode.
+
+    Hadoop's NameNode sends many exceptions with their Java stack trace in
+    ``errorMsg``; only the first line is the message (the trace would otherwise
+    travel into gRPC details, events and logs)."""
     cls = REMOTE_EXCEPTIONS.get(class_name, HdfsIOError)
-    return cls(message or class_name, path=path, remote_class=class_name)
+    first = (message or "").strip().split("\n", 1)[0].strip()
+    return cls(first or class_name, path=path, remote_class=class_name)

@@ -176,11 +176,16 @@ class NativeHdfsClient(HdfsClient):
         self.uri = loc.cluster_uri
         self.user = user
         self._config = dict(config or {})
+        if kerberos_principal is not None:
+            # A principal means Kerberos, whatever the site files say: hdfs-native
+            # only runs its SASL exchange when the configuration asks for it.
+            self._config["hadoop.security.authentication"] = "kerberos"
         self._kerberos = (kerberos_principal, kerberos_keytab)
         # Our own RPC client sees the same Hadoop configuration hdfs-native reads
         # (HA nameservices from the site files), explicit keys first.
         self._rpc_config = {**site_config(config_dir), **self._config}
-        self._own_statuses = own_rpc_usable(loc.scheme, self._rpc_config, kerberos_principal)
+        self._own_statuses = own_rpc_usable(loc.scheme, self._rpc_config, kerberos_principal,
+                                            kerberos_keytab)
         self._admin: Any = None
         self._admin_lock = threading.Lock()
         # A client acting as another simple-auth user than the process must set
@@ -299,7 +304,7 @@ class NativeHdfsClient(HdfsClient):
 
                 self._admin = AdminRpcClient(
                     self.uri, user=self.user, config=self._rpc_config,
-                    kerberos_principal=self._kerberos[0],
+                    kerberos_principal=self._kerberos[0], kerberos_keytab=self._kerberos[1],
                 )
             return self._admin
 
@@ -341,12 +346,18 @@ def site_config(config_dir: str | None) -> dict[str, str]:
     return out
 
 
-def own_rpc_usable(scheme: str, config: dict[str, str], kerberos_principal: str | None) -> bool:
-    """Whether our own RPC client can ask the NameNode for file statuses: SIMPLE
-    authentication (it has no SASL) and a plain ``hdfs://`` cluster (viewfs mount
-    tables are resolved by hdfs-native only)."""
+def own_rpc_usable(scheme: str, config: dict[str, str], kerberos_principal: str | None,
+                   kerberos_keytab: str | None = None) -> bool:
+    """Whether our own RPC client can ask the NameNode for file statuses (they carry
+    the file id): a plain ``hdfs://`` cluster (viewfs mount tables are resolved by
+    hdfs-native only), with SIMPLE authentication or Kerberos from a keytab (our
+    SASL speaks GSSAPI from a keytab; a ticket cache alone stays with hdfs-native)."""
+    if scheme != "hdfs":
+        return False
+    if kerberos_principal is not None:
+        return kerberos_keytab is not None
     auth = config.get("hadoop.security.authentication", "simple").strip().lower()
-    return kerberos_principal is None and scheme == "hdfs" and auth == "simple"
+    return auth == "simple"
 
 
 def _quota(value: int) -> int:

@@ -7,6 +7,8 @@
 #                   "auto" (default): use it if already installed; "no": skip.
 #   HDFS_CSI_REAL_PEERS  "yes": also fetch the real peers of the test tiers
 #                   (Hadoop's MiniDFSCluster, csi-sanity, a KDC); default "no".
+#   HDFS_CSI_PIPELINE  "yes": also install the Spark -> PyTorch/TensorFlow
+#                   pipeline's tools (scripts/setup-pipeline.sh, ~1.9 GB); default "no".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${HDFS_CSI_VENV:-$PWD/.venv}"
@@ -65,5 +67,10 @@ if [ "${HDFS_CSI_REAL_PEERS:-no}" = yes ]; then
       bash "scripts/$tool"
     fi
   done
+fi
+# The Spark -> hdfs-csi -> PyTorch/TensorFlow pipeline (demo --pipeline, the
+# pipeline tier): pyspark, tensorflow-cpu and torch, ~1.9 GB, only when asked.
+if [ "${HDFS_CSI_PIPELINE:-no}" = yes ]; then
+  HDFS_CSI_VENV="$VENV" bash scripts/setup-pipeline.sh
 fi
 echo "setup: ready ($VENV)" >&2

@@ -65,7 +65,7 @@ def kubelet(tmp_path: Path) -> Iterator[Kubelet]:
 def direct(sanity_env: SanityEnv) -> Iterator[Any]:
     from hdfs_client import connect
 
-    client = connect(sanity_env.dfs.uri)
+    client = connect(sanity_env.uri)
     try:
         yield client
     finally:

@@ -84,11 +84,11 @@ def world(sanity_env: SanityEnv, tmp_path_factory: pytest.TempPathFactory) -> It
     root = tmp_path_factory.mktemp("node-safety")
     (root / "kubelet").mkdir()
     (root / "outside").mkdir()
-    driver = DriverProcess(root / "driver", sanity_env.dfs.uri, node_id="safety-node",
+    driver = DriverProcess(root / "driver", sanity_env.uri, node_id="safety-node",
                            extra_args=["--quota-replication", "1",
                                        "--kubelet-dir", str(root / "kubelet")]).start()
     try:
-        yield World(root, driver, sanity_env.dfs.uri)
+        yield World(root, driver, sanity_env.uri)
     finally:
         driver.stop()
         left = unmount_below(root)
@@ -99,7 +99,7 @@ def world(sanity_env: SanityEnv, tmp_path_factory: pytest.TempPathFactory) -> It
 def direct(sanity_env: SanityEnv) -> Iterator[Any]:
     from hdfs_client import connect
 
-    client = connect(sanity_env.dfs.uri)
+    client = connect(sanity_env.uri)
     try:
         yield client
     finally:
@@ -542,7 +542,7 @@ def test_static_volumes_work_on_allowed_clusters(sanity_env: SanityEnv, world: W
     second spelling of a cluster works once ``--allowed-hdfs-uri`` names it."""
     ds = "/datasets/" + unique("safety")
     direct.write_file(f"{ds}/part-0", b"static bytes")
-    port = sanity_env.dfs.uri.rsplit(":", 1)[1]
+    port = sanity_env.uri.rsplit(":", 1)[1]
     alias = f"hdfs://localhost:{port}"
     case = world.case()
     rox = cap(Mode.MULTI_NODE_READER_ONLY)
@@ -554,7 +554,7 @@ def test_static_volumes_work_on_allowed_clusters(sanity_env: SanityEnv, world: W
     alias_ctx = {"hdfsUri": alias, "path": ds}
     assert code_of(node.NodeStageVolume, stage_req("pv-alias", case.staging, alias_ctx,
                                                    capability=rox)) is C.INVALID_ARGUMENT
-    d2 = DriverProcess(tmp_path / "d2", sanity_env.dfs.uri, node_id="safety-2", extra_args=[
+    d2 = DriverProcess(tmp_path / "d2", sanity_env.uri, node_id="safety-2", extra_args=[
         "--quota-replication", "1", "--kubelet-dir", str(world.kubelet),
         "--allowed-hdfs-uri", alias]).start()
     try:

@@ -109,3 +109,37 @@ def test_ids_survive_a_restart_and_are_not_reused(minidfs_factory, tmp_path) -> 
         assert fid(c, "/r/f") == before
         c.write_file("/r/new", b"y")
         assert fid(c, "/r/new") > gone
+
+
+def test_statuses_with_ids_are_hdfs_natives_plus_the_id(dfs) -> None:
+    """get_status / list_dir come from our own getFileInfo / getListing (they carry
+    the file id): every other field must be what hdfs-native reports, listings of
+    more than one page included."""
+    import dataclasses
+
+    with connect(dfs.uri) as c:
+        c.mkdirs("/cmp/sticky", permission=0o1777)
+        c.mkdirs("/cmp/ünï cödé")
+        c.write_file("/cmp/f", b"x" * 300_000)
+        for i in range(1005):  # more than one listing page (dfs.ls.limit = 1000)
+            c.mkdirs(f"/cmp/many/d{i:04d}")
+        w = c.create("/cmp/open")
+        try:
+            w.write(b"y" * 1000)
+            w.hsync()
+            for path in ("/", "/cmp", "/cmp/sticky", "/cmp/ünï cödé", "/cmp/f", "/cmp/open"):
+                ours = c.get_status(path)
+                assert ours.file_id > 0
+                assert dataclasses.replace(ours, file_id=0) == c._native_status(path), path
+            for path in ("/cmp", "/cmp/many"):
+                ours = list(c.list_dir(path))
+                assert all(st.file_id > 0 for st in ours)
+                assert [dataclasses.replace(st, file_id=0) for st in ours] == \
+                    list(c._native_list(path)), path
+            assert len({st.file_id for st in c.list_dir("/cmp/many")}) == 1005
+            with pytest.raises(errors.NotFound):
+                c.get_status("/cmp/nope")
+            with pytest.raises(errors.NotFound):
+                list(c.list_dir("/cmp/nope"))
+        finally:
+            w.close()
