@@ -99,11 +99,14 @@ class AdminRpcClient:
             raise ValueError("kerberos_principal and kerberos_keytab go together")
         loc = parse_hdfs_uri(uri)
         config = dict(config or {})
-        #: (principal, keytab, the NameNode principal to insist on) or None for SIMPLE
-        self._kerberos: tuple[str, str, str | None] | None = None
+        #: (principal, keytab, the NameNode principal to insist on, SIMPLE fallback
+        #: allowed) or None for SIMPLE
+        self._kerberos: tuple[str, str, str | None, bool] | None = None
         if kerberos_principal is not None and kerberos_keytab is not None:
+            fallback = config.get("ipc.client.fallback-to-simple-auth-allowed", "false")
             self._kerberos = (kerberos_principal, kerberos_keytab,
-                              config.get("dfs.namenode.kerberos.principal") or None)
+                              config.get("dfs.namenode.kerberos.principal") or None,
+                              fallback.strip().lower() == "true")
         self.uri = loc.cluster_uri
         self.user = user or os.environ.get("HADOOP_USER_NAME") or getpass.getuser()
         self.timeout = timeout
@@ -270,7 +273,7 @@ class _Connection:
     call at a time."""
 
     def __init__(self, address: int, host: str, port: int, *, user: str, client_id: bytes,
-                 timeout: float, kerberos: tuple[str, str, str | None] | None = None):
+                 timeout: float, kerberos: tuple[str, str, str | None, bool] | None = None):
         self.address = address
         self._host, self._port = host, port
         self._user = user
@@ -296,11 +299,14 @@ class _Connection:
             else:
                 from hdfs_client import rpc_sasl
 
-                principal, keytab, server_principal = self._kerberos
+                principal, keytab, server_principal, fallback = self._kerberos
                 prefix = b""  # authenticate() sent the SASL preamble
-                # the authenticated user, or the NameNode would read it as impersonation
-                ctx.userInfo.effectiveUser = rpc_sasl.authenticate(
-                    sock, principal=principal, keytab=keytab, server_principal=server_principal)
+                # the authenticated user, or the NameNode would read it as impersonation;
+                # after an allowed fall-back to SIMPLE, the principal's short name
+                user = rpc_sasl.authenticate(sock, principal=principal, keytab=keytab,
+                                             server_principal=server_principal,
+                                             allow_simple_fallback=fallback)
+                ctx.userInfo.effectiveUser = user or principal.split("/")[0].split("@")[0]
             sock.sendall(prefix +
                          w.build_frame(header.SerializeToString(), ctx.SerializeToString()))
         except BaseException:

@@ -401,7 +401,8 @@ def _check_server(auth: Any, expected: str | None, host: str) -> None:
 
 
 def authenticate(sock: socket.socket, *, principal: str, keytab: str,
-                 server_principal: str | None = None) -> str:
+                 server_principal: str | None = None,
+                 allow_simple_fallback: bool = False) -> str | None:
     """Send the SASL preamble on ``sock`` and log in as ``principal`` from ``keytab``.
 
     Returns the authenticated user (``user@REALM``), which is what the
@@ -409,6 +410,12 @@ def authenticate(sock: socket.socket, *, principal: str, keytab: str,
     NameNode for impersonation).  ``server_principal`` (Hadoop's
     ``dfs.namenode.kerberos.principal``, ``_HOST`` allowed) is checked
     against the principal the server announces.
+
+    A NameNode without security answers the SASL preamble by switching the
+    connection to SIMPLE.  As in Hadoop's own client
+    (``ipc.client.fallback-to-simple-auth-allowed``, default false) that is
+    refused unless ``allow_simple_fallback``; allowed, the result is None and
+    the caller goes on as a SIMPLE client.
 
     Raises :class:`hdfs_client.errors.PermissionDenied` when the KDC or the
     NameNode refuses the identity (wrong or stale keytab, unknown
@@ -421,8 +428,11 @@ def authenticate(sock: socket.socket, *, principal: str, keytab: str,
     _send(sock, Sasl(state=Sasl.NEGOTIATE), prefix=w.preamble(w.AUTH_SASL))
     msg = _receive(sock, who)
     if msg.state == Sasl.SUCCESS:
+        if allow_simple_fallback:
+            return None
         raise errors.Unsupported(f"the NameNode at {host} does not use Kerberos (it switched the "
-                                 f"connection to SIMPLE); drop the Kerberos identity {who}")
+                                 f"connection to SIMPLE); drop the Kerberos identity {who}, or "
+                                 f"set ipc.client.fallback-to-simple-auth-allowed=true")
     if msg.state != Sasl.NEGOTIATE:
         raise w.WireError(f"SASL: expected NEGOTIATE, got state {msg.state}")
     auth = _choose(msg.auths, who)

@@ -143,9 +143,24 @@ def test_open_for_write_elsewhere_is_a_lease_conflict(dfs) -> None:
 
 
 # -- AdminRpcClient ------------------------------------------------------------------
-def test_admin_client_refuses_kerberos() -> None:
-    with pytest.raises(errors.Unsupported, match="Kerberos"):
-        AdminRpcClient("hdfs://127.0.0.1:1", kerberos_principal="hdfs/x@REALM")
+def test_admin_client_kerberos_on_a_cluster_without_security(dfs, tmp_path) -> None:
+    """A keytab against a SIMPLE NameNode: refused in words, as Hadoop's client does,
+    unless ipc.client.fallback-to-simple-auth-allowed (then it goes on as SIMPLE).
+    The real SASL GSSAPI login is tested against a secure cluster in tests/kerberos."""
+    keytab = tmp_path / "x.keytab"
+    keytab.write_bytes(b"\x05\x02" + bytes(64))
+    with pytest.raises(ValueError, match="go together"):
+        AdminRpcClient(dfs.uri, kerberos_principal="hdfs/x@REALM")
+    with AdminRpcClient(dfs.uri, kerberos_principal="trainer/x@REALM",
+                        kerberos_keytab=str(keytab)) as admin:
+        with pytest.raises(errors.Unsupported,
+                           match="does not use Kerberos.*fallback-to-simple-auth-allowed"):
+            admin.fs_stats()
+    with AdminRpcClient(dfs.uri, kerberos_principal="trainer/x@REALM",
+                        kerberos_keytab=str(keytab),
+                        config={"ipc.client.fallback-to-simple-auth-allowed": "true"}) as admin:
+        assert admin.fs_stats().capacity > 0
+        assert admin.get_file_info("/").is_dir
 
 
 def test_admin_client_is_thread_safe(dfs) -> None:

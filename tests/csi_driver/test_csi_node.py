@@ -373,7 +373,14 @@ def test_kerberos_keytab_lives_in_a_0600_file_until_unstage(sanity_env: SanityEn
     record = tmp_path / "shim-record.jsonl"
     shim = tmp_path / "kerberos_shim.py"
     shim.write_text(KERBEROS_SHIM.format(record=str(record)))
-    d = DriverProcess(tmp_path / "krb", sanity_env.uri, extra_args=[
+    # the cluster has no security: let the driver's clients fall back to SIMPLE as
+    # Hadoop's do with this key (without it, a keytab for it is refused)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "core-site.xml").write_text(
+        "<configuration><property><name>ipc.client.fallback-to-simple-auth-allowed</name>"
+        "<value>true</value></property></configuration>")
+    d = DriverProcess(tmp_path / "krb", sanity_env.uri, hadoop_conf_dir=conf, extra_args=[
         "--quota-replication", "1", "--mount-command", f"{sys.executable} {shim}"]).start()
     try:
         keytab = b"\x05\x02" + os.urandom(200)
