@@ -381,7 +381,8 @@ def _choose(auths: Any, who: str) -> Any:
     offered = ", ".join(f"{a.method}/{a.mechanism}" for a in auths) or "nothing"
     if any(a.method == "SIMPLE" for a in auths) or not auths:
         raise errors.Unsupported(f"the NameNode does not use Kerberos (it offers {offered}); "
-                                 f"drop the Kerberos identity {who}")
+                                 f"drop the Kerberos identity {who}, or set "
+                                 f"ipc.client.fallback-to-simple-auth-allowed=true")
     raise errors.Unsupported(f"the NameNode offers no Kerberos login (only {offered})")
 
 
@@ -435,6 +436,15 @@ def authenticate(sock: socket.socket, *, principal: str, keytab: str,
                                  f"set ipc.client.fallback-to-simple-auth-allowed=true")
     if msg.state != Sasl.NEGOTIATE:
         raise w.WireError(f"SASL: expected NEGOTIATE, got state {msg.state}")
+    if allow_simple_fallback and any(a.method == "SIMPLE" for a in msg.auths) and \
+            not any(a.method == "KERBEROS" for a in msg.auths):
+        # A NameNode with delegation tokens but no Kerberos (MiniDFSCluster) offers
+        # TOKEN and SIMPLE; Hadoop's client then answers INITIATE naming SIMPLE
+        # and, without waiting for an answer, goes on as a SIMPLE client.
+        simple = next(a for a in msg.auths if a.method == "SIMPLE")
+        _send(sock, Sasl(state=Sasl.INITIATE, auths=[Sasl.SaslAuth(
+            method=simple.method, mechanism=simple.mechanism)]))
+        return None
     auth = _choose(msg.auths, who)
     _check_server(auth, server_principal, host)
     chosen = Sasl.SaslAuth(method=auth.method, mechanism=auth.mechanism,
