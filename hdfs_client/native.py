@@ -21,6 +21,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import threading
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, Iterator, TypeVar
@@ -32,6 +33,11 @@ from hdfs_client.uri import parse_hdfs_uri
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+#: hdfs-native's text for an exception the NameNode sent: Rust's Debug of
+#: RPCError(class, message), the message with its escapes (\n, \t, \")
+_RPC_ERROR = re.compile(r'RPCError\("([\w.$]+)", "((?:[^"\\]|\\.)*)"\)', re.S)
 
 
 def _is_panic(exc: BaseException) -> bool:
@@ -60,7 +66,15 @@ def map_exception(exc: BaseException, path: str | None = None) -> errors.HdfsErr
     if _is_panic(exc):
         return errors.HdfsIOError(f"HDFS client panicked: {exc}", path=path)
     text = str(exc)
-    # RuntimeError('RPCError("org.apache...Exception", "message")') and similar
+    remote = _RPC_ERROR.search(text)
+    if remote:
+        # RPCError("org.apache...Exception", "message\n\tat ...Java stack..."): the
+        # class and the first line of Hadoop's message, as from_remote keeps them
+        message = remote.group(2).encode("latin-1", "backslashreplace").decode(
+            "unicode_escape", "replace")
+        if remote.group(1) in errors.REMOTE_EXCEPTIONS:
+            return errors.from_remote(remote.group(1), message, path=path)
+        text = message.strip().split("\n", 1)[0].strip() or remote.group(1)
     for class_name, cls in errors.REMOTE_EXCEPTIONS.items():
         if class_name in text:
             return cls(text, path=path, remote_class=class_name)

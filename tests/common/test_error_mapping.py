@@ -64,3 +64,38 @@ def test_remote_class_table_is_used_by_from_remote() -> None:
     err = errors.from_remote("org.apache.hadoop.fs.FileAlreadyExistsException", "exists", "/a")
     assert isinstance(err, errors.AlreadyExists) and err.remote_class.endswith("Exception")
     assert isinstance(errors.from_remote("com.example.Weird", "?"), errors.HdfsIOError)
+
+
+def test_remote_messages_keep_the_first_line_not_the_java_stack() -> None:
+    """Hadoop's NameNode sends many exceptions with their stack trace; hdfs-native
+    hands it on in Rust's Debug form.  Only the message travels on (gRPC details,
+    events, logs), unescaped, with the class kept for the errno."""
+    text = ('RPCError("org.apache.hadoop.security.AccessControlException", "Permission denied: '
+            'user=alice, access=WRITE, inode=\\"/d/ünï\\":hdfs:supergroup:drwxr-xr-x\\n'
+            '\\tat org.apache.hadoop.hdfs.server.namenode.FSPermissionChecker.check(X.java:1)\\n")')
+    mapped = map_exception(RuntimeError(text), "/d")
+    assert type(mapped) is errors.PermissionDenied
+    assert str(mapped) == ('Permission denied: user=alice, access=WRITE, '
+                           'inode="/d/ünï":hdfs:supergroup:drwxr-xr-x')
+    assert mapped.remote_class == "org.apache.hadoop.security.AccessControlException"
+    unknown = map_exception(RuntimeError('RPCError("org.example.Odd", "odd\\n\\tat x")'))
+    assert type(unknown) is errors.HdfsIOError and str(unknown) == "odd"
+    remote = errors.from_remote("java.io.IOException", "first line\n\tat a.b(C.java:1)\n")
+    assert str(remote) == "first line"
+
+
+def test_real_permission_errors_carry_no_stack_trace(dfs) -> None:
+    """The same through the real clients, on both backends (Hadoop's NameNode is the
+    one that sends traces)."""
+    from hdfs_client import connect
+
+    with connect(dfs.uri) as su:
+        su.mkdirs("/locked", permission=0o700)
+    with connect(dfs.uri, user="mallory") as c:
+        for call in (lambda: c.mkdirs("/locked/x"), lambda: c.get_status("/locked/x"),
+                     lambda: c.write_file("/locked/f", b"x")):
+            with pytest.raises(errors.PermissionDenied) as info:
+                call()
+            text = str(info.value)
+            assert "user=mallory" in text
+            assert "\tat " not in text and "RPCError" not in text and "\n" not in text, text
