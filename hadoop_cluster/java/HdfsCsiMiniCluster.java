@@ -396,8 +396,14 @@ public final class HdfsCsiMiniCluster {
 
   // ------------------------------------------------------------------ reports
 
+  /** The non-HA URI, kept while the NameNode is down (it comes back on the same port). */
+  private String lastUri;
+
   private String uri() {
-    return ha ? "hdfs://" + nameservice : "hdfs://" + addr(cluster.getNameNode(0).getNameNodeAddress());
+    if (ha) return "hdfs://" + nameservice;
+    NameNode nn = nnStopped.get(0) ? null : cluster.getNameNode(0);
+    if (nn != null) lastUri = "hdfs://" + addr(nn.getNameNodeAddress());
+    return lastUri;
   }
 
   private String nnRpc(int n) {

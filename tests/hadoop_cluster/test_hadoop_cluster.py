@@ -182,6 +182,27 @@ def test_datanode_stops_and_comes_back_on_its_port(cluster5: Any, client5: Any) 
                 "the restarted DataNode to report its capacity")
 
 
+def test_namenode_stops_and_comes_back_without_ha(cluster5: Any, client5: Any) -> None:
+    """Without HA, a stopped NameNode is a cluster that refuses connections; its status
+    still answers (the launcher used to fail with a NullPointerException here)."""
+    client5.write_file("/nn/f", b"kept")
+    uri = cluster5.uri
+    cluster5.stop_namenode(0)
+    status = cluster5.status()
+    assert [n["running"] for n in status["namenodes"]] == [False]
+    assert status["uri"] == uri
+    cluster5.start_namenode(0)
+    assert cluster5.status()["namenodes"][0]["running"]
+    _wait_until(lambda: _reads(client5, "/nn/f") == b"kept", 60, "reads after the restart")
+
+
+def _reads(client: Any, path: str) -> bytes | None:
+    try:
+        return bytes(client.read_file(path))
+    except Exception:  # noqa: BLE001 - still in safe mode or reconnecting
+        return None
+
+
 def _hostport(addr: str) -> tuple[str, int]:
     host, port = addr.rsplit(":", 1)
     return host, int(port)
