@@ -215,8 +215,19 @@ class NativeHdfsClient(HdfsClient):
     # -- metadata -------------------------------------------------------------
     def get_status(self, path: str) -> FileStatus:
         if self._own_statuses:
-            return self._admin_client().get_file_info(path)  # type: ignore[no-any-return]
+            try:
+                return self._admin_client().get_file_info(path)  # type: ignore[no-any-return]
+            except errors.Unsupported as exc:
+                self._no_own_statuses(exc)
         return self._native_status(path)
+
+    def _no_own_statuses(self, exc: errors.HdfsError) -> None:
+        """Our client cannot talk to this NameNode (it wants RPC integrity or privacy,
+        or another login): statuses come from hdfs-native, without file ids."""
+        if self._own_statuses:
+            self._own_statuses = False
+            log.warning("file statuses from hdfs-native, without file ids (versions are "
+                        "length + mtime): %s", exc)
 
     @translate_errors
     def _native_status(self, path: str) -> FileStatus:
@@ -224,8 +235,21 @@ class NativeHdfsClient(HdfsClient):
 
     def list_dir(self, path: str) -> Iterator[FileStatus]:
         if self._own_statuses:
-            return self._admin_client().list_status(path)  # type: ignore[no-any-return]
+            return self._own_list(path)
         return self._native_list(path)
+
+    def _own_list(self, path: str) -> Iterator[FileStatus]:
+        it = self._admin_client().list_status(path)
+        try:
+            first = next(it)
+        except StopIteration:
+            return
+        except errors.Unsupported as exc:
+            self._no_own_statuses(exc)
+            yield from self._native_list(path)
+            return
+        yield first
+        yield from it
 
     def _native_list(self, path: str) -> Iterator[FileStatus]:
         base = path.rstrip("/")
@@ -369,7 +393,9 @@ def own_rpc_usable(scheme: str, config: dict[str, str], kerberos_principal: str 
     if scheme != "hdfs":
         return False
     if kerberos_principal is not None:
-        return kerberos_keytab is not None
+        protection = {p.strip().lower() for p in
+                      config.get("hadoop.rpc.protection", "authentication").split(",")}
+        return kerberos_keytab is not None and "authentication" in protection
     auth = config.get("hadoop.security.authentication", "simple").strip().lower()
     return auth == "simple"
 

@@ -224,3 +224,17 @@ def test_admin_errors_are_domain_errors(dfs) -> None:
         with pytest.raises(ValueError):
             admin.set_quota("/", -5, None)
         assert os.environ.get("HADOOP_CONF_DIR") is None  # fixtures keep Hadoop config out
+
+
+def test_own_statuses_where_our_client_can_log_in() -> None:
+    """File ids come from our RPC client wherever it can talk to the NameNode."""
+    from hdfs_client.native import own_rpc_usable
+
+    assert own_rpc_usable("hdfs", {}, None)
+    assert not own_rpc_usable("viewfs", {}, None)
+    assert not own_rpc_usable("hdfs", {"hadoop.security.authentication": "kerberos"}, None)
+    assert own_rpc_usable("hdfs", {}, "alice@R", "/k.keytab")
+    assert not own_rpc_usable("hdfs", {}, "alice@R", None)          # ticket cache only
+    assert not own_rpc_usable("hdfs", {"hadoop.rpc.protection": "privacy"}, "alice@R", "/k")
+    assert own_rpc_usable("hdfs", {"hadoop.rpc.protection": "privacy, authentication"},
+                          "alice@R", "/k")
