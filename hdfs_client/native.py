@@ -218,6 +218,8 @@ class NativeHdfsClient(HdfsClient):
             try:
                 return self._admin_client().get_file_info(path)  # type: ignore[no-any-return]
             except errors.Unsupported as exc:
+                if exc.remote_class:  # the NameNode's answer, not a failed login
+                    raise
                 self._no_own_statuses(exc)
         return self._native_status(path)
 
@@ -245,6 +247,8 @@ class NativeHdfsClient(HdfsClient):
         except StopIteration:
             return
         except errors.Unsupported as exc:
+            if exc.remote_class:
+                raise
             self._no_own_statuses(exc)
             yield from self._native_list(path)
             return
