@@ -76,6 +76,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                    help="HDFS directory holding the datasets (one subdirectory per size)")
     w.add_argument("--mountpoint", help="an existing mount to measure (e.g. made by the CSI "
                    "driver); only mount modes and local run")
+    w.add_argument("--allow-plain-directory", action="store_true",
+                   help="measure --mountpoint even though it is not a mount point (by default "
+                        "a plain directory is refused: it would measure the local disk)")
     w.add_argument("--mount-subdir", help="dataset directory inside --mountpoint "
                    "(default: hdfs-csi-bench/<size>)")
     w.add_argument("--profile", choices=sorted(PROFILES), default="local",
@@ -153,6 +156,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise SystemExit("hdfs-csi bench: --scale must be positive")
     if args.mountpoint and args.hdfs_uri:
         raise SystemExit("hdfs-csi bench: give --mountpoint or --hdfs-uri, not both")
+    if args.mountpoint:
+        _check_mountpoint(args.mountpoint, args.allow_plain_directory)
     if args.backend != "minidfs" and (args.mountpoint or args.hdfs_uri):
         raise SystemExit("hdfs-csi bench: --backend picks the HDFS to start; it does not go "
                          "with --hdfs-uri or --mountpoint")
@@ -170,6 +175,20 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
                                 batch_size=args.batch_size, compute_s=args.compute_ms / 1000),
         prepare_only=args.prepare, progress=progress, drop_caches=args.drop_caches,
     )
+
+
+def _check_mountpoint(path: str, allow_plain: bool) -> None:
+    """--mountpoint must be a mount that exists: never create it, and never measure
+    the local disk under the name of "mount" (a typo in the path would otherwise
+    fill the root filesystem with benchmark data and report it as the mount)."""
+    if not os.path.isdir(path):
+        what = "is not a directory" if os.path.exists(path) else "does not exist"
+        raise SystemExit(f"hdfs-csi bench: --mountpoint {path} {what}; give the directory "
+                         "where the volume is mounted (the bench never creates it)")
+    if not os.path.ismount(path) and not allow_plain:
+        raise SystemExit(f"hdfs-csi bench: --mountpoint {path} is not a mount point, so it "
+                         "would measure the local disk; give the mount's own directory, or "
+                         "--allow-plain-directory to measure it anyway")
 
 
 def _sigterm(signum: int, frame: object) -> None:

@@ -8,7 +8,8 @@ from benchcheck import check_document
 from benchmarks import report
 from benchmarks.scenarios import NAMES, ScenarioResult
 from benchmarks.stats import Recorder
-from hdfs_csi.cli import main
+from benchmarks.cli import config_from_args
+from hdfs_csi.cli import build_parser, main
 
 
 @pytest.mark.timeout(180)
@@ -117,3 +118,23 @@ def test_progress_bars_go_to_stderr_and_can_be_off(capsys):
 def test_contradictory_flags_are_refused(argv, message):
     with pytest.raises(SystemExit, match=message):
         main(["bench", "--quick", *argv])
+
+
+def test_mountpoint_must_exist_and_be_a_mount(tmp_path):
+    """A wrong --mountpoint used to be created and filled with benchmark data, its
+    local-disk numbers reported as the mount's."""
+    missing = tmp_path / "nonexistent"
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["bench", "--quick", "--mountpoint", str(missing)])
+    assert not missing.exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit, match="is not a directory"):
+        main(["bench", "--quick", "--mountpoint", str(tmp_path / "file")])
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(SystemExit, match="is not a mount point"):
+        main(["bench", "--quick", "--mountpoint", str(plain)])
+    assert list(plain.iterdir()) == []
+    args = build_parser("bench").parse_args(
+        ["bench", "--quick", "--mountpoint", str(plain), "--allow-plain-directory"])
+    assert config_from_args(args).mountpoint == str(plain)
