@@ -34,9 +34,12 @@ def prepare_mountpoint(mountpoint: str) -> str:
         log.warning("%s holds a dead mount (transport endpoint not connected); detaching it",
                     mountpoint)
         mounts.unmount(mountpoint)
-    os.makedirs(mountpoint, exist_ok=True)
-    if not os.path.isdir(mountpoint):
-        raise MountError(f"mountpoint {mountpoint} is not a directory")
+    if os.path.lexists(mountpoint) and not os.path.isdir(mountpoint):
+        raise MountError(f"mountpoint {mountpoint} exists and is not a directory")
+    try:
+        os.makedirs(mountpoint, exist_ok=True)
+    except OSError as exc:
+        raise MountError(f"cannot create mountpoint {mountpoint}: {exc.strerror}") from None
     return mountpoint
 
 
@@ -138,6 +141,14 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
         if opts.kerberos_principal:
             kw["kerberos_principal"] = opts.kerberos_principal
             kw["kerberos_keytab"] = opts.kerberos_keytab
+        from hdfs_client.native import site_config
+        from hdfs_client.reach import unreachable
+
+        # in words and within seconds, not as a stat timing out after --io-timeout
+        why = unreachable(loc.cluster_uri, site_config(None),
+                          timeout=min(5.0, max(1.0, opts.io_timeout)))
+        if why:
+            raise MountError(f"cannot mount {source}: {why}")
         try:
             client = hdfs_client.connect(loc.cluster_uri, **kw)
         except HdfsError as exc:

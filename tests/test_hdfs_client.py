@@ -238,3 +238,17 @@ def test_own_statuses_where_our_client_can_log_in() -> None:
     assert not own_rpc_usable("hdfs", {"hadoop.rpc.protection": "privacy"}, "alice@R", "/k")
     assert own_rpc_usable("hdfs", {"hadoop.rpc.protection": "privacy, authentication"},
                           "alice@R", "/k")
+
+
+def test_unreachable_says_why_and_leaves_nameservices_to_the_client(dfs) -> None:
+    from hdfs_client.reach import unreachable
+
+    assert unreachable(dfs.uri) is None
+    assert unreachable("hdfs://ns1/x", {"dfs.ha.namenodes.ns1": "nn1,nn2"}) is None
+    assert unreachable("viewfs://cluster/x") is None
+    assert "does not resolve" in (unreachable("hdfs://no-such-host.invalid:8020") or "")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert "refused" in (unreachable(f"hdfs://127.0.0.1:{port}") or "")
+    assert unreachable(f"hdfs://[::1]:{port}") is not None   # refused, or no IPv6 here

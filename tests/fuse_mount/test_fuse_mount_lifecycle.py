@@ -268,6 +268,26 @@ def test_daemon_reports_errors(dfs, hdfs, tmp_path):
         assert mounts.find_mount(str(tmp_path / d)) is None
 
 
+def test_unreachable_namenode_and_a_file_as_mountpoint_are_said_in_words(tmp_path):
+    """With the default --io-timeout (30 s) a mistyped host and a refused port used to
+    wait 31 s and report a timed-out stat; a regular file as mountpoint said only
+    "[Errno 17] File exists"."""
+    with socket.socket() as s:        # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    for uri, words in ((f"hdfs://no-such-host.invalid:{dead}/x", "does not resolve"),
+                       (f"hdfs://127.0.0.1:{dead}/x", "refused the connection")):
+        t0 = time.monotonic()
+        r = run_cli(uri, str(tmp_path / "m"))
+        assert r.returncode == 1 and words in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+        assert time.monotonic() - t0 < 15
+    (tmp_path / "file").write_text("x")
+    r = run_cli(f"hdfs://127.0.0.1:{dead}/x", str(tmp_path / "file"))
+    assert r.returncode == 1 and "exists and is not a directory" in r.stderr, r.stderr
+    assert (tmp_path / "file").read_text() == "x"
+
+
 def test_second_mount_on_same_point_is_refused(dfs, hdfs, mount_factory):
     base = hdfs_dir(hdfs, "twice")
     m = mount_factory(f"{dfs.uri}{base}")
