@@ -54,7 +54,12 @@ class Driver:
 
 
 def _prepare_socket(path: str) -> None:
-    os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+    parent = os.path.dirname(path) or "/"
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"hdfs-csi driver: cannot create {parent} for the socket "
+                         f"--endpoint unix://{path}: {exc.strerror}") from None
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -62,6 +67,14 @@ def _prepare_socket(path: str) -> None:
     if not stat.S_ISSOCK(st.st_mode):
         raise SystemExit(f"{path} exists and is not a socket; refusing to replace it")
     os.unlink(path)  # left over from a previous run
+
+
+def _make_state_dir(path: str) -> None:
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"hdfs-csi driver: cannot create --state-dir {path}: "
+                         f"{exc.strerror}") from None
 
 
 def build(config: Config, *, mounter: Mounter | None = None,
@@ -80,18 +93,24 @@ def build(config: Config, *, mounter: Mounter | None = None,
                     "refused (the driver connects only to clusters it was given)")
     csi_pb2_grpc.add_IdentityServicer_to_server(IdentityServicer(config, ready), server)
     driver = Driver(config, server, pool, ready)
+    _make_state_dir(config.state_dir)
     if config.serves_controller:
-        os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
         csi_pb2_grpc.add_ControllerServicer_to_server(
             ControllerServicer(config, Provisioner(config, pool, inflight)), server)
     if config.serves_node:
-        os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
         mounter = mounter or SystemMounter(config.mount_command, config.mount_timeout,
                                            config.kubelet_dirs)
         driver.node = NodeManager(config, pool, mounter, inflight)
         csi_pb2_grpc.add_NodeServicer_to_server(NodeServicer(config, driver.node), server)
     _prepare_socket(config.socket_path)
-    server.add_insecure_port(f"unix://{config.socket_path}")
+    try:
+        bound = server.add_insecure_port(f"unix://{config.socket_path}")
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise SystemExit(f"hdfs-csi driver: cannot listen on unix://{config.socket_path} "
+                         "(is the directory writable, and the path short enough for a unix "
+                         "socket, 107 bytes?)")
     return driver
 
 
