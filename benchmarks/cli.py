@@ -56,7 +56,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--quick", dest="tier", action="store_const", const="quick",
                       help="small datasets (CI; under 2 minutes on 2 cores)")
     size.add_argument("--full", dest="tier", action="store_const", const="full",
-                      help="full-size datasets (several minutes)")
+                      help="full-size datasets (several minutes; the default)")
     parser.set_defaults(tier="full")
     g.add_argument("--scenarios", type=_csv(NAMES), default=list(NAMES),
                    help="comma-separated scenarios")
@@ -87,8 +87,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     w.add_argument("--minidfs-block-size", type=parse_size, default=None,
                    help="HDFS block size of the started backend (default 8M quick, 64M full)")
     w.add_argument("--user", help="HDFS simple-auth user")
-    w.add_argument("--kerberos-principal")
-    w.add_argument("--kerberos-keytab")
+    w.add_argument("--kerberos-principal", help="Kerberos principal to read HDFS as (with "
+                   "--kerberos-keytab)")
+    w.add_argument("--kerberos-keytab", help="keytab file of --kerberos-principal")
     w.add_argument("--data-dir", default=os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "hdfs-csi-bench"),
         help="local dataset copies and minidfs storage, reused across runs")

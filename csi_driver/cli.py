@@ -13,6 +13,7 @@ import shlex
 import sys
 
 from csi_driver.config import DRIVER_NAME, MODES, Config
+from hdfs_csi.helpformat import DefaultsHelpFormatter
 from hdfs_csi.logsetup import setup_logging
 from hdfs_csi.units import parse_duration, parse_size
 
@@ -100,7 +101,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hdfs-csi driver", description="Run the hdfs-csi CSI driver.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     register(parser)
     return parser
 

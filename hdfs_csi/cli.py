@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from hdfs_csi import __version__
+from hdfs_csi.helpformat import DefaultsHelpFormatter
 
 # subcommand name -> (module with register(subparsers), one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -46,7 +47,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         module.register(sub.add_parser(
             name, help=help_text, description=help_text,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=DefaultsHelpFormatter,
         ))
     return parser
 

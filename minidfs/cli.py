@@ -41,7 +41,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="default replication (default: min(3, datanodes))")
     parser.add_argument("--superuser", default=None,
                         help="HDFS superuser (default: the user running minidfs)")
-    parser.add_argument("--supergroup", default="supergroup")
+    parser.add_argument("--supergroup", default="supergroup",
+                        help="HDFS superuser group (dfs.permissions.superusergroup): its "
+                             "members are superusers")
     parser.add_argument("--listing-limit", type=int, default=1000,
                         help="entries per getListing page")
     parser.add_argument("--trash-interval", type=int, default=0,
