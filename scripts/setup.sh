@@ -36,7 +36,8 @@ stamp="$VENV/.hdfs-csi-installed"
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing hdfs-csi and its dependencies into $VENV" >&2
   "$PY" -m pip install -q --upgrade pip >/dev/null
-  "$PY" -m pip install -q -e ".[test]"
+  # setuptools warns at length about editable installs of a checkout (harmless here)
+  PYTHONWARNINGS=ignore "$PY" -m pip install -q -e ".[test]"
   touch "$stamp"
 fi
 
