@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 
-from hdfs_client import errors as herr
+from hdfs_client import errors as hdfs_errors
 
 
 class FsError(Exception):
@@ -27,20 +27,20 @@ class FsError(Exception):
 
 #: Domain error -> errno.  Order matters: subclasses before their bases
 #: (HdfsTimeout is an HdfsIOError).
-ERRNO_TABLE: tuple[tuple[type[herr.HdfsError], int], ...] = (
-    (herr.NotFound, errno.ENOENT),
-    (herr.AlreadyExists, errno.EEXIST),
-    (herr.PermissionDenied, errno.EACCES),
-    (herr.NotEmpty, errno.ENOTEMPTY),
-    (herr.NotADirectory, errno.ENOTDIR),
-    (herr.IsADirectory, errno.EISDIR),
-    (herr.QuotaExceeded, errno.EDQUOT),
-    (herr.InvalidPath, errno.EINVAL),
+ERRNO_TABLE: tuple[tuple[type[hdfs_errors.HdfsError], int], ...] = (
+    (hdfs_errors.NotFound, errno.ENOENT),
+    (hdfs_errors.AlreadyExists, errno.EEXIST),
+    (hdfs_errors.PermissionDenied, errno.EACCES),
+    (hdfs_errors.NotEmpty, errno.ENOTEMPTY),
+    (hdfs_errors.NotADirectory, errno.ENOTDIR),
+    (hdfs_errors.IsADirectory, errno.EISDIR),
+    (hdfs_errors.QuotaExceeded, errno.EDQUOT),
+    (hdfs_errors.InvalidPath, errno.EINVAL),
     # Another client holds the write lease: the file is busy, retry later.
-    (herr.LeaseConflict, errno.EBUSY),
-    (herr.Unsupported, errno.ENOTSUP),
-    (herr.HdfsTimeout, errno.EIO),
-    (herr.HdfsIOError, errno.EIO),
+    (hdfs_errors.LeaseConflict, errno.EBUSY),
+    (hdfs_errors.Unsupported, errno.ENOTSUP),
+    (hdfs_errors.HdfsTimeout, errno.EIO),
+    (hdfs_errors.HdfsIOError, errno.EIO),
 )
 
 
@@ -51,7 +51,7 @@ def errno_for(exc: BaseException) -> int:
     for cls, code in ERRNO_TABLE:
         if isinstance(exc, cls):
             return code
-    if isinstance(exc, herr.HdfsError):
+    if isinstance(exc, hdfs_errors.HdfsError):
         return errno.EIO
     if isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.errno > 0:
         # e.g. the local cache directory; only reached when the core let it escape

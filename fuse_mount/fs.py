@@ -51,7 +51,7 @@ from fuse_mount.metadata import MISSING, MetadataCache
 from fuse_mount.metrics import MountMetrics
 from fuse_mount.options import MountOptions
 from fuse_mount.readahead import MemoryBudget, Prefetcher, ReadaheadConfig
-from hdfs_client import errors as herr
+from hdfs_client import errors as hdfs_errors
 from hdfs_client.base import FileStatus, HdfsClient, HdfsReader, HdfsWriter
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ class HdfsFilesystem:
         if not fresh:
             cached = self.meta.get_attr(path)
             if cached is None or (cached is MISSING and self.meta.listed_absent(path)):
-                raise herr.NotFound("not found (cached)", path=path)
+                raise hdfs_errors.NotFound("not found (cached)", path=path)
             if cached is not MISSING:
                 return cached  # type: ignore[return-value]
             if path != "/":
@@ -255,7 +255,7 @@ class HdfsFilesystem:
         token = self.meta.token()
         try:
             st = self._call(self.client.get_status, self.hdfs_path(path), what="getattr")
-        except herr.NotFound:
+        except hdfs_errors.NotFound:
             self.meta.put_negative(path, token)
             raise
         self.meta.put_attr(path, st, token)
@@ -321,7 +321,7 @@ class HdfsFilesystem:
         if children is None:
             st = self.status(path)
             if not st.is_dir:
-                raise herr.NotADirectory("not a directory", path=path)
+                raise hdfs_errors.NotADirectory("not a directory", path=path)
             token = self.meta.token()
             children = self._list_dir(self.hdfs_path(path))
             self.meta.put_listing(path, children, token)
@@ -348,7 +348,7 @@ class HdfsFilesystem:
                 if len(out) == seen:
                     fut.cancel()
                     self.metrics.hdfs_timeouts.inc()
-                    raise herr.HdfsTimeout(f"listing {hpath} made no progress for "
+                    raise hdfs_errors.HdfsTimeout(f"listing {hpath} made no progress for "
                                            f"{self.timeout:.1f}s", path=hpath) from None
                 seen = len(out)
 
@@ -441,7 +441,7 @@ class HdfsFilesystem:
         try:
             writer = self._call(self.client.create, hpath, overwrite=bool(flags & os.O_TRUNC),
                                 permission=permission, what="create")
-        except herr.AlreadyExists:
+        except hdfs_errors.AlreadyExists:
             if flags & os.O_EXCL:
                 raise
             self._invalidate(path)  # our negative entry was stale: behave like open()
@@ -605,12 +605,12 @@ class HdfsFilesystem:
             if hit is not None:
                 # The kernel's synchronous retry of a page whose read-ahead just
                 # timed out: waiting again would double the bound.
-                raise herr.HdfsTimeout(f"a read of {h.hpath} at {hit[1]} timed out "
+                raise hdfs_errors.HdfsTimeout(f"a read of {h.hpath} at {hit[1]} timed out "
                                        f"{now - hit[0]:.2f}s ago; not waiting again",
                                        path=h.hpath)
         try:
             data = h.prefetcher.read(offset, size)
-        except herr.HdfsTimeout:
+        except hdfs_errors.HdfsTimeout:
             with h.lock:
                 h.timeouts.append((time.monotonic(), offset, end))
             raise
@@ -720,9 +720,9 @@ class HdfsFilesystem:
         reader = self._reader(h)
         try:
             data = reader.read_range(offset, length)
-        except herr.HdfsTimeout:
+        except hdfs_errors.HdfsTimeout:
             raise
-        except herr.HdfsIOError as exc:
+        except hdfs_errors.HdfsIOError as exc:
             # Block locations go stale when DataNodes restart or move: reopen once.
             log.info("read of %s at %d failed (%s); reopening", h.hpath, offset, exc)
             reader = self._reader(h, reopen=reader)
@@ -972,7 +972,7 @@ class HdfsFilesystem:
         src = self._fresh_status(old)
         try:
             dst: FileStatus | None = self._fresh_status(new)
-        except herr.NotFound:
+        except hdfs_errors.NotFound:
             dst = None
         if new == old:
             return
@@ -1035,7 +1035,7 @@ class HdfsFilesystem:
         try:
             self._fresh_status(path)
             return True
-        except herr.NotFound:
+        except hdfs_errors.NotFound:
             return False
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -1043,7 +1043,7 @@ class HdfsFilesystem:
         """Fail early (at mount time) when the mounted HDFS path is unusable."""
         st = self._call(self.client.get_status, self.root, what="stat of mount root")
         if not st.is_dir:
-            raise herr.NotADirectory(f"{self.root} is not a directory", path=self.root)
+            raise hdfs_errors.NotADirectory(f"{self.root} is not a directory", path=self.root)
 
     def close(self) -> None:
         for fh in list(self._handles):
@@ -1077,7 +1077,7 @@ def _write_all(writer: HdfsWriter, data: bytes) -> None:
     while view:
         n = writer.write(view)
         if n <= 0:
-            raise herr.HdfsIOError("HDFS writer accepted no bytes")
+            raise hdfs_errors.HdfsIOError("HDFS writer accepted no bytes")
         view = view[n:]
 
 

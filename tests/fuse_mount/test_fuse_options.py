@@ -11,7 +11,7 @@ import pytest
 from fuse_mount import cli
 from fuse_mount.errors import FsError, errno_for
 from fuse_mount.options import GiB, MiB, MountOptions
-from hdfs_client import errors as herr
+from hdfs_client import errors as hdfs_errors
 
 
 def test_from_mapping_parses_kubernetes_strings():
@@ -98,11 +98,16 @@ def test_help_documents_every_option_with_default():
 
 def test_errno_table():
     cases = [
-        (herr.NotFound("x"), errno.ENOENT), (herr.AlreadyExists("x"), errno.EEXIST),
-        (herr.PermissionDenied("x"), errno.EACCES), (herr.NotEmpty("x"), errno.ENOTEMPTY),
-        (herr.NotADirectory("x"), errno.ENOTDIR), (herr.IsADirectory("x"), errno.EISDIR),
-        (herr.QuotaExceeded("x"), errno.EDQUOT), (herr.HdfsTimeout("x"), errno.EIO),
-        (herr.HdfsIOError("x"), errno.EIO), (herr.Unsupported("x"), errno.ENOTSUP),
+        (hdfs_errors.NotFound("x"), errno.ENOENT),
+        (hdfs_errors.AlreadyExists("x"), errno.EEXIST),
+        (hdfs_errors.PermissionDenied("x"), errno.EACCES),
+        (hdfs_errors.NotEmpty("x"), errno.ENOTEMPTY),
+        (hdfs_errors.NotADirectory("x"), errno.ENOTDIR),
+        (hdfs_errors.IsADirectory("x"), errno.EISDIR),
+        (hdfs_errors.QuotaExceeded("x"), errno.EDQUOT),
+        (hdfs_errors.HdfsTimeout("x"), errno.EIO),
+        (hdfs_errors.HdfsIOError("x"), errno.EIO),
+        (hdfs_errors.Unsupported("x"), errno.ENOTSUP),
         (FsError(errno.EROFS), errno.EROFS), (ValueError("bug"), errno.EIO),
     ]
     for exc, code in cases:
