@@ -9,13 +9,14 @@ needs (info, listing, random-access input files) is implemented, writes raise.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
 from hdfs_client import HdfsClient
-from hdfs_client.base import FileStatus
+from hdfs_client.base import FileStatus, HdfsReader
 from hdfs_client.errors import NotFound
 
 
@@ -67,8 +68,6 @@ class HdfsArrowHandler(pafs.FileSystemHandler):
         return out
 
     def open_input_file(self, path: str) -> Any:
-        from benchmarks.targets import HdfsRawFile
-
         raw = HdfsRawFile(self.client.open_reader(self.normalize_path(path)))
         return pa.PythonFile(raw, mode="r")
 
@@ -80,3 +79,46 @@ class HdfsArrowHandler(pafs.FileSystemHandler):
 
     create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = _read_only
     delete_file = move = copy_file = open_output_stream = open_append_stream = _read_only
+
+
+class HdfsRawFile(io.RawIOBase):
+    """A seekable read-only file object over an :class:`HdfsReader` (for pyarrow)."""
+
+    def __init__(self, reader: HdfsReader):
+        super().__init__()
+        self._r = reader
+        self._pos = 0
+        self.size = reader.size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf).cast("B")
+        data = self._r.read_range(self._pos, len(view)) if self._pos < self.size else b""
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.size - self._pos
+        data = self._r.read_range(self._pos, n) if self._pos < self.size and n > 0 else b""
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            self._r.close()
+        super().close()

@@ -17,7 +17,6 @@ Two extra doors exist for scenarios that hand reading over to a library:
 from __future__ import annotations
 
 import abc
-import io
 import os
 import posixpath
 import stat as stat_mod
@@ -235,46 +234,3 @@ class DirectTarget(Target):
 
     def describe(self) -> str:
         return f"{self.client.uri}{self.root}"
-
-
-class HdfsRawFile(io.RawIOBase):
-    """A seekable read-only file object over an :class:`HdfsReader` (for pyarrow)."""
-
-    def __init__(self, reader: HdfsReader):
-        super().__init__()
-        self._r = reader
-        self._pos = 0
-        self.size = reader.size
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        self._pos = max(base + offset, 0)
-        return self._pos
-
-    def readinto(self, buf: Any) -> int:
-        view = memoryview(buf).cast("B")
-        data = self._r.read_range(self._pos, len(view)) if self._pos < self.size else b""
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = self.size - self._pos
-        data = self._r.read_range(self._pos, n) if self._pos < self.size and n > 0 else b""
-        self._pos += len(data)
-        return data
-
-    def close(self) -> None:
-        if not self.closed:
-            self._r.close()
-        super().close()
