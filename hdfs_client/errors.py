@@ -116,5 +116,9 @@ def from_remote(class_name: str, message: str, path: str | None = None) -> HdfsE
     ``errorMsg``; only the first line is the message (the trace would otherwise
     travel into gRPC details, events and logs)."""
     cls = REMOTE_EXCEPTIONS.get(class_name, HdfsIOError)
-    first = (message or "").strip().split("\n", 1)[0].strip()
-    return cls(first or class_name, path=path, remote_class=class_name)
+    return cls(first_line(message) or class_name, path=path, remote_class=class_name)
+
+
+def first_line(message: str | None) -> str:
+    """The message part of a Java ``errorMsg``: its first line (the rest is the trace)."""
+    return (message or "").strip().split("\n", 1)[0].strip()

@@ -74,7 +74,7 @@ def map_exception(exc: BaseException, path: str | None = None) -> errors.HdfsErr
             "unicode_escape", "replace")
         if remote.group(1) in errors.REMOTE_EXCEPTIONS:
             return errors.from_remote(remote.group(1), message, path=path)
-        text = message.strip().split("\n", 1)[0].strip() or remote.group(1)
+        text = errors.first_line(message) or remote.group(1)
     for class_name, cls in errors.REMOTE_EXCEPTIONS.items():
         if class_name in text:
             return cls(text, path=path, remote_class=class_name)
