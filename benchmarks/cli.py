@@ -22,8 +22,8 @@ import signal
 import sys
 from typing import Any
 
-from hdfs_csi.logsetup import setup_logging
-from hdfs_csi.units import parse_duration, parse_size
+from hdfs_csi_common.logsetup import setup_logging
+from hdfs_csi_common.units import parse_duration, parse_size
 
 from benchmarks import report
 from benchmarks.environment import PROFILES, SetupError

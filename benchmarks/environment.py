@@ -171,7 +171,7 @@ class HadoopDfs:
         self._cluster: Any = None
 
     def start(self) -> str:
-        from hdfs_csi.backends import backend_unavailable
+        from hdfs_backends import backend_unavailable
 
         reason = backend_unavailable("hadoop")
         if reason:
@@ -376,7 +376,7 @@ def _fuse_version() -> str | None:
 
 
 def describe_environment() -> dict[str, Any]:
-    from hdfs_csi import __version__
+    from hdfs_csi_common import __version__
 
     return {
         "hdfs_csi": __version__,

@@ -13,9 +13,9 @@ import shlex
 import sys
 
 from csi_driver.config import DRIVER_NAME, MODES, Config
-from hdfs_csi.helpformat import DefaultsHelpFormatter
-from hdfs_csi.logsetup import setup_logging
-from hdfs_csi.units import parse_duration, parse_size
+from hdfs_csi_common.helpformat import DefaultsHelpFormatter
+from hdfs_csi_common.logsetup import setup_logging
+from hdfs_csi_common.units import parse_duration, parse_size
 
 #: flag -> environment variable providing its default
 ENV = {

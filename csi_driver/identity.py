@@ -9,7 +9,7 @@ from google.protobuf import wrappers_pb2
 
 from csi_driver.config import Config
 from csi_driver.rpc import handler
-from hdfs_csi import __version__
+from hdfs_csi_common import __version__
 from hdfs_csi_pb import csi_pb2, csi_pb2_grpc
 
 Service = csi_pb2.PluginCapability.Service

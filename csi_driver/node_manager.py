@@ -50,10 +50,11 @@ from csi_driver.params import (
     EPHEMERAL, Credentials, MountOptions, parse_secrets, parse_volume_context,
 )
 from csi_driver.paths import check_local_path, is_under
-from csi_driver.provisioner import check_context_matches, static_hdfs_path
 from csi_driver.scope import check_cluster, check_dynamic
 from csi_driver.state import StagedVolume, StateStore, Target, volume_key
-from csi_driver.volumes import check_volume_id, decode_volume_id
+from csi_driver.volumes import (
+    check_context_matches, check_volume_id, decode_volume_id, static_hdfs_path,
+)
 from fuse_mount.mounts import MountState
 from hdfs_client import HdfsClient
 from hdfs_client import errors as hdfs_errors

@@ -16,12 +16,12 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from csi_driver.errors import InvalidArgument
 from csi_driver.paths import check_component, check_hdfs_path
+from fuse_mount import options as mount_options
 from hdfs_client.uri import parse_hdfs_uri
-from hdfs_csi.units import parse_duration, parse_size
 
 # -- StorageClass parameters (dynamic volumes) ------------------------------------
 HDFS_URI = "hdfsUri"          #: cluster, e.g. hdfs://namenode:8020 (default: --hdfs-uri)
@@ -32,10 +32,11 @@ MODE = "mode"                 #: octal permission of a new volume directory, e.g
 ON_DELETE = "onDelete"        #: delete | retain | archive
 
 # -- mount options (StorageClass parameters and static PV attributes) -------------
-READ_ONLY = "readOnly"        #: "true" mounts the filesystem read-only
-CACHE_SIZE = "cacheSize"      #: local data cache bound, e.g. "10Gi"
-READ_AHEAD_MAX = "readAheadMax"  #: largest read-ahead window, e.g. "64Mi"
-METADATA_TTL = "metadataTtl"  #: attribute/listing cache lifetime, e.g. "30s"
+# Owned by fuse_mount.options (names, parsers, limits, canonical form); the
+# CSI layer accepts them beside its own keys and hands their values there.
+READ_ONLY, CACHE_SIZE, READ_AHEAD_MAX, METADATA_TTL = (
+    mount_options.READ_ONLY, mount_options.CACHE_SIZE, mount_options.READ_AHEAD_MAX,
+    mount_options.METADATA_TTL)
 
 # -- static PV volumeAttributes -----------------------------------------------------
 PATH = "path"                 #: existing HDFS directory, e.g. /datasets/imagenet
@@ -52,7 +53,7 @@ IGNORED_PREFIX = "csi.storage.k8s.io/"
 #: (CSI ephemeral) volume, which kubelet never stages.
 EPHEMERAL = "csi.storage.k8s.io/ephemeral"
 
-MOUNT_OPTION_KEYS = (READ_ONLY, CACHE_SIZE, READ_AHEAD_MAX, METADATA_TTL)
+MOUNT_OPTION_KEYS = tuple(mount_options.VOLUME_ATTRIBUTES)
 STORAGE_CLASS_KEYS = (HDFS_URI, BASE_PATH, OWNER, GROUP, MODE, ON_DELETE) + MOUNT_OPTION_KEYS
 VOLUME_CONTEXT_KEYS = (HDFS_URI, PATH, SNAPSHOT) + MOUNT_OPTION_KEYS
 SECRET_KEYS = (SECRET_USER, SECRET_KERBEROS_PRINCIPAL, SECRET_KERBEROS_KEYTAB)
@@ -62,9 +63,6 @@ ON_DELETE_POLICIES = ("delete", "retain", "archive")
 MAX_MAP_BYTES = 4096          #: CSI size limit for map<string,string> fields
 MAX_VALUE_BYTES = 1024
 MAX_KEYTAB_BYTES = 64 * 1024  #: real keytabs are a few hundred bytes to a few KiB
-MAX_CACHE_SIZE = 16 * 1024**4
-MAX_READ_AHEAD = 1024**3
-MAX_METADATA_TTL = 86400.0
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,254}$")  # HDFS user/group names
 #: A Kerberos principal as Hadoop uses them: primary[/instance][@REALM].  Each
@@ -78,35 +76,35 @@ _MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
 
 @dataclass(frozen=True)
 class MountOptions:
-    """Options forwarded to ``hdfs-csi mount`` (canonical values, never raw text)."""
+    """The mount options a volume's attributes gave, as :mod:`fuse_mount.options` parsed
+    and checked them (field name -> value, only those given; canonical values, never raw
+    text)."""
 
-    read_only: bool = False
-    cache_size: int | None = None
-    read_ahead_max: int | None = None
-    metadata_ttl: float | None = None
+    given: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def parse(cls, values: Mapping[str, str]) -> MountOptions:
+        try:
+            parsed = mount_options.parse_volume_attributes(values)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+        return cls(tuple(sorted(parsed.items())))
+
+    def get(self, name: str) -> Any:
+        """The value of field ``name`` (``cache_size``...), None when not given."""
+        return dict(self.given).get(name)
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.get("read_only"))
 
     def to_context(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        if self.read_only:
-            out[READ_ONLY] = "true"
-        if self.cache_size is not None:
-            out[CACHE_SIZE] = str(self.cache_size)
-        if self.read_ahead_max is not None:
-            out[READ_AHEAD_MAX] = str(self.read_ahead_max)
-        if self.metadata_ttl is not None:
-            out[METADATA_TTL] = _fmt_seconds(self.metadata_ttl)
-        return out
+        return mount_options.volume_attributes(dict(self.given))
 
     def to_mount_args(self) -> list[str]:
-        """Flags of the ``hdfs-csi mount`` command contract (see COMMON.md)."""
-        args: list[str] = []
-        if self.cache_size is not None:
-            args += ["--cache-size", str(self.cache_size)]
-        if self.read_ahead_max is not None:
-            args += ["--read-ahead-max", str(self.read_ahead_max)]
-        if self.metadata_ttl is not None:
-            args += ["--metadata-ttl", _fmt_seconds(self.metadata_ttl)]
-        return args
+        """Flags of ``hdfs-csi mount`` for these options (read-only is the capability's
+        business and travels separately)."""
+        return mount_options.flags_for({k: v for k, v in self.given if k != "read_only"})
 
 
 @dataclass(frozen=True)
@@ -175,10 +173,6 @@ class Credentials:
 
 # -- helpers -------------------------------------------------------------------------------
 
-def _fmt_seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
 def _check_map(field_name: str, values: Mapping[str, str], *, secret: bool = False) -> None:
     total = 0
     for k, v in values.items():
@@ -211,15 +205,6 @@ def _known(field_name: str, values: Mapping[str, str], allowed: tuple[str, ...])
     return out
 
 
-def parse_bool(key: str, value: str) -> bool:
-    low = value.strip().lower()
-    if low in ("true", "yes", "1"):
-        return True
-    if low in ("false", "no", "0", ""):
-        return False
-    raise InvalidArgument(f"{key} must be true or false, not {value[:32]!r}")
-
-
 def parse_cluster_uri(key: str, value: str) -> str:
     """``hdfs://authority`` (or viewfs); a path part is refused, use basePath/path."""
     try:
@@ -230,34 +215,6 @@ def parse_cluster_uri(key: str, value: str) -> str:
         raise InvalidArgument(f"{key} must name only the cluster (e.g. hdfs://namenode:8020); "
                               "put the directory in basePath or path")
     return loc.cluster_uri
-
-
-def _parse_mount_options(values: Mapping[str, str]) -> MountOptions:
-    def size(key: str, limit: int) -> int | None:
-        if key not in values:
-            return None
-        try:
-            n = parse_size(values[key])
-        except ValueError as exc:
-            raise InvalidArgument(f"{key}: {exc}") from None
-        if n > limit:
-            raise InvalidArgument(f"{key} must not exceed {limit} bytes")
-        return n
-
-    ttl: float | None = None
-    if METADATA_TTL in values:
-        try:
-            ttl = parse_duration(values[METADATA_TTL])
-        except ValueError as exc:
-            raise InvalidArgument(f"{METADATA_TTL}: {exc}") from None
-        if ttl > MAX_METADATA_TTL:
-            raise InvalidArgument(f"{METADATA_TTL} must not exceed {int(MAX_METADATA_TTL)} seconds")
-    return MountOptions(
-        read_only=parse_bool(READ_ONLY, values[READ_ONLY]) if READ_ONLY in values else False,
-        cache_size=size(CACHE_SIZE, MAX_CACHE_SIZE),
-        read_ahead_max=size(READ_AHEAD_MAX, MAX_READ_AHEAD),
-        metadata_ttl=ttl,
-    )
 
 
 def _parse_name(key: str, value: str) -> str:
@@ -287,7 +244,7 @@ def parse_create_parameters(values: Mapping[str, str]) -> CreateParams:
         group=_parse_name(GROUP, known[GROUP]) if GROUP in known else None,
         mode=mode,
         on_delete=on_delete,
-        mount=_parse_mount_options(known),
+        mount=MountOptions.parse(known),
     )
 
 
@@ -306,7 +263,7 @@ def parse_volume_context(values: Mapping[str, str]) -> VolumeContext:
         hdfs_uri=parse_cluster_uri(HDFS_URI, known[HDFS_URI]) if HDFS_URI in known else None,
         path=path,
         snapshot=snapshot,
-        mount=_parse_mount_options(known),
+        mount=MountOptions.parse(known),
     )
 
 

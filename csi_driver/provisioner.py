@@ -43,12 +43,15 @@ from csi_driver.credentials import CredentialStore
 from csi_driver.errors import AlreadyExists, FailedPrecondition, InvalidArgument, OutOfRange
 from csi_driver.locks import InFlight
 from csi_driver.params import (
-    HDFS_URI, ON_DELETE, PATH, CreateParams, Credentials, VolumeContext,
-    parse_create_parameters, parse_secrets, parse_volume_context,
+    HDFS_URI, ON_DELETE, PATH, CreateParams, Credentials, parse_create_parameters, parse_secrets,
+    parse_volume_context,
 )
 from csi_driver.paths import META_DIR, is_volume_dirname, volume_dirname
 from csi_driver.scope import check_base_path, check_cluster, check_dynamic
-from csi_driver.volumes import VolumeRef, check_volume_id, decode_volume_id, encode_volume_id
+from csi_driver.volumes import (
+    VolumeRef, check_context_matches, check_volume_id, decode_volume_id, encode_volume_id,
+    static_hdfs_path,
+)
 from hdfs_client import HdfsClient
 from hdfs_client import errors as hdfs_errors
 
@@ -397,20 +400,3 @@ class Provisioner:
         if self.config.max_capacity:
             available = min(available, self.config.max_capacity)
         return available
-
-
-def static_hdfs_path(ctx: VolumeContext) -> str:
-    assert ctx.path is not None
-    if ctx.snapshot:
-        return posixpath.join(ctx.path, ".snapshot", ctx.snapshot)
-    return ctx.path
-
-
-def check_context_matches(ref: VolumeRef, ctx: VolumeContext) -> None:
-    """A dynamic volume's context may repeat its cluster and path, but must agree."""
-    if ctx.hdfs_uri is not None and ctx.hdfs_uri != ref.cluster_uri:
-        raise InvalidArgument(f"volume_context {HDFS_URI} does not match the volume id")
-    if ctx.path is not None and ctx.path != ref.path:
-        raise InvalidArgument(f"volume_context {PATH} does not match the volume id")
-    if ctx.snapshot is not None:
-        raise InvalidArgument("snapshot is an attribute of static volumes only")

@@ -23,6 +23,7 @@ import posixpath
 from dataclasses import dataclass
 
 from csi_driver.errors import InvalidArgument
+from csi_driver.params import HDFS_URI, PATH, VolumeContext
 from csi_driver.paths import check_hdfs_path, is_volume_dirname
 from hdfs_client.uri import parse_hdfs_uri
 
@@ -86,3 +87,23 @@ def decode_volume_id(volume_id: str) -> VolumeRef | None:
         # Only the canonical spelling is an id we could have issued.
         raise InvalidArgument("malformed volume_id: not in canonical form")
     return ref
+
+
+# -- what a volume's id and its context say together (controller and node both ask) --
+
+def static_hdfs_path(ctx: VolumeContext) -> str:
+    """The HDFS directory a static volume serves: its path, or the snapshot of it it pins."""
+    assert ctx.path is not None
+    if ctx.snapshot:
+        return posixpath.join(ctx.path, ".snapshot", ctx.snapshot)
+    return ctx.path
+
+
+def check_context_matches(ref: VolumeRef, ctx: VolumeContext) -> None:
+    """A dynamic volume's context may repeat its cluster and path, but must agree."""
+    if ctx.hdfs_uri is not None and ctx.hdfs_uri != ref.cluster_uri:
+        raise InvalidArgument(f"volume_context {HDFS_URI} does not match the volume id")
+    if ctx.path is not None and ctx.path != ref.path:
+        raise InvalidArgument(f"volume_context {PATH} does not match the volume id")
+    if ctx.snapshot is not None:
+        raise InvalidArgument("snapshot is an attribute of static volumes only")

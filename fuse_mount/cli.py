@@ -12,7 +12,7 @@ import dataclasses
 import sys
 
 from fuse_mount.options import MountOptions, flag_name, parse_value
-from hdfs_csi.units import format_size
+from hdfs_csi_common.units import format_size
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +64,7 @@ def options_from_args(args: argparse.Namespace) -> MountOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hdfs_csi.logsetup import setup_logging
+    from hdfs_csi_common.logsetup import setup_logging
 
     try:
         opts = options_from_args(args)

@@ -6,6 +6,14 @@ field metadata below), from CSI volume attributes (:meth:`from_mapping`,
 camelCase keys, strict), and programmatically.  :meth:`to_args` turns it back
 into flags, which is how the CSI node service starts a mount process.
 
+This module is the one owner of the volume-attribute keys that set mount
+options (``readOnly``, ``cacheSize``, ``readAheadMax``, ``metadataTtl``): their
+names, parsers, upper bounds and canonical string form.  The CSI layer
+(:mod:`csi_driver.params`) accepts exactly these keys beside its own and
+hands their values here (:func:`parse_volume_attributes`), so a StorageClass
+is checked by the same rules a mount applies.  Options a PV author must not
+choose (the node's cache directory, memory bounds, identity) have no key.
+
 Source URI and mountpoint are deliberately *not* options: they are the two
 positional arguments, and a volume attribute must never be able to change them.
 """
@@ -18,16 +26,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hdfs_csi.units import format_size, parse_duration, parse_size
+from hdfs_csi_common.units import format_size, parse_duration, parse_size
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
+TiB = 1024 * GiB
+
+#: The volume attributes (StorageClass parameters, PV volumeAttributes) that set a mount option.
+READ_ONLY = "readOnly"          #: "true" mounts the filesystem read-only
+CACHE_SIZE = "cacheSize"        #: local data cache bound, e.g. "10Gi"
+READ_AHEAD_MAX = "readAheadMax"  #: largest read-ahead window, e.g. "64Mi"
+METADATA_TTL = "metadataTtl"    #: attribute/listing cache lifetime, e.g. "30s"
 
 
 def _opt(default: Any, help: str, *, kind: str = "str", csi: str | None = None,
-         flag: str | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "kind": kind, "csi": csi, "flag": flag})
+         flag: str | None = None, limit: float | None = None) -> Any:
+    """A field; ``csi`` names its volume attribute, ``limit`` the most that attribute may ask."""
+    return field(default=default, metadata={"help": help, "kind": kind, "csi": csi, "flag": flag,
+                                            "limit": limit})
 
 
 @dataclass(frozen=True)
@@ -35,26 +52,26 @@ class MountOptions:
     read_only: bool = _opt(
         False, "Mount read-only: every change fails with EROFS in the kernel and in the "
         "filesystem. Datasets are usually read-only; say so and nothing can damage them.",
-        kind="bool", csi="readOnly")
+        kind="bool", csi=READ_ONLY)
     cache_dir: str | None = _opt(
         None, "Directory for the local data cache (enables it). Second epochs then read "
         "local disk instead of the network. Off by default: the node's disk is not ours "
-        "to fill unless an operator says where.", kind="path", csi="cacheDir")
+        "to fill unless an operator says where.", kind="path")
     cache_size: int = _opt(
         10 * GiB, "Byte bound of the data cache; least recently used chunks are evicted "
         "beyond it. 10 GiB holds a typical per-node shard set and fits most node disks.",
-        kind="size", csi="cacheSize")
+        kind="size", csi=CACHE_SIZE, limit=16 * TiB)
     read_ahead_max: int = _opt(
         32 * MiB, "Largest read-ahead window per open file. The window starts at 128 KiB "
         "and doubles while reads stay sequential; 32 MiB keeps 8 range reads of 4 MiB in "
         "flight, enough to hide per-stream limits of a remote DataNode (more only costs "
         "memory: 64 MiB measured no faster).",
-        kind="size", csi="readAheadMax")
+        kind="size", csi=READ_AHEAD_MAX, limit=1 * GiB)
     read_ahead_memory: int = _opt(
         256 * MiB, "Memory bound for read-ahead of the whole mount; beyond it reads go "
         "synchronous instead of growing the process. A part counts twice (client buffer + "
         "copy), so 256 MiB = four files streaming with full 32 MiB windows.",
-        kind="size", csi="readAheadMemory")
+        kind="size")
     read_ahead_streams: int = _opt(
         8, "Range reads in flight per sequential file. One HDFS stream is limited by one "
         "DataNode connection; eight in parallel fill a fast network without overloading "
@@ -63,12 +80,12 @@ class MountOptions:
         10.0, "Seconds that attributes, directory listings and 'does not exist' answers are "
         "trusted (also the kernel's attr/entry timeouts). A file changed in HDFS is seen "
         "at most this late; 10 s makes 'ls -l' of huge directories one listing, not one "
-        "RPC per entry.", kind="duration", csi="metadataTtl")
+        "RPC per entry.", kind="duration", csi=METADATA_TTL, limit=86400.0)
     io_timeout: float = _opt(
         30.0, "Bound on any single HDFS call (metadata RPC, range read, write). A hung "
         "NameNode or DataNode becomes EIO after this long instead of a read that hangs "
         "forever; 30 s is far above a healthy call and below kubelet's 2 min timeouts.",
-        kind="duration", csi="ioTimeout")
+        kind="duration")
     kernel_read_ahead: int = _opt(
         8 * MiB, "Kernel read-ahead of the mount (bdi read_ahead_kb; needs root). The "
         "default 128 KiB turns every sequential read into 128 KiB FUSE requests; a few "
@@ -143,50 +160,24 @@ class MountOptions:
 
     # -- CSI volume attributes -------------------------------------------------
     @classmethod
-    def csi_keys(cls) -> frozenset[str]:
-        """The volume-attribute / StorageClass keys :meth:`from_mapping` accepts."""
-        return frozenset(f.metadata["csi"] for f in dataclasses.fields(cls) if f.metadata["csi"])
-
-    @classmethod
     def from_mapping(cls, mapping: Mapping[str, str], **overrides: Any) -> MountOptions:
-        """Build from CSI keys (``readOnly``, ``cacheDir``, ``cacheSize``, ``readAheadMax``,
-        ``readAheadMemory``, ``metadataTtl``, ``ioTimeout``); strings as Kubernetes sends
-        them.  Unknown keys raise ``ValueError``: a typo must not silently mount with
-        defaults.  ``overrides`` set fields the volume context cannot (user, pid file...).
+        """Build from volume attributes (``readOnly``, ``cacheSize``, ``readAheadMax``,
+        ``metadataTtl``); strings as Kubernetes sends them.  Unknown keys raise
+        ``ValueError``: a typo must not silently mount with defaults.  ``overrides``
+        set fields no attribute can (cache directory, user, pid file...).
         """
-        by_key = {f.metadata["csi"]: f for f in dataclasses.fields(cls) if f.metadata["csi"]}
-        unknown = sorted(set(mapping) - set(by_key))
+        unknown = sorted(set(mapping) - set(VOLUME_ATTRIBUTES))
         if unknown:
-            raise ValueError(f"unknown mount option(s) {unknown}; known: {sorted(by_key)}")
-        values: dict[str, Any] = {}
-        for key, raw in mapping.items():
-            f = by_key[key]
-            try:
-                values[f.name] = parse_value(f.metadata["kind"], raw)
-            except ValueError as exc:
-                raise ValueError(f"mount option {key}={raw!r}: {exc}") from None
-        values.update(overrides)
-        return cls(**values)
+            raise ValueError(f"unknown mount option(s) {unknown}; "
+                             f"known: {sorted(VOLUME_ATTRIBUTES)}")
+        return cls(**{**parse_volume_attributes(mapping), **overrides})
 
     # -- command line ----------------------------------------------------------
     def to_args(self) -> list[str]:
         """Flags for ``hdfs-csi mount`` that reproduce these options (defaults left out)."""
-        args: list[str] = []
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value == f.default:
-                continue
-            flag = flag_name(f)
-            kind = f.metadata["kind"]
-            if kind in ("bool", "bool3"):  # the CLI has --no-X for every one not off by default
-                args.append(flag if value else f"--no-{flag[2:]}")
-            elif kind == "size":
-                args += [flag, str(int(value))]
-            elif kind == "duration":
-                args += [flag, f"{value:g}"]
-            else:
-                args += [flag, str(value)]
-        return args
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if getattr(self, f.name) != f.default}
+        return flags_for(given)
 
     def describe(self) -> str:
         """One log line; the keytab path is shown, never its contents."""
@@ -197,6 +188,81 @@ class MountOptions:
                 value = format_size(value)
             parts.append(f"{f.name}={value}")
         return " ".join(parts)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(MountOptions)}
+#: volume attribute -> the field it sets
+VOLUME_ATTRIBUTES = {f.metadata["csi"]: f for f in _FIELDS.values() if f.metadata["csi"]}
+
+
+def parse_volume_attributes(values: Mapping[str, str]) -> dict[str, Any]:
+    """The mount options that volume attributes set: field name -> value, for the keys given.
+
+    Other keys are left to the caller (the CSI layer has keys of its own).  A
+    value that does not parse, exceeds its attribute's limit or fails the checks
+    a mount applies raises ``ValueError`` naming the key, so a StorageClass is
+    refused at CreateVolume rather than at the first mount.
+    """
+    out: dict[str, Any] = {}
+    for key, raw in values.items():
+        f = VOLUME_ATTRIBUTES.get(key)
+        if f is None:
+            continue
+        try:
+            value = parse_value(f.metadata["kind"], raw)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+        limit = f.metadata["limit"]
+        if limit is not None and value > limit:
+            shown = format_size(int(limit)) if f.metadata["kind"] == "size" else f"{limit:g} s"
+            raise ValueError(f"{key} must not exceed {shown}")
+        out[f.name] = value
+    try:
+        MountOptions(**out)
+    except ValueError as exc:
+        names = ", ".join(f.metadata["csi"] for name, f in _FIELDS.items() if name in out)
+        raise ValueError(f"{names}: {exc}") from None
+    return out
+
+
+def volume_attributes(given: Mapping[str, Any]) -> dict[str, str]:
+    """The canonical strings of parsed options (stored with a volume, compared by a repeated
+    CreateVolume, returned in its volume context); a false ``readOnly`` is left out."""
+    out: dict[str, str] = {}
+    for name, value in given.items():
+        f = _FIELDS[name]
+        kind = f.metadata["kind"]
+        if kind == "bool":
+            if value:
+                out[f.metadata["csi"]] = "true"
+        else:
+            out[f.metadata["csi"]] = _format(kind, value)
+    return out
+
+
+def flags_for(given: Mapping[str, Any]) -> list[str]:
+    """``hdfs-csi mount`` flags that set exactly these fields (field name -> value)."""
+    args: list[str] = []
+    for name, value in given.items():
+        f = _FIELDS[name]
+        flag = flag_name(f)
+        kind = f.metadata["kind"]
+        if kind in ("bool", "bool3"):  # the CLI has --no-X for every one not off by default
+            if value:
+                args.append(flag)
+            elif f.default is not False:
+                args.append(f"--no-{flag[2:]}")
+        else:
+            args += [flag, _format(kind, value)]
+    return args
+
+
+def _format(kind: str, value: Any) -> str:
+    if kind == "size":
+        return str(int(value))
+    if kind == "duration":   # exact: "{:g}" would round 12345.678 s to 12345.7
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return str(value)
 
 
 def flag_name(f: dataclasses.Field) -> str:  # type: ignore[type-arg]

@@ -61,7 +61,7 @@ class HadoopCluster:
     of formatting: benchmarks reuse an uploaded dataset that way.
     """
 
-    backend = "hadoop"  #: the name :mod:`hdfs_csi.backends` knows it by
+    backend = "hadoop"  #: the name :mod:`hdfs_backends` knows it by
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, *, datanodes: int = 1,
                  block_size: int = 1 << 20, replication: int | None = None, ha: bool = False,

@@ -8,7 +8,7 @@ which the FUSE disk cache and open handles need to tell a rewritten file from
 the one they hold: ``getFileInfo`` and ``getListing`` are here for that.
 Pulling in a JVM for a few calls is out of the
 question, so this speaks ClientNamenodeProtocol directly with the framing in
-:mod:`hdfs_client.hadoop_rpc_wire` (shared with minidfs' server side).
+:mod:`hadoop_wire.rpc_framing` (shared with minidfs' server side).
 
 Scope and known gaps:
 
@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from hdfs_client import errors
-from hdfs_client import hadoop_rpc_wire as w
+from hadoop_wire import rpc_framing as w
 from hdfs_client.base import FileStatus, FsStats
 from hdfs_client.uri import DEFAULT_PORT, parse_hdfs_uri
 from hdfs_csi_pb.hadoop import hdfs_pb2 as hp

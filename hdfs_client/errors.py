@@ -1,21 +1,17 @@
 """The domain errors every layer above the HDFS seam sees.
 
-The FUSE layer turns these into errno values (one table, in
-``fuse_mount.errors``) and the CSI layer into gRPC status codes (one table, in
-``csi_driver.errors``).  Keeping the set small is deliberate: each class must
-have a clear, distinct errno and gRPC code.
+The FUSE layer turns these into errno values (the one table, in
+``fuse_mount.errors``: the classes here carry no errno of their own) and the
+CSI layer into gRPC status codes (one table, in ``csi_driver.errors``).
+Keeping the set small is deliberate: each class must have a clear, distinct
+errno and gRPC code.
 """
 
 from __future__ import annotations
 
-import errno
-
 
 class HdfsError(Exception):
     """Base of every error raised through :class:`hdfs_client.HdfsClient`."""
-
-    #: errno a POSIX caller should see; the FUSE table may refine it.
-    errno: int = errno.EIO
 
     def __init__(self, message: str, path: str | None = None, remote_class: str | None = None):
         super().__init__(message)
@@ -24,53 +20,43 @@ class HdfsError(Exception):
 
 
 class NotFound(HdfsError):
-    errno = errno.ENOENT
+    """The path does not exist (FileNotFoundException)."""
 
 
 class AlreadyExists(HdfsError):
-    errno = errno.EEXIST
+    """The path exists already (FileAlreadyExistsException)."""
 
 
 class PermissionDenied(HdfsError):
-    errno = errno.EACCES
+    """HDFS permissions, ACLs or a read-only snapshot refused the call."""
 
 
 class NotEmpty(HdfsError):
-    errno = errno.ENOTEMPTY
+    """A non-recursive delete of a directory that has children."""
 
 
 class NotADirectory(HdfsError):
     """An ancestor of the path is a file (ParentNotDirectoryException)."""
 
-    errno = errno.ENOTDIR
-
 
 class IsADirectory(HdfsError):
     """A file operation (open for read/write) was aimed at a directory."""
-
-    errno = errno.EISDIR
 
 
 class QuotaExceeded(HdfsError):
     """Namespace (file count) or space quota of an ancestor directory is exhausted."""
 
-    errno = errno.EDQUOT
-
 
 class InvalidPath(HdfsError):
-    errno = errno.EINVAL
+    """HDFS refused the path itself (InvalidPathException)."""
 
 
 class LeaseConflict(HdfsError):
     """The file is open for writing by another client (AlreadyBeingCreated / lease)."""
 
-    errno = errno.EBUSY
-
 
 class Unsupported(HdfsError):
     """The operation exists in POSIX but not in HDFS (e.g. random-offset writes)."""
-
-    errno = errno.ENOTSUP
 
 
 class HdfsIOError(HdfsError):
@@ -79,13 +65,9 @@ class HdfsIOError(HdfsError):
     Callers may retry these; every other class is a definite answer.
     """
 
-    errno = errno.EIO
-
 
 class HdfsTimeout(HdfsIOError):
     """The operation did not finish within the configured bound."""
-
-    errno = errno.EIO
 
 
 # Java exception class name (as sent in RpcResponseHeaderProto) -> domain error.

@@ -51,7 +51,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from hdfs_client import errors
-from hdfs_client import hadoop_rpc_wire as w
+from hadoop_wire import rpc_framing as w
 from hdfs_client import keytab as keytabs
 from hdfs_csi_pb.hadoop import rpc_pb2
 

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 
 from hdfs_client import errors
 from hdfs_client.base import ContentSummary, FileStatus, FsStats, HdfsClient, HdfsReader, HdfsWriter
-from hdfs_csi.ratelimit import TokenBucket
+from hdfs_csi_common.ratelimit import TokenBucket
 
 
 class DelegatingClient(HdfsClient):

@@ -13,8 +13,8 @@ import importlib
 import sys
 from typing import Sequence
 
-from hdfs_csi import __version__
-from hdfs_csi.helpformat import DefaultsHelpFormatter
+from hdfs_csi_common import __version__
+from hdfs_csi_common.helpformat import DefaultsHelpFormatter
 
 # subcommand name -> (module with register(subparsers), one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

@@ -247,7 +247,7 @@ def write_raw_records(client: Any, rows: int, *, files: int = 4, seed: int = 42,
         lines = []
         for i in range(f * per_file, min(rows, (f + 1) * per_file)):
             x = [round(rng.uniform(-1, 1), 6) for _ in range(FEATURES)]
-            p = 1 / (1 + math.exp(-3 * sum(a * b for a, b in zip(x, w))))
+            p = 1 / (1 + math.exp(-3 * sum(a * b for a, b in zip(x, w, strict=False))))
             rec: dict[str, Any] = {
                 "event_id": i, "user": f"u{rng.randrange(5000):05d}",
                 "ts": f"2026-11-{1 + rng.randrange(DAYS):02d}T{rng.randrange(24):02d}:"
@@ -580,7 +580,7 @@ def train_tf(root: str, *, batch: int = 256, seed: int = 0) -> dict[str, Any]:
         with tf.GradientTape() as tape:
             loss = bce(y, model(x, training=True))
         opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
-                                model.trainable_variables))
+                                model.trainable_variables, strict=True))
         return loss
 
     cs, losses = Checksum(), []
@@ -655,7 +655,7 @@ class Report:
 
 
 def _size(n: int) -> str:
-    from hdfs_csi.units import format_size
+    from hdfs_csi_common.units import format_size
 
     return format_size(n)
 
@@ -762,7 +762,7 @@ def run_pipeline(hdfs_uri: str, workdir: str, *, backend: str = "minidfs", rows:
     the two pods' mounts still published (tests run more readers there)."""
     from hdfs_client import connect
     from hdfs_client.admin_rpc import AdminRpcClient
-    from hdfs_csi.demo import Csi, Teardown, start_driver
+    from hdfs_csi.demo_harness import Csi, Teardown, start_driver
 
     os.makedirs(workdir, exist_ok=True)
     report = Report(backend, hdfs_uri)
@@ -984,7 +984,8 @@ def bench_markdown(report: Report) -> str:
              f"{b['files']} Parquet files ({_size(b['parquet_bytes'])}); {report.backend}.",
              "", "| reader | in-process MB/s | mount cold MB/s | mount warm MB/s | "
              "cold / in-process | warm / in-process |", "|---|---:|---:|---:|---:|---:|"]
-    for reader, name in (("arrow", "pyarrow.dataset"), ("loader", "PyTorch DataLoader (2 workers)")):
+    for reader, name in (("arrow", "pyarrow.dataset"),
+                         ("loader", "PyTorch DataLoader (2 workers)")):
         d, c, w = (b[f"{reader} {m}"]["MB/s"] for m in ("in-process", "mount-cold", "mount-warm"))
         lines.append(f"| {name} | {d:.1f} | {c:.1f} | {w:.1f} | {c / d:.2f} | {w / d:.2f} |")
     return "\n".join(lines)
@@ -1003,7 +1004,7 @@ def _write_result(path: str | None, result: dict[str, Any]) -> None:
 
 def standalone(args: argparse.Namespace, progress: Progress = print) -> Report:
     """Start a backend, run the pipeline on it, stop it (the demo and the bench)."""
-    from hdfs_csi.backends import backend_unavailable, start_backend
+    from hdfs_backends import backend_unavailable, start_backend
 
     reason = pipeline_unavailable() or backend_unavailable(args.backend)
     if reason:
@@ -1031,7 +1032,7 @@ def demo_main(args: argparse.Namespace) -> int:
     """``hdfs-csi demo --pipeline``: the whole flow with progress and a summary."""
     import signal
 
-    from hdfs_csi.demo import DemoError, check_prerequisites
+    from hdfs_csi.demo_harness import DemoError, check_prerequisites
 
     try:
         check_prerequisites(getattr(args, "port", 0), args.backend)

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from hdfs_csi.units import parse_size
+from hdfs_csi_common.units import parse_size
 
 
 def _client(uri: str) -> Any:

@@ -22,8 +22,8 @@ import sys
 import threading
 from typing import Any
 
-from hdfs_csi.logsetup import setup_logging
-from hdfs_csi.units import parse_duration, parse_size
+from hdfs_csi_common.logsetup import setup_logging
+from hdfs_csi_common.units import parse_duration, parse_size
 
 log = logging.getLogger("minidfs.cli")
 

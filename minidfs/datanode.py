@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import crc32c
 
-from hdfs_client.hadoop_rpc_wire import (
+from hadoop_wire.rpc_framing import (
     PeerClosed,
     WireError,
     delimited,

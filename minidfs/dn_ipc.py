@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hdfs_client.hadoop_rpc_wire import decode_varint, encode_varint
+from hadoop_wire.rpc_framing import decode_varint, encode_varint
 from hdfs_csi_pb.hadoop import hdfs_pb2
 from minidfs import errors
 from minidfs.faults import Faults

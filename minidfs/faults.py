@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from hdfs_csi.ratelimit import TokenBucket
+from hdfs_csi_common.ratelimit import TokenBucket
 
 
 class Faults:

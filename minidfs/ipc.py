@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from hdfs_client import hadoop_rpc_wire as w
+from hadoop_wire import rpc_framing as w
 from hdfs_csi_pb.hadoop import rpc_pb2
 from minidfs import errors
 from minidfs.faults import Faults

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hdfs_client.hadoop_rpc_wire import QUOTA_DONT_SET, UINT64_MAX
+from hadoop_wire.rpc_framing import QUOTA_DONT_SET, UINT64_MAX
 from hdfs_csi_pb.hadoop import hdfs_pb2 as hp
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
 from minidfs import errors

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from hdfs_csi.units import format_size
+from hdfs_csi_common.units import format_size
 
 _READY = re.compile(r"minidfs ready: (hdfs://(\S+?):(\d+))")
 

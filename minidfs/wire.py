@@ -17,7 +17,7 @@ import struct
 
 from google.protobuf.message import DecodeError
 
-from hdfs_client.hadoop_rpc_wire import WireError, encode_varint
+from hadoop_wire.rpc_framing import WireError, encode_varint
 from hdfs_csi_pb.hadoop import datatransfer_pb2
 
 DATA_TRANSFER_VERSION = 28

@@ -60,7 +60,7 @@ def _hadoop_env_cleared() -> Iterator[None]:
 def _skip_if_unavailable(backend: str) -> None:
     if backend == "minidfs":
         return
-    from hdfs_csi.backends import backend_unavailable
+    from hdfs_backends import backend_unavailable
 
     reason = backend_unavailable(backend)
     if reason is None:
@@ -77,7 +77,7 @@ def _start(backend: str, data_dir: Any, **kwargs: Any) -> Any:
 
         return MiniDFS(data_dir, **kwargs).start()
     _skip_if_unavailable(backend)
-    from hdfs_csi.backends import start_backend
+    from hdfs_backends import start_backend
 
     return start_backend(backend, data_dir, **kwargs)
 

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from benchcheck import check_document
+from bench_kit import check_document
 
 from benchmarks.environment import MountProcess
 from benchmarks.scenarios import NAMES

@@ -108,7 +108,7 @@ def test_existing_cluster_via_hdfs_uri(tmp_path, dfs, hdfs):
     import subprocess
     import sys
 
-    from benchcheck import check_document
+    from bench_kit import check_document
 
     out = tmp_path / "r.json"
     proc = subprocess.run(

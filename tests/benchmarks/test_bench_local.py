@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from benchcheck import check_document
+from bench_kit import check_document
 
 from benchmarks import report
 from benchmarks.scenarios import NAMES, ScenarioResult

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hdfs_client.uri import parse_hdfs_uri
-from hdfs_csi.units import format_size, parse_duration, parse_size
+from hdfs_csi_common.units import format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize("text,expected", [

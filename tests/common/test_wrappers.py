@@ -8,7 +8,7 @@ import pytest
 
 from hdfs_client import errors
 from hdfs_client.wrappers import FaultInjectingClient
-from hdfs_csi.ratelimit import TokenBucket
+from hdfs_csi_common.ratelimit import TokenBucket
 
 
 def test_token_bucket_limits_rate() -> None:

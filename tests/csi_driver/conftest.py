@@ -2,7 +2,7 @@
 
 * ``sanity_env`` (module scope, once per backend of ``dfs_kit``): an HDFS +
   ``hdfs-csi driver --mode all`` subprocess, exactly as an independent
-  conformance suite runs it (see ``sanity_runner.py``): a minidfs subprocess,
+  conformance suite runs it (see ``sanity_kit.py``): a minidfs subprocess,
   or, under the ``hadoop`` marker, Apache Hadoop's own HDFS.
 * ``kubelet``: per-test staging directory and target parent directory, as
   csi-sanity creates them; teardown fails the test if anything is still
@@ -21,8 +21,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from csi_testkit import Kubelet  # noqa: E402
-from sanity_runner import DriverProcess, SanityEnv, mounts_below, unmount_below  # noqa: E402
+from csi_kit import Kubelet  # noqa: E402
+from sanity_kit import DriverProcess, SanityEnv, mounts_below, unmount_below  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ volumes), checks something it does not:
 
 Every case runs twice per backend (minidfs; Apache Hadoop's HDFS under the
 ``hadoop`` marker), against the driver with its *default* flags and as
-``sanity_runner.SanityEnv`` starts it (``--quota-replication 1``), because the
+``sanity_kit.SanityEnv`` starts it (``--quota-replication 1``), because the
 capacity arithmetic differs.  The cases csi-sanity skips for this driver are
 all capabilities it does not advertise (the real run lists them with
 csi-sanity's reasons); ``test_csi_controller``/``test_csi_node`` check that those
@@ -46,8 +46,8 @@ from typing import Any, Callable, Iterator
 
 import grpc
 import pytest
-from csi_testkit import needs_fuse
-from sanity_runner import SanityEnv, mounts_below, unmount_below
+from csi_kit import needs_fuse
+from sanity_kit import SanityEnv, mounts_below, unmount_below
 
 from hdfs_csi_pb import csi_pb2
 

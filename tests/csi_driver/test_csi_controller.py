@@ -15,8 +15,8 @@ from typing import Any
 
 import grpc
 import pytest
-from csi_testkit import Mode, cap, code_of, unique
-from sanity_runner import BASE_PATH, DriverProcess, SanityEnv
+from csi_kit import Mode, cap, code_of, unique
+from sanity_kit import BASE_PATH, DriverProcess, SanityEnv
 
 from hdfs_csi_pb import csi_pb2
 

@@ -26,10 +26,10 @@ from typing import Any, Iterator
 
 import grpc
 import pytest
-from csi_testkit import cap, needs_fuse
+from csi_kit import cap, needs_fuse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sanity_runner import BASE_PATH, DriverProcess, SanityEnv, mounts_below, unmount_below
+from sanity_kit import BASE_PATH, DriverProcess, SanityEnv, mounts_below, unmount_below
 
 from fuse_mount import mounts
 from hdfs_csi_pb import csi_pb2

@@ -22,8 +22,8 @@ from typing import Any
 
 import grpc
 import pytest
-from csi_testkit import Kubelet, Mode, cap, code_of, needs_fuse, unique
-from sanity_runner import BASE_PATH, DriverProcess, SanityEnv
+from csi_kit import Kubelet, Mode, cap, code_of, needs_fuse, unique
+from sanity_kit import BASE_PATH, DriverProcess, SanityEnv
 
 from csi_driver.state import volume_key
 from fuse_mount import mounts

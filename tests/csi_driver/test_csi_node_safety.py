@@ -36,8 +36,8 @@ from typing import Any, Iterator
 
 import grpc
 import pytest
-from csi_testkit import Mode, cap, code_of, needs_fuse, unique
-from sanity_runner import BASE_PATH, DriverProcess, SanityEnv, unmount_below
+from csi_kit import Mode, cap, code_of, needs_fuse, unique
+from sanity_kit import BASE_PATH, DriverProcess, SanityEnv, unmount_below
 
 from fuse_mount import mounts
 from hdfs_csi_pb import csi_pb2

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from csi_testkit import Kubelet, Mode, cap, needs_fuse, unique
-from sanity_runner import DriverProcess, SanityEnv, mounts_below
+from csi_kit import Kubelet, Mode, cap, needs_fuse, unique
+from sanity_kit import DriverProcess, SanityEnv, mounts_below
 
 from csi_driver.state import volume_key
 from fuse_mount import mounts

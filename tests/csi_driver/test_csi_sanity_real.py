@@ -5,7 +5,7 @@ csi-sanity to check.  This runs the conformance suite Kubernetes CSI drivers
 are held to, pinned by ``scripts/fetch-csi-sanity.sh`` (installed with
 ``go install`` into ``~/.cache/hdfs-csi/bin``), against the driver as a
 subprocess on a unix socket with real FUSE and bind mounts.  The run itself is
-:func:`sanity_runner.run_csi_sanity`; this file only decides what counts as
+:func:`sanity_kit.run_csi_sanity`; this file only decides what counts as
 passing:
 
 * csi-sanity exits 0 and its JUnit report has no failed spec;
@@ -20,7 +20,7 @@ passing:
 
 It runs once with the driver's *default* flags (a 10 GiB test volume is then a
 30 GiB space quota, ``--quota-replication 3``, on a small cluster) and once as
-``sanity_runner.SanityEnv`` starts it (``--quota-replication 1``).
+``sanity_kit.SanityEnv`` starts it (``--quota-replication 1``).
 
 Backends: :func:`hdfs_backend` hands the run an HDFS URI (and an optional
 ``HADOOP_CONF_DIR``) from ``dfs_kit``'s ``dfs``: minidfs in the default tier,
@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from csi_testkit import needs_fuse
-from sanity_runner import (CSI_SANITY_HINT, CSI_SANITY_MIN_VERSION, SanityResult,
+from csi_kit import needs_fuse
+from sanity_kit import (CSI_SANITY_HINT, CSI_SANITY_MIN_VERSION, SanityResult,
                            csi_sanity_binary, csi_sanity_version, parse_junit, run_csi_sanity,
                            version_tuple)
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import grpc
 import pytest
-from csi_testkit import Kubelet, Mode, cap, code_of, needs_fuse
-from sanity_runner import DriverProcess, SanityEnv, mounts_below
+from csi_kit import Kubelet, Mode, cap, code_of, needs_fuse
+from sanity_kit import DriverProcess, SanityEnv, mounts_below
 
 from csi_driver.state import volume_key
 from fuse_mount import mounts

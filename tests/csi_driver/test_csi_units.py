@@ -37,7 +37,7 @@ def test_storage_class_parameters_parse_to_canonical_values() -> None:
     assert p.hdfs_uri == "hdfs://nn:8020"
     assert p.base_path == "/k8s/vols"
     assert p.mode == 0o755
-    assert p.mount.cache_size == 10 * 1024**3
+    assert p.mount.get("cache_size") == 10 * 1024**3
     assert p.canonical()["mode"] == "0755"
     # the same meaning spelled differently compares equal (repeated CreateVolume)
     q = params.parse_create_parameters({"hdfsUri": "hdfs://nn:8020/", "basePath": "/k8s/vols",
@@ -62,6 +62,7 @@ def test_storage_class_parameters_parse_to_canonical_values() -> None:
     {"readOnly": "maybe"},
     {"cacheSize": "lots"},
     {"readAheadMax": "2Ti"},
+    {"readAheadMax": "4Ki"},                    # below what a mount accepts: refused here already
     {"metadataTtl": "-1"},
     {"basePath": "/" + "x" * 5000},
 ])

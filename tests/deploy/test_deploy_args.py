@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from deploy_manifests import (
+from deploy_kit import (
     DRIVER_IMAGE,
     DRIVER_NAME,
     PLUGIN_DIR,

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from deploy_manifests import REPO
+from deploy_kit import REPO
 
 pytestmark = pytest.mark.timeout(180)
 

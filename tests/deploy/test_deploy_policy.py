@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_manifests import (
+from deploy_kit import (
     DEPLOY,
     DRIVER_IMAGE,
     DRIVER_NAME,
@@ -132,7 +132,7 @@ def test_node_plugin_host_access(directory: str) -> None:
 
 def test_node_plugin_memory_covers_fuse_daemons() -> None:
     """The FUSE daemons share the driver container's memory limit."""
-    from hdfs_csi.units import parse_size
+    from hdfs_csi_common.units import parse_size
 
     ds = find(rendered("deploy/base"), "DaemonSet", "hdfs-csi-node")
     limit = parse_size(container(ds, "hdfs-csi-driver")["resources"]["limits"]["memory"])

@@ -1,7 +1,7 @@
 """Every kustomization under deploy/ renders, and the offline renderer agrees
 with the real ``kubectl kustomize``.
 
-The renderer (kustomize_render.py) is checked three ways: against a golden
+The renderer (kustomize_kit.py) is checked three ways: against a golden
 file that real kubectl (v1.37.1, kustomize v5.8.1) produced for a fixture
 exercising every supported feature; against live ``kubectl kustomize`` for
 every kustomization when a kubectl binary is available (``$KUBECTL`` or on
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_manifests import DEPLOY, REPO, kustomization_dirs, rel, rendered
-from kustomize_render import KustomizeError, find_kustomizations, render, split_image
+from deploy_kit import DEPLOY, REPO, kustomization_dirs, rel, rendered
+from kustomize_kit import KustomizeError, find_kustomizations, render, split_image
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXPECTED_DIRS = {"deploy/base", "deploy/minidfs", "deploy/overlays/minikube",

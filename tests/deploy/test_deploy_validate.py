@@ -13,8 +13,8 @@ import copy
 from typing import Any
 
 import pytest
-from deploy_manifests import all_rendered, example_objects
-from k8s_validate import schema_errors, validate
+from deploy_kit import all_rendered, example_objects
+from k8s_schema_kit import schema_errors, validate
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,3 +1,3 @@
-"""Fixtures of the FUSE tests (defined in ``fusetest_helpers``)."""
+"""Fixtures of the FUSE tests (defined in ``fuse_kit``)."""
 
-from fusetest_helpers import mount_factory  # noqa: F401  (pytest fixture)
+from fuse_kit import mount_factory  # noqa: F401  (pytest fixture)

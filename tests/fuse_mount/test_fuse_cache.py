@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from fusetest_helpers import small_tmpfs
+from fuse_kit import small_tmpfs
 
 from fuse_mount.cache import CacheBusy, DiskCache, cache_key, data_ranges
 from fuse_mount.metrics import MountMetrics

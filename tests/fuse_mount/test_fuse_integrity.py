@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fusetest_helpers import hdfs_dir, pid_alive
+from fuse_kit import hdfs_dir, pid_alive
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from fusetest_helpers import hdfs_dir, pid_alive, run_cli, small_tmpfs
+from fuse_kit import hdfs_dir, pid_alive, run_cli, small_tmpfs
 
 from fuse_mount import mounts
 

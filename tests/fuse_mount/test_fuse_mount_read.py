@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from fusetest_helpers import hdfs_dir
+from fuse_kit import hdfs_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hst
 

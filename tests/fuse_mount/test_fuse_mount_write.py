@@ -13,7 +13,7 @@ import stat
 import time
 
 import pytest
-from fusetest_helpers import hdfs_dir
+from fuse_kit import hdfs_dir
 
 pytestmark = [pytest.mark.fuse, pytest.mark.timeout(180)]
 

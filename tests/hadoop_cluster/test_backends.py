@@ -1,4 +1,4 @@
-"""hdfs_csi.backends and the JVM-free parts of hadoop_cluster (default tier: no JVM here).
+"""hdfs_backends and the JVM-free parts of hadoop_cluster (default tier: no JVM here).
 
 The backend chooser must hand out one shape for both backends, refuse what a
 backend cannot do loudly (a test must never silently lose HA or erasure
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hadoop_cluster import siteconf, toolchain
-from hdfs_csi import backends
+import hdfs_backends as backends
 
 
 def test_backend_names_and_unknown_names() -> None:

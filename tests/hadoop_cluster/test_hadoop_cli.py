@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fuse_mount import mounts
-from hdfs_csi.backends import backend_unavailable
+from hdfs_backends import backend_unavailable
 
 needs_fuse = pytest.mark.skipif(mounts.fuse_unavailable_reason() is not None,
                                 reason=mounts.fuse_unavailable_reason() or "")

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import hdfs_client
-from hdfs_csi.backends import backend_unavailable
+from hdfs_backends import backend_unavailable
 
 pytestmark = [pytest.mark.hadoop, pytest.mark.timeout(600)]
 

@@ -1,4 +1,4 @@
-"""Fixtures of the Kerberos tests (the helpers behind them live in ``krbkit.py``).
+"""Fixtures of the Kerberos tests (the helpers behind them live in ``krb_kit.py``).
 
 * ``kdc`` (module): a real MIT KDC in a temporary realm.
 * ``secure_hdfs`` (module): that KDC and a Kerberos-secured Apache Hadoop
@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import krbkit  # noqa: E402
+import krb_kit  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,10 +27,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="module")
 def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    yield from krbkit.run_kdc(tmp_path_factory)
+    yield from krb_kit.run_kdc(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def secure_hdfs(kdc: Any, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[krbkit.SecureHdfs]:
-    yield from krbkit.run_secure_hdfs(kdc, tmp_path_factory)
+                ) -> Iterator[krb_kit.SecureHdfs]:
+    yield from krb_kit.run_secure_hdfs(kdc, tmp_path_factory)

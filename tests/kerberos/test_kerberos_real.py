@@ -41,13 +41,13 @@ from typing import Any
 
 import grpc
 import pytest
-from csi_testkit import FUSE_REASON, cap
-from krbkit import TICKET_LIFE, SecureHdfs
-from sanity_runner import DriverProcess, mounts_below, unmount_below
+from csi_kit import FUSE_REASON, cap
+from krb_kit import TICKET_LIFE, SecureHdfs
+from sanity_kit import DriverProcess, mounts_below, unmount_below
 
 from csi_driver.state import volume_key
 from hdfs_client import errors
-from hdfs_client import hadoop_rpc_wire as w
+from hadoop_wire import rpc_framing as w
 from hdfs_client import rpc_sasl
 from hdfs_csi_pb import csi_pb2
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn

@@ -1,4 +1,4 @@
-"""Fixtures shared by the minidfs tests (the cluster fixtures come from minidfs.testing)."""
+"""Fixtures shared by the minidfs tests (the cluster fixtures come from dfs_kit)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from minidfs_testkit import native_as
+from minidfs_kit import native_as
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from minidfs_testkit import native_as
+from minidfs_kit import native_as
 
 from hdfs_client import connect, errors
 from minidfs.process import clean_env

@@ -7,7 +7,7 @@ import shutil
 import time
 
 import pytest
-from minidfs_testkit import native_as
+from minidfs_kit import native_as
 
 from hdfs_client import connect, errors
 from hdfs_client.admin_rpc import AdminRpcClient

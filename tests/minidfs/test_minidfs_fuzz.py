@@ -8,13 +8,13 @@ import socket
 import struct
 import uuid
 
-import minidfs_wirekit as wk
+import wire_kit as wk
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hdfs_client import connect
-from hdfs_client import hadoop_rpc_wire as w
+from hadoop_wire import rpc_framing as w
 from hdfs_csi_pb.hadoop import datatransfer_pb2 as dt
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
 from hdfs_csi_pb.hadoop import rpc_pb2

@@ -7,11 +7,11 @@ import random
 import threading
 import time
 
-import minidfs_wirekit as wk
+import wire_kit as wk
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from minidfs_testkit import native_as
+from minidfs_kit import native_as
 
 from hdfs_client import connect, errors
 from hdfs_csi_pb.hadoop import datatransfer_pb2 as dt

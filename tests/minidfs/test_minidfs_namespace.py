@@ -45,7 +45,7 @@ def test_mkdirs_semantics(hdfs, raw) -> None:
 
 
 def test_listing_thousands_of_entries_pages(minidfs_factory) -> None:
-    from minidfs_testkit import native_as
+    from minidfs_kit import native_as
 
     from hdfs_client import connect
 
@@ -69,7 +69,7 @@ def test_listing_is_paged_by_the_server(minidfs_factory, tmp_path) -> None:
     from hdfs_client.admin_rpc import AdminRpcClient
 
     dfs = minidfs_factory(listing_limit=3)
-    from minidfs_testkit import native_as
+    from minidfs_kit import native_as
 
     raw = native_as(dfs.uri)
     for i in range(7):
@@ -220,7 +220,7 @@ def test_invalid_paths_are_rejected(hdfs) -> None:
 
 
 def test_trash_glob_and_acl_status_via_hdfs_native(minidfs_factory) -> None:
-    from minidfs_testkit import native_as
+    from minidfs_kit import native_as
 
     dfs = minidfs_factory(trash_interval=10)
     c = native_as(dfs.uri)

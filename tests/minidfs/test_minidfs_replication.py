@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-import minidfs_wirekit as wk
+import wire_kit as wk
 import pytest
 
 from hdfs_client import connect, errors
@@ -156,7 +156,7 @@ def test_no_live_datanode_fails_write_cleanly(minidfs_factory) -> None:
 def test_downstream_datanode_dies_during_write(minidfs_factory) -> None:
     """Losing a secondary replica mid-block does not fail the write; the block simply has
     fewer replicas until re-replication."""
-    from minidfs_testkit import native_as
+    from minidfs_kit import native_as
 
     dfs = minidfs_factory(datanodes=2, block_size=BS, replication=2)
     c = native_as(dfs.uri)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from minidfs_testkit import seam_as
+from minidfs_kit import seam_as
 
 from hdfs_client import connect, errors
 from hdfs_client.admin_rpc import AdminRpcClient

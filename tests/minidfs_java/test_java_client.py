@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-import javatier
+import java_kit
 
-BS = javatier.BLOCK_SIZE
-_SKIP = javatier.skip_reason()
+BS = java_kit.BLOCK_SIZE
+_SKIP = java_kit.skip_reason()
 
 pytestmark = [pytest.mark.java, pytest.mark.timeout(900)]
 
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.java, pytest.mark.timeout(900)]
 def java_classes() -> Path:
     if _SKIP:
         pytest.skip(_SKIP)
-    return javatier.compile_smoke()
+    return java_kit.compile_smoke()
 
 
 #: every check runs on minidfs and on Apache Hadoop's own HDFS (``-m "java and hadoop"``):
@@ -52,7 +52,7 @@ CLUSTERS = [
 @pytest.fixture(scope="module", params=CLUSTERS)
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             java_classes: Path, _hadoop_env_cleared: None) -> Iterator[tuple[Any, int]]:
-    from hdfs_csi.backends import backend_unavailable, start_backend
+    from hdfs_backends import backend_unavailable, start_backend
 
     backend, n = request.param
     reason = backend_unavailable(backend)
@@ -67,23 +67,23 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="module")
-def smoke(cluster: tuple[Any, int], java_classes: Path) -> javatier.SmokeRun:
+def smoke(cluster: tuple[Any, int], java_classes: Path) -> java_kit.SmokeRun:
     dfs, n = cluster
-    return javatier.run_smoke(java_classes, dfs.uri, datanodes=n)
+    return java_kit.run_smoke(java_classes, dfs.uri, datanodes=n)
 
 
-def test_smoke_program_ran_to_completion(smoke: javatier.SmokeRun) -> None:
+def test_smoke_program_ran_to_completion(smoke: java_kit.SmokeRun) -> None:
     """The JVM must exit normally (0 all passed, 1 some failed) with a result per check."""
     assert smoke.returncode in (0, 1), (
         f"java exited {smoke.returncode}\nstdout:\n{smoke.stdout[-3000:]}\n"
         f"stderr:\n{smoke.stderr[-6000:]}")
     assert "SUMMARY " in smoke.stdout
-    missing = [n for n in javatier.check_names() if n not in smoke.results]
+    missing = [n for n in java_kit.check_names() if n not in smoke.results]
     assert not missing, f"checks without a result: {missing}"
 
 
-@pytest.mark.parametrize("check", javatier.check_names())
-def test_java_check(smoke: javatier.SmokeRun, check: str) -> None:
+@pytest.mark.parametrize("check", java_kit.check_names())
+def test_java_check(smoke: java_kit.SmokeRun, check: str) -> None:
     if check not in smoke.results:
         pytest.fail(f"no result for {check} (JVM exit {smoke.returncode})\n"
                     f"stderr tail:\n{smoke.stderr[-4000:]}")
@@ -106,7 +106,7 @@ def _payload(seed: int, size: int) -> bytes:
 
 
 def _java(java_classes: Path, *args: str) -> None:
-    proc = javatier.run_java(java_classes, [*args, "--block-size", str(BS)], timeout=300)
+    proc = java_kit.run_java(java_classes, [*args, "--block-size", str(BS)], timeout=300)
     assert proc.returncode == 0, f"java {args[0]} failed:\n{proc.stdout}\n{proc.stderr[-6000:]}"
 
 
@@ -190,7 +190,7 @@ def test_native_reads_java_file_open_after_hflush(cluster: tuple[Any, int], java
     local = tmp_path / "held.bin"
     local.write_bytes(data)
     remote = _remote("held")
-    proc = javatier.popen_java(java_classes, ["hold", dfs.uri, str(local), remote,
+    proc = java_kit.popen_java(java_classes, ["hold", dfs.uri, str(local), remote,
                                               "--block-size", str(BS)])
     try:
         assert proc.stdout is not None and proc.stdin is not None
@@ -220,7 +220,7 @@ def test_skip_reason_names_the_fix() -> None:
     saved = os.environ.get("HADOOP_JARS_DIR")
     os.environ["HADOOP_JARS_DIR"] = "/nonexistent/hadoop-jars"
     try:
-        reason = javatier.skip_reason()
+        reason = java_kit.skip_reason()
     finally:
         if saved is None:
             os.environ.pop("HADOOP_JARS_DIR", None)

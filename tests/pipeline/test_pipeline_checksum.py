@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pipeline_scripts import SCRIPTS, definitions, script
+from pipeline_kit import SCRIPTS, definitions, script
 
 from hdfs_csi.pipeline import (
     COLUMNS,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_scripts import script
+from pipeline_kit import script
 
 from hdfs_csi import pipeline
 

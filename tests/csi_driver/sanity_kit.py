@@ -15,9 +15,9 @@ HDFS URI and a work directory, starts the driver on it, runs the pinned
 csi-sanity binary (``scripts/fetch-csi-sanity.sh`` installs it), parses its
 JUnit report and returns a :class:`SanityResult`.  From the command line::
 
-    python tests/csi_driver/sanity_runner.py --csi-sanity [--hdfs-uri hdfs://nn:8020]
+    python tests/csi_driver/sanity_kit.py --csi-sanity [--hdfs-uri hdfs://nn:8020]
     # runs the real suite, prints passed/failed/skipped with csi-sanity's reasons
-    python tests/csi_driver/sanity_runner.py
+    python tests/csi_driver/sanity_kit.py
     # prints: --csi.endpoint=... --csi.stagingdir=... --csi.mountdir=... and waits
 
 Everything started is stopped and unmounted on exit.

@@ -1,4 +1,4 @@
-"""Helpers of the Kerberos tests, importable as ``krbkit`` (fixtures: ``conftest.py``).
+"""Helpers of the Kerberos tests, importable as ``krb_kit`` (fixtures: ``conftest.py``).
 
 A real MIT KDC, and a secure Apache Hadoop HDFS on it.
 
@@ -72,7 +72,7 @@ class SecureHdfs:
 
 
 def run_secure_hdfs(kdc: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureHdfs]:
-    from hdfs_csi.backends import backend_unavailable
+    from hdfs_backends import backend_unavailable
 
     reason = backend_unavailable("hadoop")
     if reason:

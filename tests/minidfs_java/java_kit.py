@@ -4,8 +4,8 @@ Why a separate helper: the pytest tier and a developer chasing a minidfs
 incompatibility by hand need the same steps (locate jars, compile once per
 source hash, run with the right classpath and logging).  Run it directly::
 
-    python tests/minidfs_java/javatier.py --start            # start a MiniDFS, run all checks
-    python tests/minidfs_java/javatier.py --uri hdfs://127.0.0.1:9000 --only append --debug
+    python tests/minidfs_java/java_kit.py --start            # start a MiniDFS, run all checks
+    python tests/minidfs_java/java_kit.py --uri hdfs://127.0.0.1:9000 --only append --debug
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # run directly (python tests/minidfs_java/javatier.py)
+if str(REPO) not in sys.path:  # run directly (python tests/minidfs_java/java_kit.py)
     sys.path.insert(0, str(REPO))
 
 from hadoop_cluster import toolchain  # noqa: E402  (the one place that knows the jars)
@@ -141,7 +141,7 @@ def run_smoke(classes: Path, uri: str, *, datanodes: int = 1, only: list[str] | 
         rc = -1
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-        err += f"\n[javatier] JVM killed after {timeout}s"
+        err += f"\n[java_kit] JVM killed after {timeout}s"
     results = {m.group(2): (m.group(1), m.group(3) or "") for m in _RESULT_RE.finditer(out)}
     return SmokeRun(rc, out, err, results)
 
@@ -155,7 +155,7 @@ def _main() -> int:
     ap.add_argument("--only", help="comma-separated check names")
     ap.add_argument("--debug", action="store_true", help="Hadoop client DEBUG logging on stderr")
     ap.add_argument("--spy", action="store_true",
-                    help="log every NameNode RPC through a proxy (see rpcspy.py)")
+                    help="log every NameNode RPC through a proxy (see rpcspy_kit.py)")
     a = ap.parse_args()
     reason = skip_reason()
     if reason:
@@ -168,7 +168,7 @@ def _main() -> int:
     def go(uri: str) -> int:
         if a.spy:
             sys.path.insert(0, str(REPO))
-            from rpcspy import RpcSpy
+            from rpcspy_kit import RpcSpy
 
             host, port = uri.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
             spy = RpcSpy((host, int(port)))

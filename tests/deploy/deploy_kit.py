@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from kustomize_render import find_kustomizations, load_yaml_documents, render
+from kustomize_kit import find_kustomizations, load_yaml_documents, render
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -1,4 +1,4 @@
-"""Helpers of the CSI driver tests, importable as ``csi_testkit``.
+"""Helpers of the CSI driver tests, importable as ``csi_kit``.
 
 They live here, not in ``conftest.py``: several test directories have a
 conftest, and ``pytest tests/csi_driver tests/minidfs`` loads both up front,

@@ -1,6 +1,6 @@
 """Quick self-benchmark of the mount against the direct client, in one run.
 
-``python -m fuse_mount.selfbench [--size 1G] [--small-files 10000] [--only NAME ...]``
+``python -m benchmarks.selfbench [--size 1G] [--small-files 10000] [--only NAME ...]``
 
 Starts one MiniDFS, writes the data sets, and prints ratios that the
 issue sets as targets (all measured against the same cluster in this run):
@@ -39,7 +39,7 @@ from contextlib import contextmanager
 
 from benchmarks.environment import MountProcess
 from benchmarks.pagecache import evict_file
-from hdfs_csi.units import format_size, parse_size
+from hdfs_csi_common.units import format_size, parse_size
 
 MiB = 1 << 20
 READ = 1 << 20  # application read size, like the benchmark CLI (unbuffered 1 MiB reads)

@@ -10,7 +10,7 @@ from typing import Any
 
 import crc32c
 
-from hdfs_client.hadoop_rpc_wire import delimited, recv_delimited, recv_exact
+from hadoop_wire.rpc_framing import delimited, recv_delimited, recv_exact
 from hdfs_csi_pb.hadoop import datatransfer_pb2 as dt
 from hdfs_csi_pb.hadoop import hdfs_pb2
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn

@@ -5,8 +5,8 @@ is the exact call sequence and which response carried which status or
 exception.  The proxy forwards bytes untouched and decodes only the Hadoop
 RPC framing (doc §1-§2) to print one line per call and per response::
 
-    python tests/minidfs_java/rpcspy.py 127.0.0.1:9000 --listen 9100
-    python tests/minidfs_java/javatier.py --start --spy      # same, wired up for you
+    python tests/minidfs_java/rpcspy_kit.py 127.0.0.1:9000 --listen 9100
+    python tests/minidfs_java/java_kit.py --start --spy      # same, wired up for you
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class RpcSpy:
         self.port = self.sock.getsockname()[1]
         self._conn_no = 0
         self._stop = threading.Event()
-        threading.Thread(target=self._accept, name="rpcspy", daemon=True).start()
+        threading.Thread(target=self._accept, name="rpcspy_kit", daemon=True).start()
 
     def _accept(self) -> None:
         while not self._stop.is_set():
