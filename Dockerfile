@@ -1,8 +1,11 @@
 # One image for every hdfs-csi mode: `hdfs-csi driver --mode controller|node`,
-# the FUSE mounts the node plugin starts (`hdfs-csi mount`), the in-cluster
-# minidfs (`hdfs-csi minidfs`) and the benchmark (`hdfs-csi bench`).
+# the FUSE mounts the node plugin starts (`hdfs-csi mount`) and the in-cluster
+# minidfs (`hdfs-csi minidfs`).  The benchmark's libraries (pyarrow, numpy,
+# matplotlib, tqdm) are an extra the driver does not need; they go into a
+# separate image for deploy/examples/bench-job.yaml:
 #
 #   docker build -t ghcr.io/hdfs-csi/hdfs-csi:0.1.0 .
+#   docker build --build-arg EXTRAS=bench -t ghcr.io/hdfs-csi/hdfs-csi-bench:0.1.0 .
 #
 # Two stages: the builder turns the source tree and its dependencies into
 # wheels and installs them into a virtual environment; the final stage copies
@@ -13,6 +16,8 @@
 ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
+# Optional extras of the package to install ("" = the lean driver image; "bench").
+ARG EXTRAS=""
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -23,9 +28,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN pip wheel --prefer-binary --wheel-dir /wheels . \
+RUN pip wheel --prefer-binary --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}" \
  && python -m venv /opt/hdfs-csi \
- && /opt/hdfs-csi/bin/pip install --no-index --find-links /wheels hdfs-csi \
+ && /opt/hdfs-csi/bin/pip install --no-index --find-links /wheels "hdfs-csi${EXTRAS:+[$EXTRAS]}" \
  && /opt/hdfs-csi/bin/pip uninstall -y -q pip \
  && /opt/hdfs-csi/bin/hdfs-csi --version
 

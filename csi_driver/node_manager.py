@@ -155,7 +155,7 @@ class NodeManager:
             # The data cache is opt-in (a cacheSize attribute): the node's disk
             # is not ours to fill unless the volume asks for it.
             cache_dir=(os.path.join(self.cache_root, vol.key)
-                       if options.cache_size is not None else None),
+                       if options.get("cache_size") is not None else None),
             pid_file=os.path.join(self.mounts_dir, f"{vol.key}.pid"),
             log_file=os.path.join(self.mounts_dir, f"{vol.key}.log"),
             target=vol.staging_path,

@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("benchmarks.cli", "measure read throughput: direct HDFS vs the mount vs local disk"),
     "demo": ("hdfs_csi.demo", "end-to-end demo: minidfs + driver + FUSE mount + reads"),
 }
+#: subcommand -> the package extra that brings the libraries it needs beyond the driver's
+EXTRAS: dict[str, str] = {"bench": "bench"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -57,7 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = next((a for a in args_list if not a.startswith("-")), None)
     if only not in SUBCOMMANDS:
         only = None
-    parser = build_parser(only)
+    try:
+        parser = build_parser(only)
+    except ImportError as exc:
+        extra = EXTRAS.get(only or "")
+        hint = (f"; install it with: pip install 'hdfs-csi[{extra}]' (the driver image leaves "
+                f"it out; the {extra} image has it)" if extra else "")
+        print(f"hdfs-csi {only}: a library it needs is not installed ({exc}){hint}",
+              file=sys.stderr)
+        return 2
     args = parser.parse_args(args_list)
     rc = args.func(args)
     return int(rc or 0)

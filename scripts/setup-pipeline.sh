@@ -18,6 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${HDFS_CSI_VENV:-$PWD/.venv}"
 PY="$VENV/bin/python"
+# shellcheck source=scripts/pip-install.sh
+. scripts/pip-install.sh
 if [ ! -x "$PY" ]; then
   echo "setup-pipeline: no virtual environment at $VENV: run scripts/setup.sh first" >&2
   exit 1
@@ -42,12 +44,12 @@ if [ ${#want[@]} -gt 0 ]; then
   echo "setup-pipeline: installing ${want[*]} into $VENV" \
        "(pyspark: ~450 MB download, built once; tensorflow-cpu: ~260 MB download)" >&2
   t0=$(date +%s)
-  "$PY" -m pip install -q "${want[@]}"
+  pip_install "${want[@]}"
   echo "setup-pipeline: installed in $(( $(date +%s) - t0 )) s" >&2
 fi
 if ! "$PY" -c 'import torch' 2>/dev/null; then
   echo "setup-pipeline: installing PyTorch from PyPI (a CUDA build: ~5 GB on disk, once)" >&2
-  "$PY" -m pip install -q torch
+  pip_install torch
 fi
 
 "$PY" -m hdfs_csi.pipeline check-installed

@@ -32,12 +32,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
+# shellcheck source=scripts/pip-install.sh
+. scripts/pip-install.sh
 stamp="$VENV/.hdfs-csi-installed"
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing hdfs-csi and its dependencies into $VENV" >&2
-  "$PY" -m pip install -q --upgrade pip >/dev/null
+  pip_install --upgrade pip
   # setuptools warns at length about editable installs of a checkout (harmless here)
-  PYTHONWARNINGS=ignore "$PY" -m pip install -q -e ".[test]"
+  pip_install -e ".[test,bench]"
   touch "$stamp"
 fi
 
@@ -48,7 +50,7 @@ case "${HDFS_CSI_TORCH:-auto}" in
   yes)
     if ! "$PY" -c 'import torch' 2>/dev/null; then
       echo "setup: installing PyTorch from PyPI (a CUDA build: ~5 GB on disk, once)" >&2
-      "$PY" -m pip install -q torch
+      pip_install torch
     fi ;;
   auto)
     if ! "$PY" -c 'import torch' 2>/dev/null; then

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from deploy_kit import (
+    BENCH_IMAGE,
     DRIVER_IMAGE,
     DRIVER_NAME,
     PLUGIN_DIR,
@@ -47,7 +48,7 @@ def _hdfs_csi_containers() -> list[tuple[str, dict[str, Any], dict[str, Any], di
     for src, obj in WORKLOADS:
         for spec in pod_specs(obj):
             for c in spec.get("initContainers", []) + spec["containers"]:
-                if c["image"].split(":")[0].split("@")[0] == DRIVER_IMAGE:
+                if c["image"].split(":")[0].split("@")[0] in (DRIVER_IMAGE, BENCH_IMAGE):
                     out.append((f"{src}:{obj['kind']}/{obj['metadata']['name']}/{c['name']}",
                                 obj, spec, c))
     return out
@@ -147,6 +148,15 @@ def test_minidfs_args_parse(ident: str, obj: dict[str, Any], spec: dict[str, Any
 
 
 BENCH = [(i, o, s, c) for i, o, s, c in HDFS_CSI if c["args"][0] == "bench"]
+
+
+def test_the_bench_runs_from_the_bench_image_and_nothing_else_does() -> None:
+    """The driver image has no benchmark libraries: `hdfs-csi bench` needs the bench image."""
+    assert BENCH, "deploy/examples has a bench Job"
+    for ident, _obj, _spec, c in HDFS_CSI:
+        image = c["image"].split(":")[0].split("@")[0]
+        wanted = BENCH_IMAGE if c["args"][0] == "bench" else DRIVER_IMAGE
+        assert image == wanted, f"{ident} runs {c['args'][0]} from {image}"
 
 
 @pytest.mark.parametrize("ident, obj, spec, c", BENCH, ids=[d[0] for d in BENCH])
