@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "minidfs": ("minidfs.cli", "run the embedded HDFS (NameNode + DataNodes) in the foreground"),
     "driver": ("csi_driver.cli", "run the CSI driver (identity, controller and/or node services)"),
     "mount": ("fuse_mount.cli", "mount an HDFS path as a local FUSE filesystem"),
+    "warmup": ("fuse_mount.warmup", "read a dataset through a mount once, to fill its disk cache"),
     "bench": ("benchmarks.cli", "measure read throughput: direct HDFS vs the mount vs local disk"),
     "demo": ("hdfs_csi.demo", "end-to-end demo: minidfs + driver + FUSE mount + reads"),
 }

@@ -1,0 +1,126 @@
+"""How fast ``hdfs-csi warmup`` fills a mount's disk cache, against direct parallel reads.
+
+``python -m benchmarks.warmup_rate [--small-files 2000] [--shards 8] [--shard-size 64M]
+[--threads 8] [--rounds 3]``
+
+One minidfs (a child process), one dataset of small files (~110 KB, the
+ImageFolder shape) and one of large shards.  For each, interleaved rounds of:
+
+* ``direct``: ``--threads`` threads of the in-process client (hdfs-native),
+  each reading whole files, the aggregate bytes/s;
+* ``warmup``: a fresh mount with an empty disk cache, and ``warmup.warm``
+  with the same number of threads through it.
+
+The ratio warmup / direct is the figure the first-epoch issue sets (>= 0.8);
+the median round is reported.  The DataNode's page cache is warm for both
+(each round reads the same bytes), so the figure compares the clients, not
+the disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+
+from benchmarks.environment import MountProcess
+from fuse_mount import warmup
+from hdfs_csi_common.units import parse_size
+
+
+def _write(client, path: str, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    with client.create(path, overwrite=True, create_parent=True) as w:
+        view = memoryview(data)
+        while view:
+            view = view[w.write(view):]
+
+
+def _direct(client, paths: list[str], threads: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    def one(p: str) -> int:
+        with client.open_reader(p) as r:
+            pos = 0
+            while pos < r.size:
+                pos += len(r.read_range(pos, min(8 << 20, r.size - pos)))
+            return pos
+
+    t0 = time.perf_counter()
+    with cf.ThreadPoolExecutor(threads) as pool:
+        n = sum(pool.map(one, paths))
+    return time.perf_counter() - t0, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.warmup_rate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small-files", type=int, default=2000)
+    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--shard-size", type=parse_size, default=parse_size("64M"))
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+
+    import hdfs_client
+    from minidfs.process import MiniDFSProcess
+
+    work = args.workdir or tempfile.mkdtemp(prefix="warmup-rate-")
+    rnd = random.Random(5)
+    results: dict[str, dict[str, float]] = {}
+    try:
+        with MiniDFSProcess(os.path.join(work, "dfs"), datanodes=1,
+                            log_file=os.path.join(work, "minidfs.log")) as dfs:
+            client = hdfs_client.connect(dfs.uri)
+            sets = {
+                "small": [(f"/ds/small/c{i % 10}/f{i:05d}", rnd.randint(60_000, 160_000))
+                          for i in range(args.small_files)],
+                "shards": [(f"/ds/shards/s{i:02d}", args.shard_size) for i in range(args.shards)],
+            }
+            blob = rnd.randbytes(max(args.shard_size, 200_000))
+            for name, files in sets.items():
+                for path, size in files:
+                    _write(client, path, blob[:size])
+                paths = [p for p, _ in files]
+                total = sum(s for _, s in files)
+                _direct(client, paths, args.threads)           # DataNode page cache warm
+                rounds = []
+                for r in range(args.rounds):
+                    td, n = _direct(client, paths, args.threads)
+                    assert n == total
+                    mnt = os.path.join(work, f"mnt-{name}-{r}")
+                    cache = os.path.join(work, f"cache-{name}-{r}")
+                    with MountProcess(f"{dfs.uri}/ds/{name}", mnt, cache_dir=cache,
+                                      log_file=os.path.join(work, "mount.log"),
+                                      pid_file=mnt + ".pid",
+                                      extra_args=["--read-only", "--cache-size",
+                                                  str(2 * total + (1 << 30))], timeout=120):
+                        files_on_mount = list(warmup.expand([mnt]))
+                        res = warmup.warm(files_on_mount, threads=args.threads)
+                    assert res.bytes == total and not res.failed, res.summary()
+                    shutil.rmtree(cache, ignore_errors=True)
+                    rounds.append((td, res.seconds))
+                rounds.sort(key=lambda p: p[0] / p[1])
+                td, tw = rounds[len(rounds) // 2]
+                results[name] = {"files": len(files), "bytes": total,
+                                 "direct_MBps": total / td / 1e6, "warmup_MBps": total / tw / 1e6,
+                                 "ratio": td / tw,
+                                 "ratio_min": min(d / w for d, w in rounds),
+                                 "ratio_max": max(d / w for d, w in rounds)}
+                shown = ", ".join(f"{k}={v:.3g}" for k, v in results[name].items())
+                print(f"{name:7s} {shown}", flush=True)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
