@@ -253,3 +253,24 @@ def test_liveness_probe_targets_the_livenessprobe_sidecar(kind: str) -> None:
     sidecar = container(obj, "liveness-probe")
     assert flag_values(sidecar["args"], "--health-port") == [str(port)]
     assert probe["path"] == "/healthz"
+
+
+WARMUP = [(i, o, s, c) for i, o, s, c in HDFS_CSI if c["args"][0] == "warmup"]
+
+
+def test_the_warmup_job_exists() -> None:
+    assert WARMUP, "deploy/examples has a warm-up Job"
+
+
+@pytest.mark.parametrize("ident, obj, spec, c", WARMUP, ids=[d[0] for d in WARMUP])
+def test_warmup_args_parse_and_read_a_mounted_claim(ident: str, obj: dict[str, Any],
+                                                    spec: dict[str, Any],
+                                                    c: dict[str, Any]) -> None:
+    ns = _parse(_subcommand_parser("warmup"), c["args"])
+    assert ns.paths and ns.max_bytes, "a path to warm and a bound (the volume's cacheSize)"
+    for path in ns.paths:
+        mounts = [m for m in c["volumeMounts"]
+                  if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")]
+        assert mounts, f"{path} is on no volume of the container"
+        volume = volume_for_mount(spec, max(mounts, key=lambda m: len(m["mountPath"])))
+        assert "persistentVolumeClaim" in volume, f"{path} is not on a claimed volume"
