@@ -4,7 +4,8 @@ Deliberately thin: convert types (dataclasses to mfusepy's dicts), time each
 request, turn every exception into an errno through the one table in
 :mod:`fuse_mount.errors`, and hand read replies to libfuse as buffers it
 sends itself (``read_buf``: a pipe filled by splice, or ``malloc``-ed
-memory).  No filesystem decision is made here.
+memory; the ctypes side of those buffers is :mod:`fuse_mount.reply_buffers`).
+No filesystem decision is made here.
 
 Why mfusepy (ctypes over libfuse3's high-level API) and not pyfuse3: measured
 on this code base's target machine, a null filesystem served 1 MiB requests at
@@ -20,13 +21,9 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import functools
 import logging
 import mmap
-import os
-import struct
-import termios
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +34,10 @@ import mfusepy
 from fuse_mount.errors import errno_for
 from fuse_mount.fs import Attr, HdfsFilesystem
 from fuse_mount.options import MountOptions
+from fuse_mount.reply_buffers import (
+    FUSE_CAP_SPLICE_WRITE, MAX_REQUEST, PAGE, SPLICE_MIN, ReplyPipe, libc, malloc_view,
+    set_reply_buffer, splice_max_read, splices, vmsplice_all,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,176 +67,6 @@ def _keep_thread_state() -> None:
     if ident not in _pinned_threads:
         ctypes.pythonapi.PyGILState_Ensure()
         _pinned_threads.add(ident)
-
-
-# -- replies as libfuse buffers (read_buf) ----------------------------------------------
-FUSE_CAP_SPLICE_WRITE = 1 << 7
-FUSE_BUF_IS_FD = 1 << 1
-
-
-class _FuseBuf(ctypes.Structure):
-    """``struct fuse_buf`` (fuse_common.h).  mfusepy declares ``fuse_bufvec.buf``
-    as a pointer; in C it is an array inside the struct, so we lay it out here."""
-    _fields_ = [("size", ctypes.c_size_t), ("flags", ctypes.c_int), ("mem", ctypes.c_void_p),
-                ("fd", ctypes.c_int), ("pos", ctypes.c_int64)]
-
-
-class _FuseBufvec(ctypes.Structure):
-    _fields_ = [("count", ctypes.c_size_t), ("idx", ctypes.c_size_t), ("off", ctypes.c_size_t),
-                ("buf", _FuseBuf * 1)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.malloc.restype = ctypes.c_void_p
-_libc.malloc.argtypes = [ctypes.c_size_t]
-_libc.calloc.restype = ctypes.c_void_p
-_libc.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
-_libc.free.argtypes = [ctypes.c_void_p]
-# room for fields later libfuse versions append to struct fuse_buf (3.17: mem_size)
-_BUFVEC_BYTES = ctypes.sizeof(_FuseBufvec) + 64
-
-
-def _malloc_view(size: int) -> tuple[int, memoryview]:
-    """``size`` bytes from ``malloc`` (for libfuse to ``free``) and a view to fill them."""
-    mem = _libc.malloc(max(size, 1))
-    if not mem:
-        raise MemoryError("malloc failed")
-    return mem, memoryview((ctypes.c_ubyte * size).from_address(mem)).cast("B")
-
-
-def _bufvec(bufpp: Any, *, size: int, mem: int | None = None, fd: int = -1) -> None:
-    """Hand libfuse one buffer (memory from ``malloc``, or a pipe to read) as the
-    reply; libfuse ``free()``s the vector and any memory after replying."""
-    addr = _libc.calloc(1, _BUFVEC_BYTES)
-    if not addr:
-        if mem:
-            _libc.free(mem)
-        raise MemoryError("calloc failed")
-    vec = _FuseBufvec.from_address(addr)
-    vec.count = 1
-    buf = vec.buf[0]
-    buf.size = size
-    if mem is None:
-        buf.flags, buf.fd = FUSE_BUF_IS_FD, fd
-    else:
-        buf.mem = mem
-    ctypes.cast(bufpp, ctypes.POINTER(ctypes.c_void_p))[0] = addr
-
-
-MAX_REQUEST = 1 << 20  # the kernel's largest FUSE read request (256 pages)
-_PAGE = 4096
-# Below two pages libfuse writes a reply instead of splicing it: copy those.
-_SPLICE_MIN = 2 * _PAGE
-
-
-def splices(options: MountOptions) -> bool:
-    """Whether reads are answered by splice: only the disk cache has a file to
-    splice from, so without one the request size stays the kernel's largest."""
-    return options.splice and options.cache_dir is not None
-
-
-@functools.lru_cache(maxsize=1)
-def splice_max_read() -> int:
-    """The largest read request whose reply libfuse can still splice.
-
-    libfuse splices a reply through a pipe it sizes to the reply plus three
-    pages and the header; a pipe beyond ``/proc/sys/fs/pipe-max-size`` (1 MiB
-    by default) needs ``CAP_SYS_RESOURCE``.  Without it, a 1 MiB reply falls
-    back to being read into a buffer and written, and the splice gains
-    nothing; so requests are capped at what fits (252 pages with the
-    defaults).  Measured on the development VM: 1 GiB re-read from the disk
-    cache in RAM at 2.7 GB/s with 1008 KiB requests spliced, 2.1 GB/s with
-    1 MiB requests falling back.
-    """
-    need = MAX_REQUEST + 3 * _PAGE + 16
-    r, w = os.pipe2(os.O_CLOEXEC)
-    try:
-        try:
-            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, need)
-            return MAX_REQUEST
-        except OSError:
-            pass
-        try:
-            with open("/proc/sys/fs/pipe-max-size") as fh:
-                cap = int(fh.read())
-        except (OSError, ValueError):
-            cap = MAX_REQUEST
-    finally:
-        os.close(r)
-        os.close(w)
-    return max(_PAGE, min(MAX_REQUEST, (cap - 3 * _PAGE - 16) // _PAGE * _PAGE))
-
-
-class _PyBuffer(ctypes.Structure):
-    """CPython's ``Py_buffer``: the address of a read-only buffer (``bytes`` and
-    views of it), which ``ctypes.from_buffer`` refuses."""
-    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.py_object), ("len", ctypes.c_ssize_t),
-                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int),
-                ("ndim", ctypes.c_int), ("format", ctypes.c_char_p),
-                ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
-                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
-
-
-class _Iovec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
-_api = ctypes.pythonapi
-_api.PyObject_GetBuffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
-_api.PyBuffer_Release.argtypes = [ctypes.POINTER(_PyBuffer)]
-_libc.vmsplice.restype = ctypes.c_ssize_t
-_libc.vmsplice.argtypes = [ctypes.c_int, ctypes.POINTER(_Iovec), ctypes.c_ulong, ctypes.c_uint]
-_SPLICE_F_NONBLOCK = 2
-
-
-def _vmsplice_all(fd: int, data: bytes | bytearray | memoryview) -> bool:
-    """Put the pages of ``data`` into the pipe ``fd`` by reference (no copy).
-
-    The pipe then reads whatever those pages hold when it is drained, so
-    ``data`` must stay alive and unchanged until then: the caller keeps it.
-    False when the pipe had no room for all of it (it then holds a part).
-    """
-    view = _PyBuffer()
-    if _api.PyObject_GetBuffer(data, ctypes.byref(view), 0) != 0:  # PyBUF_SIMPLE
-        return False
-    try:
-        done, total = 0, view.len
-        while done < total:
-            iov = _Iovec(view.buf + done, total - done)
-            n = _libc.vmsplice(fd, ctypes.byref(iov), 1, _SPLICE_F_NONBLOCK)
-            if n <= 0:
-                return False
-            done += n
-        return True
-    finally:
-        _api.PyBuffer_Release(ctypes.byref(view))
-
-
-class _ReplyPipe:
-    """A worker thread's pipe for replies spliced from the disk cache.
-
-    Each libfuse worker replies to one request at a time and drains the pipe
-    while replying, so one pipe per thread is never shared.  A reply that
-    failed half-way (the request was interrupted) can leave bytes behind:
-    :meth:`FuseAdapter._reply_pipe` then replaces the pipe rather than ever
-    sending them as the start of the next reply.
-    """
-
-    def __init__(self, capacity: int):
-        self.r, self.w = os.pipe2(os.O_CLOEXEC)
-        try:
-            self.capacity = fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, capacity)
-        except OSError:
-            self.capacity = fcntl.fcntl(self.w, fcntl.F_GETPIPE_SZ)
-
-    def pending(self) -> int:
-        buf = bytearray(4)
-        fcntl.ioctl(self.r, termios.FIONREAD, buf)
-        return int(struct.unpack("i", buf)[0])
-
-    def close(self) -> None:
-        os.close(self.r)
-        os.close(self.w)
 
 
 def _op(name: str) -> Callable[[F], F]:
@@ -295,9 +126,9 @@ class FuseAdapter(mfusepy.Operations):
         self._splice = splices(options)
         self._max_read = splice_max_read() if self._splice else MAX_REQUEST
         # one page more for data that does not start on a page boundary
-        self._pipe_bytes = self._max_read + _PAGE
+        self._pipe_bytes = self._max_read + PAGE
         self._local = threading.local()  # per libfuse worker: see _keep_thread_state
-        self._pipes: list[_ReplyPipe] = []
+        self._pipes: list[ReplyPipe] = []
         self._pipes_lock = threading.Lock()
         m = core.metrics
         self._hist = {op: m.requests.labels(op) for op in _OPS}
@@ -402,28 +233,28 @@ class FuseAdapter(mfusepy.Operations):
                 cached = data is not None
                 if data is None:
                     data = self.core.read(fh, size, offset)
-                if len(data) >= _SPLICE_MIN and _vmsplice_all(pipe.w, data):
+                if len(data) >= SPLICE_MIN and vmsplice_all(pipe.w, data):
                     self._local.held = data  # its pages are in the pipe until libfuse sends it
                     if cached:
                         self.core.metrics.bytes_spliced.inc(len(data))
-                    _bufvec(bufpp, size=len(data), fd=pipe.r)
+                    set_reply_buffer(bufpp, size=len(data), fd=pipe.r)
                     return 0
                 if pipe.pending():
                     self._replace_pipe(pipe)
                 return self._copy_reply(bufpp, data)
-        mem, out = _malloc_view(size)
+        mem, out = malloc_view(size)
         try:
             n = self.core.read_into(fh, out, offset) if size > 0 else 0
         except BaseException:
-            _libc.free(mem)
+            libc.free(mem)
             raise
-        _bufvec(bufpp, size=n, mem=mem)
+        set_reply_buffer(bufpp, size=n, mem=mem)
         return 0
 
     def _copy_reply(self, bufpp: Any, data: bytes | bytearray | memoryview) -> int:
-        mem, out = _malloc_view(len(data))
+        mem, out = malloc_view(len(data))
         out[:] = data
-        _bufvec(bufpp, size=len(data), mem=mem)
+        set_reply_buffer(bufpp, size=len(data), mem=mem)
         return 0
 
     def _cache_buffer(self) -> memoryview:
@@ -434,10 +265,10 @@ class FuseAdapter(mfusepy.Operations):
             buf = self._local.cache_buf = memoryview(mmap.mmap(-1, self._max_read))
         return buf
 
-    def _reply_pipe(self, size: int) -> _ReplyPipe | None:
-        pipe: _ReplyPipe | None = getattr(self._local, "pipe", None)
+    def _reply_pipe(self, size: int) -> ReplyPipe | None:
+        pipe: ReplyPipe | None = getattr(self._local, "pipe", None)
         if pipe is None:
-            pipe = _ReplyPipe(self._pipe_bytes)
+            pipe = ReplyPipe(self._pipe_bytes)
             with self._pipes_lock:
                 self._pipes.append(pipe)
             self._local.pipe = pipe
@@ -445,9 +276,9 @@ class FuseAdapter(mfusepy.Operations):
             pipe = self._replace_pipe(pipe)
         return pipe if pipe.capacity >= size else None
 
-    def _replace_pipe(self, old: _ReplyPipe) -> _ReplyPipe:
+    def _replace_pipe(self, old: ReplyPipe) -> ReplyPipe:
         log.debug("reply pipe held %d stale bytes; replaced", old.pending())
-        new = _ReplyPipe(self._pipe_bytes)
+        new = ReplyPipe(self._pipe_bytes)
         with self._pipes_lock:
             self._pipes.remove(old)
             self._pipes.append(new)

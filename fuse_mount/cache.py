@@ -1,5 +1,9 @@
 """Local disk cache of file data: fixed-size chunks, LRU, bounded in bytes.
 
+This module decides what is cached, checked and evicted (the index, the LRU
+order, generations, checksums, the background writer's queue);
+:mod:`fuse_mount.cache_files` does the I/O on the cache files themselves.
+
 Layout: ``<cache-dir>/data/<2 hex>/<key>``, one sparse file per cached file
 version, each chunk (``chunk_size``, default 1 MiB = the largest FUSE request)
 at its own offset.  One file rather than one file per chunk because a cold
@@ -79,13 +83,10 @@ other's chunks behind their backs.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import hashlib
 import logging
-import mmap
 import os
 import queue
 import struct
@@ -97,6 +98,9 @@ from typing import TYPE_CHECKING
 
 import crc32c
 
+from fuse_mount.cache_files import (
+    CacheFile, ChunkWriter, data_ranges, holes_are_reported, punch_hole, unlink_quietly,
+)
 from fuse_mount.checksums import ChecksumStore
 
 if TYPE_CHECKING:
@@ -107,36 +111,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK = 1 << 20
 _WRITE_BACKOFF_S = 5.0
 _QUEUE_WAIT_S = 2.0
-_DIO_ALIGN = 4096  # O_DIRECT offset/length alignment that every block size divides
-_FALLOC_FL_KEEP_SIZE = 0x01
-_FALLOC_FL_PUNCH_HOLE = 0x02
 #: bytes covered by one CRC32C (a chunk holds chunk_size // this many, at most)
 CRC_BLOCK = 64 * 1024
 _U32 = struct.Struct("<I")
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-
-
-def punch_hole(fd: int, offset: int, length: int) -> None:
-    """Free ``[offset, offset+length)`` of a file, keeping its size."""
-    if _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def data_ranges(fd: int, size: int) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of every data (non-hole) range of a file."""
-    pos = 0
-    while pos < size:
-        try:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:  # no data after pos
-                return
-            raise
-        end = os.lseek(fd, start, os.SEEK_HOLE)
-        yield start, end
-        pos = end
 
 
 class CacheBusy(RuntimeError):
@@ -182,7 +159,7 @@ class DiskCache:
         self._generation = 0
         self._bytes = 0
         self._no_writes_until = 0.0
-        self._direct_ok = chunk_size % _DIO_ALIGN == 0
+        self._writes = ChunkWriter(chunk_size)
         self._tls = threading.local()
         self._rebuild()
         if metrics is not None:
@@ -205,7 +182,7 @@ class DiskCache:
 
     # -- start-up ------------------------------------------------------------------
     def _rebuild(self) -> None:
-        trust_holes = self._holes_are_reported()
+        trust_holes = holes_are_reported(self._data)
         records = self.checksums.load() if trust_holes else {}
         found: list[tuple[float, str, int, int, bytes]] = []
         subs = {name[:-len(".log")] for name in os.listdir(self.checksums.dir)
@@ -217,11 +194,11 @@ class DiskCache:
             for ent in os.scandir(sub.path):
                 key = ent.name
                 if not trust_holes or not _is_key(key) or key[:2] != sub.name:
-                    _unlink_quietly(ent.path)  # older layout, a probe, or unverifiable
+                    unlink_quietly(ent.path)  # older layout, a probe, or unverifiable
                     continue
                 scanned = self._scan_file(key, ent.path, records)
                 if scanned is None or not scanned[1]:
-                    _unlink_quietly(ent.path)
+                    unlink_quietly(ent.path)
                     continue
                 mtime, valid = scanned
                 found.extend((mtime, key, idx, span, crcs) for idx, span, crcs in valid)
@@ -302,25 +279,6 @@ class DiskCache:
                     except OSError:
                         return  # no hole punching here: the space stays until the file goes
                 pos = end
-
-    def _holes_are_reported(self) -> bool:
-        """Whether this filesystem tells holes from data (SEEK_DATA/SEEK_HOLE).
-        Without that a restart cannot tell cached chunks from never-written
-        ones, so the cache then starts empty instead of serving zeros."""
-        probe = os.path.join(self._data, f".probe{os.getpid()}")
-        try:
-            fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError:
-            return False
-        try:
-            os.ftruncate(fd, 2 << 20)
-            os.pwrite(fd, b"x" * 4096, 1 << 20)
-            return os.lseek(fd, 0, os.SEEK_DATA) >= 1 << 20
-        except OSError:
-            return False
-        finally:
-            os.close(fd)
-            _unlink_quietly(probe)
 
     # -- lookups -------------------------------------------------------------------
     def has_range(self, key: str, offset: int, size: int) -> bool:
@@ -605,7 +563,7 @@ class DiskCache:
             self._chunks_in_file[key] = self._chunks_in_file.get(key, 0) + 1
         crcs = self.checksums.crcs(data)
         try:
-            self._write_chunk(key, idx * self.chunk_size, data)
+            self._writes.write(self._file(key), idx * self.chunk_size, data)
             # the record after the bytes: a crash in between leaves a chunk without
             # one, which the next start-up drops
             rewrite = self.checksums.add(key, idx, size, crcs)
@@ -633,67 +591,6 @@ class DiskCache:
             self._rewrite_checksums(key[:2])
         return True
 
-    def _write_chunk(self, key: str, offset: int, data: bytes | memoryview) -> None:
-        """Write one chunk at ``offset`` of the key's file, with O_DIRECT where the
-        filesystem allows it.
-
-        Buffered writes into fresh page-cache pages measured 2.2 ms per MiB on
-        the development VM (ext4), O_DIRECT 0.65 ms, mostly waiting on the
-        device instead of burning CPU the read path needs.  The cached copy is
-        then read from the disk on the next epoch, which is what a disk cache is
-        for.  O_DIRECT needs an aligned buffer: the data is copied into a
-        per-thread one first (cheap next to the write).  A short last chunk is
-        written padded to the alignment and the file cut back to its true end.
-        """
-        path = self._file(key)
-        size = len(data)
-        direct = self._direct_ok and size <= self.chunk_size  # the aligned buffer's size
-        flags = os.O_WRONLY | os.O_CREAT
-        try:
-            fd = os.open(path, flags | (os.O_DIRECT if direct else 0), 0o600)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, flags | (os.O_DIRECT if direct else 0), 0o600)
-        except OSError as exc:
-            if not direct or exc.errno != errno.EINVAL:
-                raise
-            self._direct_ok = direct = False  # filesystem without O_DIRECT (e.g. old tmpfs)
-            fd = os.open(path, flags, 0o600)
-        try:
-            if direct:
-                buf = self._aligned_buffer()
-                padded = -(-size // _DIO_ALIGN) * _DIO_ALIGN
-                buf[:size] = data
-                if padded > size:
-                    buf[size:padded] = bytes(padded - size)
-                try:
-                    written = os.pwritev(fd, [memoryview(buf)[:padded]], offset)
-                except OSError as exc:
-                    if exc.errno != errno.EINVAL:
-                        raise
-                    self._direct_ok = False
-                    os.close(fd)
-                    fd = os.open(path, flags, 0o600)
-                else:
-                    if written != padded:
-                        raise OSError(errno.EIO, "short O_DIRECT write")
-                    if padded > size:
-                        os.ftruncate(fd, offset + size)  # only ever the file's last chunk
-                    return
-            view = memoryview(data)
-            pos = offset
-            while view:
-                n = os.pwrite(fd, view, pos)
-                view, pos = view[n:], pos + n
-        finally:
-            os.close(fd)
-
-    def _aligned_buffer(self) -> mmap.mmap:
-        buf = getattr(self._tls, "buf", None)
-        if buf is None:
-            buf = self._tls.buf = mmap.mmap(-1, self.chunk_size + _DIO_ALIGN)  # page aligned
-        return buf
-
     # -- eviction ------------------------------------------------------------------
     def _evict_locked(self, incoming: int) -> None:
         self._shrink_locked(self.max_bytes - incoming)
@@ -717,7 +614,7 @@ class DiskCache:
         path = self._file(key)
         if left <= 0:
             self._chunks_in_file.pop(key, None)
-            _unlink_quietly(path)
+            unlink_quietly(path)
             return
         self._chunks_in_file[key] = left
         try:
@@ -760,60 +657,8 @@ class DiskCache:
             os.close(self._lock_fd)
 
 
-class CacheFile:
-    """One open handle's file descriptor on its cache file, kept between reads.
-
-    Why: the kernel keeps read-ahead state per open file, so one descriptor
-    read front to back is read ahead by the kernel itself, while an open per
-    FUSE request starts cold every time (and costs two more system calls).
-    If the cache file was deleted meanwhile (every chunk evicted), the next
-    call opens the new one; the old descriptor is closed only with the
-    handle, because another FUSE thread may still be reading through it.
-    Reads through a stale descriptor are caught by the index generations.
-    """
-
-    def __init__(self, path: str):
-        self.path = path
-        self._fd = -1
-        self._retired: list[int] = []
-        self._lock = threading.Lock()
-        # One read at a time per handle: see DiskCache._read_verified.
-        self.in_order = threading.Lock()
-
-    def fd(self) -> int:
-        with self._lock:
-            if self._fd >= 0:
-                try:
-                    if os.fstat(self._fd).st_nlink > 0:
-                        return self._fd
-                except OSError:
-                    pass
-                self._retired.append(self._fd)
-                self._fd = -1
-            fd = os.open(self.path, os.O_RDONLY)
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            except OSError:
-                pass
-            self._fd = fd
-            return fd
-
-    def close(self) -> None:
-        with self._lock:
-            fds, self._retired = [self._fd, *self._retired], []
-            self._fd = -1
-        for fd in fds:
-            if fd >= 0:
-                os.close(fd)
-
-
 def _is_key(name: str) -> bool:
     """Cache file names are bare keys; older layouts and probes had dots."""
     return bool(name) and "." not in name
 
 
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -11,18 +11,17 @@ What it adds on top of the client:
 * metadata cache (:mod:`fuse_mount.metadata`): attributes, listings and
   negative entries for ``--metadata-ttl``; a listing fills the attributes of
   every child so ``ls -l`` is one RPC per directory;
-* read path: per-handle :class:`~fuse_mount.readahead.Prefetcher`, the disk
-  cache (:mod:`fuse_mount.cache`) in front of HDFS, every HDFS call on the
-  shared :class:`~fuse_mount.iopool.IoPool` with ``--io-timeout``;
-* file identity: a read handle is one version of a file (HDFS file id, length,
-  mtime).  A reader opened later by path (lazily, or again after a failed
-  read) is checked against it: a file replaced in HDFS meanwhile is never read
-  under the old identity, its handle serves what the disk cache holds of the
-  old version and fails the rest with ``ESTALE``.  The kernel keeps a file's
-  pages across opens only while the identity is the same (``keep_cache``);
-* write path: sequential writes streamed into one ``HdfsWriter`` per handle,
-  finished on ``flush`` (i.e. ``close(2)``) so that errors reach the caller;
-  see ``SEMANTICS.md`` for the exact rules.
+* the read path (:mod:`fuse_mount.read_handle`): per-handle read-ahead, the
+  disk cache in front of HDFS, file identity (a handle is one version of a
+  file; a file replaced in HDFS meanwhile is never read under the old
+  identity, its handle fails with ``ESTALE``), every HDFS call on the shared
+  :class:`~fuse_mount.iopool.IoPool` with ``--io-timeout``.  This module
+  decides, per open, whether the kernel may keep a file's pages
+  (``keep_cache``: only while the identity is the same) or must bypass them;
+* the write path (:mod:`fuse_mount.write_handle`): sequential writes streamed
+  into one ``HdfsWriter`` per handle, finished on ``flush`` (``close(2)``) so
+  that errors reach the caller; see ``SEMANTICS.md`` for the exact rules;
+* namespace operations (mkdir, rename, unlink, chmod, truncate...) and statfs.
 """
 
 from __future__ import annotations
@@ -44,15 +43,17 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fuse_mount.cache import CacheFile, DiskCache, cache_key
+from fuse_mount.cache import DiskCache
 from fuse_mount.errors import FsError
 from fuse_mount.iopool import IoPool
 from fuse_mount.metadata import MISSING, MetadataCache
 from fuse_mount.metrics import MountMetrics
 from fuse_mount.options import MountOptions
-from fuse_mount.readahead import MemoryBudget, Prefetcher, ReadaheadConfig
+from fuse_mount.read_handle import ReadHandle, Reads, close_quietly
+from fuse_mount.readahead import MemoryBudget, ReadaheadConfig
+from fuse_mount.write_handle import WriteHandle, Writes, write_all
 from hdfs_client import errors as hdfs_errors
-from hdfs_client.base import FileStatus, HdfsClient, HdfsReader, HdfsWriter
+from hdfs_client.base import FileStatus, HdfsClient
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +64,6 @@ T = TypeVar("T")
 BLKSIZE = 1 << 20
 #: --direct-io applies to files at least this large (smaller ones are read whole at once).
 DIRECT_IO_MIN_SIZE = 16 << 20
-# Cache chunks dropped from the page cache behind a sequential reader: this many
-# behind its position (kernel read-ahead keeps about 8 MiB of requests in flight
-# on several FUSE threads, not in order), in batches of this many (one fadvise each).
-_RELEASE_MARGIN = 16
-_RELEASE_BATCH = 8
-#: After a read of a handle timed out, the next read of the same range within this
-#: many seconds fails at once: the kernel retries a failed read-ahead page
-#: synchronously, and that retry must not wait a second --io-timeout (SEMANTICS.md
-#: promises one).  Once: the read after it tries HDFS again.
-RETRY_FAIL_FAST_S = 1.0
 #: Answer for statfs when HDFS cannot tell (no admin RPC): large, clearly fake numbers.
 FALLBACK_CAPACITY = 1 << 50  # 1 PiB
 _STATFS_TTL = 5.0
@@ -113,50 +104,6 @@ class StatFs:
     namemax: int = 255
 
 
-# -- handles ------------------------------------------------------------------------------
-class _ReadHandle:
-    """One open-for-read: a snapshot of the file's identity plus its read-ahead."""
-
-    def __init__(self, path: str, hpath: str, status: FileStatus, key: str):
-        self.path = path
-        self.hpath = hpath
-        self.size = status.length
-        self.file_id = status.file_id
-        self.mtime_ms = status.mtime_ms
-        self.key = key
-        #: why reads that need HDFS fail with ESTALE (the file was replaced), or None
-        self.stale: str | None = None
-        self.keep_pages = False  # FOPEN_KEEP_CACHE: the kernel's pages are this version's
-        #: direct I/O because another version of this path is open through the page cache
-        self.bypass = False
-        self.timeouts: list[tuple[float, int, int]] = []  # (when, start, end) of timed-out reads
-        self.lock = threading.Lock()
-        self.reader: HdfsReader | None = None
-        self.prefetcher: Prefetcher | None = None
-        self.cache_last = 0  # end of the last read served from the cache
-        self.cache_file: CacheFile | None = None  # opened on the first read from the cache
-        self.cache_released = 0  # cache chunks before this dropped from the page cache
-        self.kernel_cached = True  # the kernel keeps this handle's pages (not direct I/O)
-
-
-class _WriteHandle:
-    """One open-for-write: a sequential stream into an HdfsWriter."""
-
-    def __init__(self, path: str, hpath: str, *, append: bool, pos: int | None, base_len: int,
-                 permission: int):
-        self.path = path
-        self.hpath = hpath
-        self.append = append          # O_APPEND: every write goes to the end
-        self.pos = pos                # next expected offset; None = not decided yet
-        self.base_len = base_len      # file length at open
-        self.permission = permission
-        self.writer: HdfsWriter | None = None
-        self.lock = threading.Lock()
-        self.error: BaseException | None = None
-        self.reads: _ReadHandle | None = None  # O_RDWR reads
-        self.reads_pos: int | None = None
-
-
 class HdfsFilesystem:
     """POSIX-ish operations over HDFS.  Paths are mount-relative (``/a/b``)."""
 
@@ -190,9 +137,15 @@ class HdfsFilesystem:
             # the kernel's own read-ahead arrives out of order by up to its size
             reorder_tolerance=max(16 << 20, 2 * self.opts.kernel_read_ahead),
         )
-        self._handles: dict[int, _ReadHandle | _WriteHandle] = {}
+        self.reads = Reads(client, cache=self.cache, pool=self.pool, budget=self.budget,
+                           ra_config=self.ra_config, timeout=self.timeout, metrics=self.metrics,
+                           meta=self.meta)
+        self.writes = Writes(client, call=self._call,
+                             fresh_length=lambda path: self.status(path, fresh=True).length,
+                             invalidate=self._invalidate, invalidate_attrs=self.meta.invalidate)
+        self._handles: dict[int, ReadHandle | WriteHandle] = {}
         self._fh = itertools.count(1)
-        self._writing: dict[str, set[_WriteHandle]] = {}
+        self._writing: dict[str, set[WriteHandle]] = {}
         self._lock = threading.Lock()
         self._statfs: tuple[float, StatFs] | None = None
         self._statfs_pending: Any = None
@@ -219,7 +172,7 @@ class HdfsFilesystem:
         if self.read_only:
             raise FsError(errno.EROFS)
 
-    def _handle(self, fh: int) -> _ReadHandle | _WriteHandle:
+    def _handle(self, fh: int) -> ReadHandle | WriteHandle:
         try:
             return self._handles[fh]
         except KeyError:
@@ -392,7 +345,7 @@ class HdfsFilesystem:
             st = self.status(path)
             if st.is_dir:
                 raise FsError(errno.EISDIR)
-            h = self._read_handle(path, st)
+            h = self.reads.handle(path, self.hdfs_path(path), st)
             if self._note_open(h) and (
                     self.cache is None or not self.cache.has_range(h.key, 0, h.size)):
                 # Open the HDFS reader now: HDFS checks permissions when a file is
@@ -407,24 +360,14 @@ class HdfsFilesystem:
                 # the status (one RPC less per cold open): nothing of this version was
                 # served yet, the kernel dropped other versions' pages (keep_cache), so
                 # bytes of a file replaced since the status cannot mix with others.
-                assert h.prefetcher is not None
-                verify = self.cache is not None
-                first = h.prefetcher.start(functools.partial(self._open_and_fetch, h, verify))
-                if first is None:
-                    self._call(self._reader, h, None, verify, what="open")
-                else:
-                    try:
-                        self.pool.wait(first, self.timeout, "open")
-                    except BaseException:
-                        self._close_read_handle(h)
-                        raise
+                self.reads.start(h, verify=self.cache is not None)
             return self._add(h)
         self._require_writable()
         st = self.status(path)
         if st.is_dir:
             raise FsError(errno.EISDIR)
-        h = _WriteHandle(path, self.hdfs_path(path), append=bool(flags & os.O_APPEND),
-                         pos=None, base_len=st.length, permission=st.permission & 0o7777)
+        h = WriteHandle(path, self.hdfs_path(path), append=bool(flags & os.O_APPEND),
+                        pos=None, base_len=st.length, permission=st.permission & 0o7777)
         if flags & os.O_TRUNC:
             h.writer = self._call(self.client.create, h.hpath, overwrite=True,
                                   permission=h.permission, what="create")
@@ -447,8 +390,8 @@ class HdfsFilesystem:
             self._invalidate(path)  # our negative entry was stale: behave like open()
             return self.open(path, flags & ~os.O_CREAT)
         self._invalidate(path)
-        h = _WriteHandle(path, hpath, append=bool(flags & os.O_APPEND), pos=0, base_len=0,
-                         permission=permission)
+        h = WriteHandle(path, hpath, append=bool(flags & os.O_APPEND), pos=0, base_len=0,
+                        permission=permission)
         h.writer = writer
         return self._add_writer(h)
 
@@ -466,7 +409,7 @@ class HdfsFilesystem:
         memmaps, pyarrow and safetensors do.
         """
         h = self._handles.get(fh)
-        if not isinstance(h, _ReadHandle):
+        if not isinstance(h, ReadHandle):
             return False
         if h.bypass:  # see _note_open
             h.kernel_cached = False
@@ -488,173 +431,60 @@ class HdfsFilesystem:
         version's pages, or from a mix of them and the new file's.
         """
         h = self._handles.get(fh)
-        return isinstance(h, _ReadHandle) and h.keep_pages
+        return isinstance(h, ReadHandle) and h.keep_pages
 
-    def _read_handle(self, path: str, st: FileStatus) -> _ReadHandle:
-        key = cache_key(self.client.uri, self.hdfs_path(path), st.length, st.mtime_ms,
-                        st.file_id)
-        h = _ReadHandle(path, self.hdfs_path(path), st, key)
-        h.prefetcher = Prefetcher(
-            h.size, functools.partial(self._fetch, h), pool=self.pool, budget=self.budget,
-            config=self.ra_config, timeout=self.timeout, metrics=self.metrics)
-        return h
-
-    def _add(self, h: _ReadHandle | _WriteHandle) -> int:
+    def _add(self, h: ReadHandle | WriteHandle) -> int:
         fh = next(self._fh)
         self._handles[fh] = h
         return fh
 
-    def _add_writer(self, h: _WriteHandle) -> int:
+    def _add_writer(self, h: WriteHandle) -> int:
         with self._lock:
             self._writing.setdefault(h.path, set()).add(h)
         return self._add(h)
 
     def read(self, fh: int, size: int, offset: int) -> bytes | memoryview:
-        """Bytes at ``offset``; a memoryview when it is a slice of a read-ahead buffer."""
+        """Bytes at ``offset``; a memoryview when it is a slice of a buffer."""
         h = self._handle(fh)
-        if isinstance(h, _WriteHandle):
+        if isinstance(h, WriteHandle):
             return self._read_while_writing(h, size, offset)
-        if offset >= h.size or size <= 0:
-            return b""
-        if self._cache_serves(h, offset, size):
-            assert self.cache is not None
-            data = self.cache.read_range(h.key, h.size, offset, size)
-            if data is not None:
-                self._release_behind(h, offset, offset + len(data))
-                self.metrics.bytes_served.inc(len(data))
-                return data
-        return self._read_ahead(h, offset, size)
+        return self.reads.read(h, size, offset)
 
     def read_into(self, fh: int, out: memoryview, offset: int) -> int:
-        """:meth:`read` into ``out`` (the FUSE reply buffer); returns the byte count.
-
-        Data from the disk cache is read straight into ``out`` (one copy, no
-        ``bytes`` object per request); everything else is copied in once.
-        """
+        """:meth:`read` into ``out`` (the FUSE reply buffer); returns the byte count."""
         h = self._handle(fh)
-        if isinstance(h, _WriteHandle):
+        if isinstance(h, WriteHandle):
             data = self._read_while_writing(h, len(out), offset)
-        elif offset >= h.size or not out:
-            return 0
-        else:
-            if self._cache_serves(h, offset, len(out)):
-                assert self.cache is not None
-                n = self.cache.read_into(h.key, h.size, offset, out, self._cache_file(h))
-                if n is not None:
-                    self._release_behind(h, offset, offset + n)
-                    self.metrics.bytes_served.inc(n)
-                    return n
-            data = self._read_ahead(h, offset, len(out))
-        n = len(data)
-        if n > len(out):
-            raise FsError(errno.EIO, "read returned more than asked")
-        out[:n] = data
-        return n
+            if len(data) > len(out):
+                raise FsError(errno.EIO, "read returned more than asked")
+            out[:len(data)] = data
+            return len(data)
+        return self.reads.read_into(h, out, offset)
 
     def read_cached(self, fh: int, size: int, offset: int,
                     out: memoryview | None = None) -> memoryview | None:
-        """The bytes at ``offset`` if the disk cache holds all of them (checked
-        against their CRCs), read into ``out`` (or a new buffer) and returned as
-        a view of it; ``None`` when this read is not a complete cache hit (then
-        :meth:`read` serves it).  The adapter hands the view to the kernel by
-        ``vmsplice``, without another copy."""
+        """A complete, checked disk-cache hit as a view (for vmsplice), or None
+        (see :meth:`Reads.read_cached`)."""
         h = self._handle(fh)
-        if not isinstance(h, _ReadHandle) or offset >= h.size or size <= 0:
+        if not isinstance(h, ReadHandle):
             return None
-        size = min(size, h.size - offset)
-        if not self._cache_serves(h, offset, size):
-            return None
-        assert self.cache is not None
-        view = memoryview(bytearray(size)) if out is None else out[:size]
-        n = self.cache.read_into(h.key, h.size, offset, view, self._cache_file(h))
-        if n is None:
-            return None
-        self._release_behind(h, offset, offset + n)
-        self.metrics.bytes_served.inc(n)
-        return view[:n]
+        return self.reads.read_cached(h, size, offset, out)
 
-    def _cache_file(self, h: _ReadHandle) -> CacheFile:
-        cache_file = h.cache_file
-        if cache_file is None:
-            assert self.cache is not None
-            with h.lock:
-                if h.cache_file is None:
-                    h.cache_file = self.cache.file(h.key)
-                cache_file = h.cache_file
-        return cache_file
-
-    def _cache_serves(self, h: _ReadHandle, offset: int, size: int) -> bool:
-        """Whether the disk cache answers this read directly.  While read-ahead is
-        streaming, every read goes through it instead (its fetches use the cache
-        anyway), so that its view of the stream stays whole."""
-        assert h.prefetcher is not None
-        return (self.cache is not None and h.prefetcher.idle
-                and self.cache.has_range(h.key, offset, min(size, h.size - offset)))
-
-    def _read_ahead(self, h: _ReadHandle, offset: int, size: int) -> bytes | memoryview:
-        assert h.prefetcher is not None
-        end = offset + size
-        now = time.monotonic()
-        if h.timeouts:
-            with h.lock:
-                live = [t for t in h.timeouts if now - t[0] < RETRY_FAIL_FAST_S]
-                hit = next((t for t in live if t[1] < end and offset < t[2]), None)
-                if hit is not None:
-                    live.remove(hit)  # once: a read after that tries HDFS again
-                h.timeouts = live
-            if hit is not None:
-                # The kernel's synchronous retry of a page whose read-ahead just
-                # timed out: waiting again would double the bound.
-                raise hdfs_errors.HdfsTimeout(f"a read of {h.hpath} at {hit[1]} timed out "
-                                       f"{now - hit[0]:.2f}s ago; not waiting again",
-                                       path=h.hpath)
-        try:
-            data = h.prefetcher.read(offset, size)
-        except hdfs_errors.HdfsTimeout:
-            with h.lock:
-                h.timeouts.append((time.monotonic(), offset, end))
-            raise
-        self.metrics.bytes_served.inc(len(data))
-        return data
-
-    def _release_behind(self, h: _ReadHandle, offset: int, end: int) -> None:
-        """Drop the cache file's pages behind a sequential reader (see
-        :meth:`DiskCache.release`) when the kernel keeps the FUSE file's own.
-
-        Read-ahead on the cache file itself is the kernel's: the handle's one
-        descriptor (:class:`CacheFile`) is read front to back with
-        ``FADV_SEQUENTIAL``.  An explicit ``FADV_WILLNEED`` ahead of the reader
-        was measured to halve throughput from the disk (1.1 vs 1.8 GB/s): it
-        reads synchronously and competes with the kernel's own read-ahead.
-        """
-        assert self.cache is not None
-        sequential, h.cache_last = offset == h.cache_last, end
-        if not sequential or not h.kernel_cached:
-            return
-        # A margin behind the reader for requests still in flight on other FUSE threads.
-        upto = end // self.cache.chunk_size - _RELEASE_MARGIN
-        with h.lock:
-            released = h.cache_released
-            if upto - released < _RELEASE_BATCH:
-                return
-            h.cache_released = upto
-        self.cache.release(h.key, released, upto - released, self._cache_file(h))
-
-    def _read_while_writing(self, h: _WriteHandle, size: int, offset: int) -> bytes | memoryview:
+    def _read_while_writing(self, h: WriteHandle, size: int, offset: int) -> bytes | memoryview:
         """O_RDWR reads: what HDFS has (everything up to the last flush/fsync)."""
         with h.lock:
             if h.reads is None or h.reads_pos != h.pos:
                 st = self.status(h.path, fresh=True)
                 if h.reads is not None:
-                    self._close_read_handle(h.reads)
-                h.reads, h.reads_pos = self._read_handle(h.path, st), h.pos
+                    self.reads.close(h.reads)
+                h.reads, h.reads_pos = self.reads.handle(h.path, h.hpath, st), h.pos
             reads = h.reads
         if offset >= reads.size:
             return b""
         assert reads.prefetcher is not None
         return reads.prefetcher.read(offset, size)
 
-    def _note_open(self, h: _ReadHandle) -> bool:
+    def _note_open(self, h: ReadHandle) -> bool:
         """Record that ``h``'s file version is being opened at its path; True the
         first time this version is opened there in this mount (bounded LRU).
 
@@ -671,7 +501,7 @@ class HdfsFilesystem:
             if prev == ident:
                 h.keep_pages = True
             elif prev is not None and any(
-                    isinstance(o, _ReadHandle) and o.path == h.path and o.kernel_cached
+                    isinstance(o, ReadHandle) and o.path == h.path and o.kernel_cached
                     and int(o.key[:16], 16) == prev for o in list(self._handles.values())):
                 h.bypass = h.keep_pages = True  # keep: the pages are the open old one's
                 log.info("%s: another version is open; this handle reads it with direct I/O",
@@ -691,181 +521,38 @@ class HdfsFilesystem:
             for path in paths:
                 self._opened.pop(path, None)
 
-    def _open_and_fetch(self, h: _ReadHandle, verify: bool, offset: int, length: int) -> bytes:
-        self._reader(h, None, verify)
-        return self._fetch(h, offset, length)
-
-    def _fetch(self, h: _ReadHandle, offset: int, length: int) -> bytes:
-        """Bytes ``[offset, offset+length)`` of ``h``: cache first, else HDFS (then cache them).
-
-        Runs on an IoPool worker, never on a FUSE thread directly.
-        """
-        cache = self.cache
-        if cache is None:
-            return self._read_hdfs(h, offset, length)
-        data = cache.read_range(h.key, h.size, offset, length)
-        if data is not None:
-            return data
-        cs = cache.chunk_size
-        lo = offset - offset % cs
-        hi = min(h.size, -(-(offset + length) // cs) * cs)
-        whole = self._read_hdfs(h, lo, hi - lo)
-        self.metrics.cache_misses.inc(-(-(hi - lo) // cs))
-        cache.put_aligned_async(h.key, h.size, lo, whole)
-        if lo == offset and len(whole) <= length:
-            return whole
-        return whole[offset - lo:offset - lo + length]
-
-    def _read_hdfs(self, h: _ReadHandle, offset: int, length: int) -> bytes:
-        reader = self._reader(h)
-        try:
-            data = reader.read_range(offset, length)
-        except hdfs_errors.HdfsTimeout:
-            raise
-        except hdfs_errors.HdfsIOError as exc:
-            # Block locations go stale when DataNodes restart or move: reopen once.
-            log.info("read of %s at %d failed (%s); reopening", h.hpath, offset, exc)
-            reader = self._reader(h, reopen=reader)
-            data = reader.read_range(offset, length)
-        self.metrics.bytes_from_hdfs.inc(len(data))
-        return data
-
-    def _reader(self, h: _ReadHandle, reopen: HdfsReader | None = None,
-                verify: bool = True) -> HdfsReader:
-        """The handle's HDFS reader, opened (by path) if it has none yet or again
-        if it is ``reopen`` (a read through it failed).
-
-        A reader opened by path may open another file than the handle's: one
-        written under the same name since (an overwrite gets a new file id).
-        So the path's status is read again after the open, and unless it is
-        the same file (same id, at least as long: an append keeps the id), the
-        reader is dropped and the handle becomes stale: its reads that need
-        HDFS fail with ESTALE, what the disk cache holds of its version is
-        still served, and nothing of the other file is read, served or cached
-        under this handle's identity.  ``verify=False`` skips the check where
-        nothing can mix (see :meth:`open`); a reopen is always checked.
-        """
-        with h.lock:
-            if h.stale is not None:
-                raise FsError(errno.ESTALE, h.stale)
-            if h.reader is None or h.reader is reopen:
-                old = h.reader
-                reader = self.client.open_reader(h.hpath)
-                if verify or old is not None:
-                    try:
-                        fresh = self.client.get_status(h.hpath)
-                    except BaseException:
-                        _close_quietly(reader)
-                        raise
-                    if not _same_file(h, fresh):
-                        _close_quietly(reader)
-                        h.stale = (f"{h.hpath} was replaced in HDFS after it was opened "
-                                   f"(file id {h.file_id}, {h.size} bytes; now file id "
-                                   f"{fresh.file_id}, {fresh.length} bytes)")
-                        log.warning("%s; its handle fails with ESTALE", h.stale)
-                        self.meta.invalidate(h.path)
-                        self.metrics.stale_handles.inc()
-                        raise FsError(errno.ESTALE, h.stale)
-                h.reader = reader
-                if old is not None:
-                    _close_quietly(old)
-            return h.reader
-
     # -- write ------------------------------------------------------------------------------
     def write(self, fh: int, data: bytes, offset: int) -> int:
         h = self._handle(fh)
-        if not isinstance(h, _WriteHandle):
+        if not isinstance(h, WriteHandle):
             raise FsError(errno.EBADF)
-        with h.lock:
-            if h.error is not None:
-                raise FsError(errno.EIO, f"earlier write failed: {h.error}")
-            if h.writer is None:
-                self._open_writer(h, offset)
-            if not h.append and offset != h.pos:
-                raise FsError(errno.ENOTSUP,
-                              f"HDFS files are written sequentially; write at {offset}, "
-                              f"expected {h.pos}")
-            assert h.writer is not None
-            try:
-                self._call(_write_all, h.writer, data, what="write")
-            except BaseException as exc:
-                h.error = exc
-                raise
-            h.pos = (h.pos or 0) + len(data)
-        return len(data)
-
-    def _open_writer(self, h: _WriteHandle, offset: int) -> None:
-        """First write on a handle (or first after a flush): pick create or append."""
-        if h.append:
-            h.writer = self._call(self.client.append, h.hpath, what="append")
-            h.pos = self.status(h.path, fresh=True).length
-            return
-        if h.pos is None:  # opened without O_TRUNC/O_APPEND: allowed at 0 of empty, or at end
-            if offset == 0 and h.base_len == 0:
-                h.writer = self._call(self.client.create, h.hpath, overwrite=True,
-                                      permission=h.permission, what="create")
-                h.pos = 0
-                return
-            if offset == h.base_len:
-                h.writer = self._call(self.client.append, h.hpath, what="append")
-                h.pos = h.base_len
-                return
-            raise FsError(errno.ENOTSUP,
-                          f"HDFS cannot overwrite in place (write at {offset} of a "
-                          f"{h.base_len}-byte file); open with O_TRUNC or O_APPEND")
-        if offset != h.pos:
-            raise FsError(errno.ENOTSUP, f"write at {offset}, expected {h.pos}")
-        h.writer = self._call(self.client.append, h.hpath, what="append")
+        return self.writes.write(h, data, offset)
 
     def flush(self, fh: int) -> None:
         """``close(2)``: finish the HDFS file so that others see it, and report errors."""
         h = self._handle(fh)
-        if isinstance(h, _WriteHandle):
-            self._finish(h)
+        if isinstance(h, WriteHandle):
+            self.writes.finish(h)
 
     def fsync(self, fh: int, datasync: bool = False) -> None:
         h = self._handle(fh)
-        if not isinstance(h, _WriteHandle):
-            return
-        with h.lock:
-            if h.error is not None:
-                raise FsError(errno.EIO, f"earlier write failed: {h.error}")
-            if h.writer is not None:
-                try:
-                    self._call(h.writer.hsync, what="hsync")
-                except BaseException as exc:
-                    h.error = exc
-                    raise
-        self.meta.invalidate(h.path)
-
-    def _finish(self, h: _WriteHandle) -> None:
-        with h.lock:
-            writer, h.writer = h.writer, None
-            err = h.error
-            if writer is not None:
-                try:
-                    self._call(writer.close, what="close")
-                except BaseException as exc:
-                    h.error = err = exc
-            self._invalidate(h.path)
-            if err is not None:
-                h.error = None  # reported once, at this close
-                raise err
+        if isinstance(h, WriteHandle):
+            self.writes.fsync(h)
 
     def release(self, fh: int) -> None:
         h = self._handles.pop(fh, None)
         if h is None:
             return
-        if isinstance(h, _ReadHandle):
-            self._close_read_handle(h)
+        if isinstance(h, ReadHandle):
+            self.reads.close(h)
             return
         try:
-            self._finish(h)
+            self.writes.finish(h)
         except BaseException as exc:  # noqa: BLE001 - release cannot report; flush did
             log.warning("closing %s failed: %s", h.hpath, exc)
         finally:
             if h.reads is not None:
-                self._close_read_handle(h.reads)
+                self.reads.close(h.reads)
             with self._lock:
                 writers = self._writing.get(h.path)
                 if writers is not None:
@@ -874,30 +561,16 @@ class HdfsFilesystem:
                         del self._writing[h.path]
             self._invalidate(h.path)
 
-    def _close_read_handle(self, h: _ReadHandle) -> None:
-        if h.prefetcher is not None:
-            h.prefetcher.close()
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("closed %s: read-ahead %s, window %d", h.hpath, h.prefetcher.stats,
-                          h.prefetcher.window)
-        with h.lock:
-            reader, h.reader = h.reader, None
-            cache_file, h.cache_file = h.cache_file, None
-        if reader is not None:
-            _close_quietly(reader)
-        if cache_file is not None:
-            cache_file.close()
-
     def truncate(self, path: str, length: int, fh: int | None = None) -> None:
         self._require_writable()
         if length < 0:
             raise FsError(errno.EINVAL)
         handle = self._handles.get(fh) if fh is not None else None
-        if not isinstance(handle, _WriteHandle):
+        if not isinstance(handle, WriteHandle):
             # mfusepy drops the file handle of ftruncate: find our own writer of this path
             writers = self._writing.get(path)
             handle = next(iter(writers)) if writers else None
-        if isinstance(handle, _WriteHandle):
+        if isinstance(handle, WriteHandle):
             with handle.lock:
                 current = handle.pos if handle.pos is not None else handle.base_len
                 if length == current:
@@ -907,7 +580,7 @@ class HdfsFilesystem:
                                   "or extended")
                 old, handle.writer = handle.writer, None
                 if old is not None:
-                    _close_quietly(old)
+                    close_quietly(old)
                 handle.writer = self._call(self.client.create, handle.hpath, overwrite=True,
                                            permission=handle.permission, what="create")
                 handle.pos = 0
@@ -931,7 +604,7 @@ class HdfsFilesystem:
                 zeros = bytes(min(remaining, 1 << 20))
                 while remaining:
                     n = min(remaining, len(zeros))
-                    self._call(_write_all, w, zeros[:n], what="write")
+                    self._call(write_all, w, zeros[:n], what="write")
                     remaining -= n
             finally:
                 self._call(w.close, what="close")
@@ -1057,14 +730,6 @@ class HdfsFilesystem:
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _same_file(h: _ReadHandle, fresh: FileStatus) -> bool:
-    """Whether ``fresh`` (the path's status now) is still the file ``h`` opened."""
-    if h.file_id and fresh.file_id:
-        return fresh.file_id == h.file_id and fresh.length >= h.size
-    # no file ids (see FileStatus.file_id): length and mtime are all there is
-    return (fresh.length, fresh.mtime_ms) == (h.size, h.mtime_ms)
-
-
 def _statfs_from(capacity: int, remaining: int) -> StatFs:
     frsize = 4096
     return StatFs(bsize=BLKSIZE, frsize=frsize, blocks=capacity // frsize,
@@ -1072,26 +737,10 @@ def _statfs_from(capacity: int, remaining: int) -> StatFs:
                   files=1 << 32, ffree=1 << 31)
 
 
-def _write_all(writer: HdfsWriter, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = writer.write(view)
-        if n <= 0:
-            raise hdfs_errors.HdfsIOError("HDFS writer accepted no bytes")
-        view = view[n:]
-
-
 def _has_children(client: HdfsClient, hpath: str) -> bool:
     for _child in client.list_dir(hpath):
         return True
     return False
-
-
-def _close_quietly(obj: HdfsReader | HdfsWriter) -> None:
-    try:
-        obj.close()
-    except Exception as exc:  # noqa: BLE001
-        log.debug("close failed: %s", exc)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,7 +7,7 @@ import ctypes
 
 import pytest
 
-from fuse_mount import adapter
+from fuse_mount import adapter, reply_buffers
 from fuse_mount.options import MountOptions
 
 _START = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
@@ -66,8 +66,8 @@ def test_splice_max_read_fits_libfuses_pipe():
     import fcntl
     import os
 
-    n = adapter.splice_max_read()
-    assert n % 4096 == 0 and 4096 <= n <= adapter.MAX_REQUEST
+    n = reply_buffers.splice_max_read()
+    assert n % 4096 == 0 and 4096 <= n <= reply_buffers.MAX_REQUEST
     r, w = os.pipe()
     try:  # libfuse sizes its pipe to the reply + 3 pages + the reply header
         assert fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, n + 3 * 4096 + 16) >= n
@@ -82,7 +82,7 @@ def test_request_size_is_capped_only_when_cache_hits_are_spliced(tmp_path):
 
     assert max_read() is None  # no disk cache: nothing to splice from
     assert max_read(cache_dir=str(tmp_path), splice=False) is None
-    assert max_read(cache_dir=str(tmp_path)) == adapter.splice_max_read()
+    assert max_read(cache_dir=str(tmp_path)) == reply_buffers.splice_max_read()
 
 
 class _Core:
@@ -119,15 +119,15 @@ def _reply(fuse: adapter.FuseAdapter, size: int, offset: int) -> tuple[bytes, in
 
     slot = ctypes.c_void_p()
     assert fuse.read_buf(None, ctypes.pointer(slot), size, offset, 1) == 0
-    vec = adapter._FuseBufvec.from_address(slot.value)
+    vec = reply_buffers.FuseBufvec.from_address(slot.value)
     buf = vec.buf[0]
     assert vec.count == 1
-    if buf.flags & adapter.FUSE_BUF_IS_FD:
+    if buf.flags & reply_buffers.FUSE_BUF_IS_FD:
         out, fd = os.read(buf.fd, buf.size), buf.fd
     else:
         out, fd = ctypes.string_at(buf.mem, buf.size), -1
-        adapter._libc.free(buf.mem)
-    adapter._libc.free(slot.value)
+        reply_buffers.libc.free(buf.mem)
+    reply_buffers.libc.free(slot.value)
     return out, fd
 
 
@@ -167,20 +167,20 @@ def test_bytes_left_in_the_pipe_never_start_the_next_reply(tmp_path, monkeypatch
     slot = ctypes.c_void_p()
     # a reply libfuse never sent (say, the request was interrupted): bytes stay behind
     assert fuse.read_buf(None, ctypes.pointer(slot), 30000, 0, 1) == 0
-    adapter._libc.free(slot.value)
+    reply_buffers.libc.free(slot.value)
     out, fd = _reply(fuse, 10000, 5000)
     assert out == data[5000:15000] and fd >= 0
     # a vmsplice that failed half-way leaves part of a reply: it is discarded too
-    real = adapter._vmsplice_all
+    real = adapter.vmsplice_all
 
     def half(fd: int, buf: object) -> bool:
         os.write(fd, bytes(memoryview(buf)[:700]))  # type: ignore[arg-type]
         return False
 
-    monkeypatch.setattr(adapter, "_vmsplice_all", half)
+    monkeypatch.setattr(adapter, "vmsplice_all", half)
     out, fd = _reply(fuse, 10000, 7000)
     assert out == data[7000:17000] and fd == -1
-    monkeypatch.setattr(adapter, "_vmsplice_all", real)
+    monkeypatch.setattr(adapter, "vmsplice_all", real)
     out, fd = _reply(fuse, 10000, 9000)
     assert out == data[9000:19000] and fd >= 0
     assert fuse._local.pipe.pending() == 0

@@ -7,7 +7,8 @@ import os
 import pytest
 from fuse_kit import small_tmpfs
 
-from fuse_mount.cache import CacheBusy, DiskCache, cache_key, data_ranges
+from fuse_mount.cache import CacheBusy, DiskCache, cache_key
+from fuse_mount.cache_files import data_ranges
 from fuse_mount.metrics import MountMetrics
 
 CS = 4096
