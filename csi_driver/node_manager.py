@@ -52,7 +52,6 @@ from csi_driver.params import (
 from csi_driver.paths import check_local_path, is_under
 from csi_driver.scope import check_cluster, check_dynamic
 from csi_driver.state import StagedVolume, StateStore, Target, volume_key
-from csi_driver.warmups import Warmups
 from csi_driver.volumes import (
     check_context_matches, check_volume_id, decode_volume_id, static_hdfs_path,
 )
@@ -73,8 +72,6 @@ class ResolvedVolume:
     #: an HDFS snapshot (``snapshot`` attribute or a ``.snapshot`` path): no
     #: way to write exists, so a writer use is refused, not quietly made read-only
     pinned: bool = False
-    #: paths or globs to read into the disk cache once staged (``warmup`` attribute)
-    warmup: tuple[str, ...] = ()
 
     def check_use(self, cap: Capability, readonly: bool = False) -> None:
         """Refuse a writer use of a pinned volume (INVALID_ARGUMENT).
@@ -116,7 +113,6 @@ class NodeManager:
         #: the kubelet path: root's alone, so no one can redirect the helper
         self.fuse_dir = os.path.join(config.state_dir, "fuse")
         self.local = Anchor(config.kubelet_dirs)
-        self.warmups = Warmups(self.mounts_dir)
 
     # -- resolving what to mount ----------------------------------------------------------------
     def resolve(self, volume_id: str, context: Mapping[str, str]) -> ResolvedVolume:
@@ -125,8 +121,7 @@ class NodeManager:
         if ref is not None:
             check_context_matches(ref, ctx)
             check_dynamic(self.config, ref)
-            return ResolvedVolume(ref.cluster_uri, ref.path, True, ctx.mount.read_only, ctx.mount,
-                                  warmup=ctx.warmup)
+            return ResolvedVolume(ref.cluster_uri, ref.path, True, ctx.mount.read_only, ctx.mount)
         if ctx.path is None:
             raise VolumeNotFound("no such volume: the id is not a dynamic volume of this driver "
                                  "and volume_context names no path")
@@ -139,7 +134,7 @@ class NodeManager:
         path = static_hdfs_path(ctx)
         pinned = ctx.snapshot is not None or ".snapshot" in path.split("/")
         return ResolvedVolume(cluster, path, False, ctx.mount.read_only or pinned, ctx.mount,
-                              pinned, ctx.warmup)
+                              pinned)
 
     # -- helpers -----------------------------------------------------------------------------------
     def _client(self, vol: StagedVolume) -> HdfsClient:
@@ -280,8 +275,7 @@ class NodeManager:
         same thing, finishing or recovering the mount; ALREADY_EXISTS if it asks otherwise."""
         if (vol.capability != cap.fingerprint() or vol.read_only != read_only
                 or vol.source_uri != f"{resolved.cluster_uri}{resolved.hdfs_path}"
-                or vol.mount_options != resolved.mount.to_context()
-                or tuple(vol.warmup) != resolved.warmup):
+                or vol.mount_options != resolved.mount.to_context()):
             raise AlreadyExists(f"volume is already {where} with a different capability or "
                                 "volume context")
         if vol.phase == "staged" and self.mounter.state(vol.staging_path) is MountState.HEALTHY:
@@ -306,7 +300,7 @@ class NodeManager:
             read_only=read_only, capability=cap.fingerprint(),
             mount_options=resolved.mount.to_context(), dynamic=resolved.dynamic,
             user=creds.user if creds else None, principal=creds.principal if creds else None,
-            keytab_file=keytab_file, ephemeral=ephemeral, warmup=list(resolved.warmup),
+            keytab_file=keytab_file, ephemeral=ephemeral,
         )
         created = False
         try:
@@ -328,16 +322,8 @@ class NodeManager:
         log.info("%s volume %s (%s) at %s as %s", "mounted inline" if ephemeral else "staged",
                  volume_id, vol.source_uri, staging,
                  creds.describe() if creds else "the driver's default user")
-        if vol.warmup:
-            # in the background: NodeStageVolume does not wait for the dataset to be read
-            try:
-                self.warmups.start(vol.key, staging, vol.warmup, resolved.mount.get("cache_size"))
-            except OSError as exc:
-                log.warning("volume %s: could not start its warm-up: %s", volume_id, exc)
 
     def _undo_stage(self, vol: StagedVolume, created_dir: bool) -> None:
-        with contextlib.suppress(Exception):
-            self.warmups.stop(vol.key, vol.staging_path)
         with contextlib.suppress(Exception):
             self.mounter.stop_fuse(self._spec(vol))
         if created_dir and self.mounter.state(vol.staging_path) is MountState.ABSENT:
@@ -374,7 +360,6 @@ class NodeManager:
             if live:
                 raise FailedPrecondition(f"volume is still published at {len(live)} target(s); "
                                          "NodeUnpublishVolume them first")
-            self.warmups.stop(vol.key, vol.staging_path)
             self.mounter.stop_fuse(self._spec(vol))
             if self.mounter.state(staging) is not MountState.ABSENT:
                 raise MountFailed(f"{staging} is still mounted after unmount")
@@ -486,7 +471,6 @@ class NodeManager:
         with self.inflight.hold(volume_id):
             vol = self.store.load(volume_id)
             if vol is not None and vol.ephemeral and self._same(vol.staging_path, target):
-                self.warmups.stop(vol.key, vol.staging_path)
                 self.mounter.stop_fuse(self._spec(vol))
                 if self.mounter.state(vol.staging_path) is not MountState.ABSENT:
                     raise MountFailed(f"{target} is still mounted after unmount")

@@ -34,16 +34,13 @@ ON_DELETE = "onDelete"        #: delete | retain | archive
 # -- mount options (StorageClass parameters and static PV attributes) -------------
 # Owned by fuse_mount.options (names, parsers, limits, canonical form); the
 # CSI layer accepts them beside its own keys and hands their values there.
-READ_ONLY, CACHE_SIZE, READ_AHEAD_MAX, METADATA_TTL = (
+READ_ONLY, CACHE_SIZE, READ_AHEAD_MAX, METADATA_TTL, WARMUP = (
     mount_options.READ_ONLY, mount_options.CACHE_SIZE, mount_options.READ_AHEAD_MAX,
-    mount_options.METADATA_TTL)
+    mount_options.METADATA_TTL, mount_options.WARMUP)
 
 # -- static PV volumeAttributes -----------------------------------------------------
 PATH = "path"                 #: existing HDFS directory, e.g. /datasets/imagenet
 SNAPSHOT = "snapshot"         #: optional HDFS snapshot name (pins a read-only view)
-#: what to read into the node's disk cache once staged, in the background:
-#: comma-separated paths or globs inside the volume ("." = all), e.g. "train/**/*.jpg,val"
-WARMUP = "warmup"
 
 # -- node-stage / node-publish (and controller) secrets ------------------------------
 SECRET_USER = "user"                      #: simple-auth HDFS user
@@ -58,8 +55,7 @@ EPHEMERAL = "csi.storage.k8s.io/ephemeral"
 
 MOUNT_OPTION_KEYS = tuple(mount_options.VOLUME_ATTRIBUTES)
 STORAGE_CLASS_KEYS = (HDFS_URI, BASE_PATH, OWNER, GROUP, MODE, ON_DELETE) + MOUNT_OPTION_KEYS
-VOLUME_CONTEXT_KEYS = (HDFS_URI, PATH, SNAPSHOT, WARMUP) + MOUNT_OPTION_KEYS
-MAX_WARMUP_PATTERNS = 64
+VOLUME_CONTEXT_KEYS = (HDFS_URI, PATH, SNAPSHOT) + MOUNT_OPTION_KEYS
 SECRET_KEYS = (SECRET_USER, SECRET_KERBEROS_PRINCIPAL, SECRET_KERBEROS_KEYTAB)
 
 ON_DELETE_POLICIES = ("delete", "retain", "archive")
@@ -150,8 +146,6 @@ class VolumeContext:
     path: str | None = None
     snapshot: str | None = None
     mount: MountOptions = field(default_factory=MountOptions)
-    #: paths or globs relative to the volume root, read into the disk cache once staged
-    warmup: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,25 +217,6 @@ def parse_cluster_uri(key: str, value: str) -> str:
     return loc.cluster_uri
 
 
-def parse_warmup(value: str) -> tuple[str, ...]:
-    """The ``warmup`` attribute: comma-separated relative paths or globs inside the volume.
-
-    Each stays inside the volume (no leading '/', no '..'), and none can be read as
-    an option of the command that warms them (no leading '-')."""
-    patterns = tuple(p.strip() for p in value.split(",") if p.strip())
-    if not patterns:
-        raise InvalidArgument(f"{WARMUP} names no path (use '.' for the whole volume)")
-    if len(patterns) > MAX_WARMUP_PATTERNS:
-        raise InvalidArgument(f"{WARMUP} names more than {MAX_WARMUP_PATTERNS} paths")
-    for p in patterns:
-        if p.startswith(("/", "-")) or ".." in p.split("/"):
-            raise InvalidArgument(f"{WARMUP}: {p[:64]!r} must be a path inside the volume "
-                                  "(relative, without '..', not starting with '-')")
-        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in p):
-            raise InvalidArgument(f"{WARMUP} must not contain control characters")
-    return patterns
-
-
 def _parse_name(key: str, value: str) -> str:
     if not _NAME_RE.match(value):
         raise InvalidArgument(f"{key} must be a user or group name ([A-Za-z0-9._@-], "
@@ -284,17 +259,11 @@ def parse_volume_context(values: Mapping[str, str]) -> VolumeContext:
         raise InvalidArgument(f"{SNAPSHOT} needs {PATH}: name the snapshottable directory")
     if path is not None and snapshot is not None and ".snapshot" in path.split("/"):
         raise InvalidArgument(f"give either a .snapshot path or the {SNAPSHOT} attribute, not both")
-    mount = MountOptions.parse(known)
-    warmup = parse_warmup(known[WARMUP]) if WARMUP in known else ()
-    if warmup and mount.get("cache_size") is None:
-        raise InvalidArgument(f"{WARMUP} needs {CACHE_SIZE}: without a disk cache there is "
-                              "nothing to warm")
     return VolumeContext(
         hdfs_uri=parse_cluster_uri(HDFS_URI, known[HDFS_URI]) if HDFS_URI in known else None,
         path=path,
         snapshot=snapshot,
-        mount=mount,
-        warmup=warmup,
+        mount=MountOptions.parse(known),
     )
 
 

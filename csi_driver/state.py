@@ -56,8 +56,6 @@ class StagedVolume:
     #: An inline (ephemeral) volume: kubelet never stages it, so the FUSE mount
     #: sits directly at the pod's target path (``staging_path`` holds that path).
     ephemeral: bool = False
-    #: paths or globs read into the disk cache once staged (the ``warmup`` attribute)
-    warmup: list[str] = field(default_factory=list)
     phase: str = "staging"      #: "staging" until the mount answered, then "staged"
     targets: dict[str, Target] = field(default_factory=dict)
 

@@ -45,7 +45,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _metavar(kind: str) -> str:
-    return {"size": "SIZE", "duration": "SECONDS", "int": "N", "path": "PATH"}.get(kind, "VALUE")
+    return {"size": "SIZE", "duration": "SECONDS", "int": "N", "path": "PATH",
+            "list": "PATHS"}.get(kind, "VALUE")
 
 
 def _parser_for(kind: str):  # type: ignore[no-untyped-def]

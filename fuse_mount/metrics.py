@@ -48,6 +48,11 @@ class MountMetrics:
             "hdfs_fuse_cache_write_errors",
             "Chunks not cached because the cache disk failed (e.g. full); reads went through",
             registry=r)
+        self.warmup_files = Counter(
+            "hdfs_fuse_warmup_files", "Files the mount's warm-up (--warmup) read into the cache",
+            registry=r)
+        self.warmup_bytes = Counter(
+            "hdfs_fuse_warmup_bytes", "Bytes the mount's warm-up read into the cache", registry=r)
         self.cache_bytes = Gauge(
             "hdfs_fuse_cache_bytes", "Bytes held in the local disk cache", registry=r)
         self.readahead_bytes = Counter(

@@ -38,6 +38,8 @@ READ_ONLY = "readOnly"          #: "true" mounts the filesystem read-only
 CACHE_SIZE = "cacheSize"        #: local data cache bound, e.g. "10Gi"
 READ_AHEAD_MAX = "readAheadMax"  #: largest read-ahead window, e.g. "64Mi"
 METADATA_TTL = "metadataTtl"    #: attribute/listing cache lifetime, e.g. "30s"
+WARMUP = "warmup"               #: read these paths/globs into the disk cache once mounted
+MAX_WARMUP_PATTERNS = 64
 
 
 def _opt(default: Any, help: str, *, kind: str = "str", csi: str | None = None,
@@ -111,6 +113,11 @@ class MountOptions:
     io_threads: int = _opt(
         32, "Threads doing HDFS calls (read-ahead, reads, metadata) for the mount. "
         "HDFS calls release the GIL, so threads give real parallelism.", kind="int")
+    warmup: tuple[str, ...] = _opt(
+        (), "Paths or globs inside the mount, comma-separated ('.' = all of it; '**' crosses "
+        "directories), read into the disk cache in the background once mounted, up to "
+        "--cache-size, so that a first epoch finds them local. Needs --cache-dir.",
+        kind="list", csi=WARMUP)
     user: str | None = _opt(
         None, "HDFS user name for simple authentication (default: HADOOP_USER_NAME or the "
         "local user).", kind="str")
@@ -153,6 +160,13 @@ class MountOptions:
             if not os.path.isabs(self.cache_dir) or ".." in self.cache_dir.split("/"):
                 raise ValueError("cache_dir must be an absolute path without '..': "
                                  f"{self.cache_dir!r}")
+        if len(self.warmup) > MAX_WARMUP_PATTERNS:
+            raise ValueError(f"warmup names more than {MAX_WARMUP_PATTERNS} paths")
+        for p in self.warmup:
+            if not p or p.startswith(("/", "-")) or ".." in p.split("/") or any(
+                    ord(ch) < 0x20 or ord(ch) == 0x7F for ch in p):
+                raise ValueError(f"warmup: {p[:64]!r} must be a path inside the mount "
+                                 "(relative, without '..', not starting with '-')")
         if (self.kerberos_principal is None) != (self.kerberos_keytab is None):
             raise ValueError("kerberos_principal and kerberos_keytab go together")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -217,6 +231,9 @@ def parse_volume_attributes(values: Mapping[str, str]) -> dict[str, Any]:
             shown = format_size(int(limit)) if f.metadata["kind"] == "size" else f"{limit:g} s"
             raise ValueError(f"{key} must not exceed {shown}")
         out[f.name] = value
+    if out.get("warmup") and "cache_size" not in out:
+        raise ValueError(f"{WARMUP} needs {CACHE_SIZE}: without a disk cache there is "
+                         "nothing to warm")
     try:
         MountOptions(**out)
     except ValueError as exc:
@@ -258,6 +275,8 @@ def flags_for(given: Mapping[str, Any]) -> list[str]:
 
 
 def _format(kind: str, value: Any) -> str:
+    if kind == "list":
+        return ",".join(value)
     if kind == "size":
         return str(int(value))
     if kind == "duration":   # exact: "{:g}" would round 12345.678 s to 12345.7
@@ -290,6 +309,12 @@ def parse_value(kind: str, raw: Any) -> Any:
         return parse_duration(raw)
     if kind == "int":
         return int(str(raw).strip())
+    if kind == "list":
+        items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+        out = tuple(p.strip() for p in items if str(p).strip())
+        if not out:
+            raise ValueError("names no path (use '.' for all of it)")
+        return out
     if kind == "path":
         text = str(raw)
         return text or None  # not normalised: '..' must be seen (and refused), not resolved

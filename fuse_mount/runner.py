@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any
 from collections.abc import Callable
 
 from fuse_mount import mounts
@@ -154,6 +155,7 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
         except HdfsError as exc:
             raise MountError(f"cannot connect to {loc.cluster_uri}: {exc}") from None
     metrics = MountMetrics()
+    warmer: list[Any] = []   # the --warmup thread, once the mount answers
     try:
         core = HdfsFilesystem(client, loc.path, opts, metrics=metrics)  # type: ignore[arg-type]
     except CacheBusy as exc:
@@ -175,6 +177,11 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
                 log.info("%s is mounted", mountpoint)
                 if on_ready is not None:
                     on_ready()
+                if opts.warmup:
+                    from fuse_mount.warmer import Warmer
+
+                    warmer.append(Warmer(core, opts.warmup, max_bytes=opts.cache_size))
+                    warmer[0].start()
             else:
                 log.error("%s did not become ready", mountpoint)
 
@@ -186,6 +193,8 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
                              "is /dev/fuse available and fusermount3 installed?") from None
         log.info("%s unmounted", mountpoint)
     finally:
+        for w in warmer:
+            w.stop()
         core.close()
         try:
             client.close()  # type: ignore[attr-defined]

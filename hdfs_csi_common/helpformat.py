@@ -35,7 +35,7 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
             return text
         if ("default" in text.lower() or not action.option_strings
                 or isinstance(action, _FLAG_ACTIONS)
-                or default is None or default is argparse.SUPPRESS or default == []):
+                or default is None or default is argparse.SUPPRESS or default in ([], (), "")):
             return text
         if isinstance(default, (list, tuple)):
             default = ",".join(str(v) for v in default)

@@ -1,5 +1,6 @@
 """The ``warmup`` volume attribute: a staged dataset is read into the node's disk cache in
-the background, NodeStageVolume does not wait for it, unstaging stops it and leaves nothing."""
+the background by the mount itself, NodeStageVolume does not wait for it, unstaging in the
+middle of it works and leaves nothing."""
 
 from __future__ import annotations
 
@@ -45,17 +46,15 @@ def test_a_staged_dataset_warms_in_the_background(driver: DriverProcess, kubelet
     t0 = time.monotonic()
     node.NodeStageVolume(_stage(vol_id, kubelet.staging, ctx))
     staged_in = time.monotonic() - t0
-    log = Path(driver.state_dir, "mounts", f"{key}.warmup.log")
+    log = Path(driver.state_dir, "mounts", f"{key}.log")      # the mount's own log
     deadline = time.monotonic() + 60
-    while "warmed" not in (log.read_text() if log.exists() else "") and \
+    while "warm-up: warmed" not in (log.read_text() if log.exists() else "") and \
             time.monotonic() < deadline:
         time.sleep(0.1)
     text = log.read_text()
-    assert f"warmed {len(sizes)} files" in text, text
+    assert f"warm-up: warmed {len(sizes)} files" in text, text[-3000:]
     cache = Path(driver.state_dir, "cache", key)
-    deadline = time.monotonic() + 20     # chunks reach the disk from a background writer
-    while _allocated(cache) < sum(sizes.values()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # the mount says "warmed" once the chunks are on the disk
     assert sum(sizes.values()) <= _allocated(cache) < sum(sizes.values()) + (2 << 20), \
         "the named tree is cached, the other one not"
     # a repeated stage with the same context is fine; another warmup list is not
@@ -64,45 +63,34 @@ def test_a_staged_dataset_warms_in_the_background(driver: DriverProcess, kubelet
                                                 {**ctx, "warmup": "val"})) is C.ALREADY_EXISTS
     node.NodeUnstageVolume(csi_pb2.NodeUnstageVolumeRequest(
         volume_id=vol_id, staging_target_path=str(kubelet.staging)))
-    assert not log.exists() and not log.with_suffix(".pid").exists()
+    assert not log.exists() and not cache.exists()
     assert staged_in < 30
 
 
 @needs_fuse
 @pytest.mark.fuse
-def test_unstage_leaves_no_warmup_behind(driver: DriverProcess, kubelet: Kubelet,
-                                                     direct: Any) -> None:
+def test_unstaging_in_the_middle_of_a_warmup(driver: DriverProcess, kubelet: Kubelet,
+                                             direct: Any) -> None:
     ds = "/datasets/" + unique("warmstop")
     for i in range(4):
         direct.write_file(f"{ds}/big{i}", os.urandom(8 << 20))
     vol_id = "pv-" + unique("warmstop")
-    key = volume_key(vol_id)
     node = driver.node()
     node.NodeStageVolume(_stage(vol_id, kubelet.staging,
                                 {"path": ds, "cacheSize": "256Mi", "warmup": "."}))
-    pid_file = Path(driver.state_dir, "mounts", f"{key}.warmup.pid")
-    assert pid_file.exists()
-    pid = int(pid_file.read_text())
+    t0 = time.monotonic()
     node.NodeUnstageVolume(csi_pb2.NodeUnstageVolumeRequest(
         volume_id=vol_id, staging_target_path=str(kubelet.staging)))
-    assert not pid_file.exists()
-    deadline = time.monotonic() + 10
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                break        # finished, waiting for its parent (the driver) to reap it
-        except OSError:
-            break
-        time.sleep(0.05)
-    stat = Path(f"/proc/{pid}/stat")
-    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert time.monotonic() - t0 < 30
+    assert not list(Path(driver.state_dir, "volumes").glob("*.json"))
+    assert not Path(driver.state_dir, "cache", volume_key(vol_id)).exists()
 
 
 @pytest.mark.parametrize("context, words", [
     ({"warmup": "train"}, "warmup needs cacheSize"),
-    ({"warmup": "../etc", "cacheSize": "1Gi"}, "inside the volume"),
-    ({"warmup": "/abs", "cacheSize": "1Gi"}, "inside the volume"),
-    ({"warmup": "-rf", "cacheSize": "1Gi"}, "inside the volume"),
+    ({"warmup": "../etc", "cacheSize": "1Gi"}, "inside the mount"),
+    ({"warmup": "/abs", "cacheSize": "1Gi"}, "inside the mount"),
+    ({"warmup": "-rf", "cacheSize": "1Gi"}, "inside the mount"),
     ({"warmup": " , ", "cacheSize": "1Gi"}, "names no path"),
 ])
 def test_bad_warmup_attributes_are_refused_before_anything_happens(

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from fuse_kit import hdfs_dir
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hst
 
 from benchmarks.pagecache import evict_file
 from fuse_mount import warmup
@@ -128,3 +130,95 @@ def test_a_large_file_is_read_as_segments_each_counted_once(
     small.write_bytes(b"y" * 100)
     result = warmup.warm([str(big), str(small)], threads=3)
     assert (result.files, result.bytes, result.failed) == (2, 10_100, [])
+
+
+# -- the mount's own warm-up (--warmup, the warmup volume attribute) ---------------------------
+
+def _wait_for_warmup_end(m, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = m.log_text()
+        if "warm-up: warmed" in text:
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"the warm-up did not end:\n{m.log_text()[-3000:]}")
+
+
+@pytest.mark.minidfs_only   # stops the DataNode: what the warm-up named is on the disk
+def test_the_mount_warms_what_its_patterns_name_and_nothing_else(dfs, hdfs, mount_factory,
+                                                                 tmp_path: Path) -> None:
+    base, files = _dataset(hdfs)
+    m = mount_factory(f"{dfs.uri}{base}", "--read-only", "--cache-dir", str(tmp_path / "cache"),
+                      "--cache-size", "64M", "--metadata-ttl", "300",
+                      "--warmup", "class1,class2/img0[0-1]*.bin,**/big.bin", metrics=True)
+    text = _wait_for_warmup_end(m)
+    named = {rel for rel in files if rel.startswith("class1/") or rel == "shards/big.bin"
+             or (rel.startswith("class2/img0") and rel[len("class2/img0")] in "01")}
+    assert f"warm-up: warmed {len(named)} files" in text, text[-2000:]
+    assert m.metrics()["hdfs_fuse_warmup_files_total"] == len(named)
+    dfs.stop_datanode(0)
+    try:
+        for rel, data in files.items():
+            evict_file(str(m.path / rel))
+            if rel in named:
+                assert (m.path / rel).read_bytes() == data, rel
+            else:
+                with pytest.raises(OSError):
+                    (m.path / rel).read_bytes()
+    finally:
+        dfs.start_datanode(0)
+
+
+def test_a_pattern_that_names_nothing_is_logged_and_the_mount_serves(dfs, hdfs, mount_factory,
+                                                                     tmp_path: Path) -> None:
+    base, files = _dataset(hdfs, n=4, seed=9)
+    m = mount_factory(f"{dfs.uri}{base}", "--read-only", "--cache-dir", str(tmp_path / "cache"),
+                      "--cache-size", "64M", "--warmup", "nosuchdir,class0")
+    text = _wait_for_warmup_end(m)
+    assert "warm-up: nosuchdir: no file matches" in text
+    assert "warm-up: warmed 1 files" in text
+    assert (m.path / "class1/img001.bin").read_bytes() == files["class1/img001.bin"]
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changed=hst.sets(hst.integers(0, 11), max_size=6), delay_ms=hst.integers(0, 30))
+def test_files_replaced_during_a_warmup_are_never_served_wrong(dfs, hdfs, tmp_path_factory,
+                                                               changed: set[int],
+                                                               delay_ms: int) -> None:
+    """Replace some files in HDFS while the mount warms them; once the metadata has
+    expired, every file reads as what HDFS holds now, whatever the cache was given."""
+    from fuse_mount.fs import HdfsFilesystem
+    from fuse_mount.options import MountOptions
+    from fuse_mount.warmer import Warmer
+
+    base = hdfs_dir(hdfs, "warmrace")
+    rnd = random.Random(len(changed) * 31 + delay_ms)
+    now = {f"/f{i:02d}": rnd.randbytes(rnd.randint(1, 400_000)) for i in range(12)}
+    for rel, data in now.items():
+        hdfs.write_file(base + rel, data)
+    cache = tmp_path_factory.mktemp("warmcache")
+    core = HdfsFilesystem(hdfs, base, MountOptions(cache_dir=str(cache), metadata_ttl=0.2,
+                                                   io_timeout=10))
+    try:
+        w = Warmer(core, ["."], threads=4)
+        w.start()
+        time.sleep(delay_ms / 1000)
+        for i in sorted(changed):
+            rel = f"/f{i:02d}"
+            now[rel] = rnd.randbytes(rnd.randint(1, 400_000))
+            hdfs.write_file(base + rel, now[rel])          # a new file id
+        assert w.done.wait(60)
+        time.sleep(0.3)                                    # past --metadata-ttl
+        for rel, data in now.items():
+            fh = core.open(rel, os.O_RDONLY)
+            try:
+                got, off = b"", 0
+                while chunk := core.read(fh, 1 << 20, off):
+                    got += bytes(chunk)
+                    off += len(chunk)
+            finally:
+                core.release(fh)
+            assert got == data, rel
+    finally:
+        core.close()
