@@ -126,9 +126,10 @@ def test_metadata_ttl_expiry_sees_changes(hdfs, base):
         assert fs.getattr("/g").size == 3
         cached_at = time.monotonic()
         hdfs.write_file(f"{base}/g", b"three", overwrite=True)
-        size = fs.getattr("/g").size
-        if time.monotonic() - cached_at < ttl * 0.9:
-            assert size == 3  # still cached
+        # Within the TTL the old size may still be served, or already the new one: the
+        # first getattr started a listing of the parent in the background (_warm_parent),
+        # which may have run after the overwrite.  Never anything else.
+        assert fs.getattr("/g").size in (3, 5)
         time.sleep(max(0.0, cached_at + ttl + 0.2 - time.monotonic()))
         assert fs.getattr("/g").size == 5
         assert read_all(fs, "/g") == b"three"
