@@ -49,7 +49,7 @@ from fuse_mount.iopool import IoPool
 from fuse_mount.metadata import MISSING, MetadataCache
 from fuse_mount.metrics import MountMetrics
 from fuse_mount.options import MountOptions
-from fuse_mount.read_handle import ReadHandle, Reads, close_quietly
+from fuse_mount.read_handle import ReadHandle, Reads
 from fuse_mount.readahead import MemoryBudget, ReadaheadConfig
 from fuse_mount.write_handle import WriteHandle, Writes, write_all
 from hdfs_client import errors as hdfs_errors
@@ -571,21 +571,8 @@ class HdfsFilesystem:
             writers = self._writing.get(path)
             handle = next(iter(writers)) if writers else None
         if isinstance(handle, WriteHandle):
-            with handle.lock:
-                current = handle.pos if handle.pos is not None else handle.base_len
-                if length == current:
-                    return
-                if length != 0:
-                    raise FsError(errno.ENOTSUP, "HDFS files can only be truncated to 0 "
-                                  "or extended")
-                old, handle.writer = handle.writer, None
-                if old is not None:
-                    close_quietly(old)
-                handle.writer = self._call(self.client.create, handle.hpath, overwrite=True,
-                                           permission=handle.permission, what="create")
-                handle.pos = 0
-                handle.error = None
-            self._invalidate(path)
+            if self.writes.truncate(handle, length):
+                self._invalidate(path)
             return
         st = self.status(path)
         if st.is_dir:

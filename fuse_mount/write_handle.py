@@ -6,7 +6,8 @@ writes go, in order, into one ``HdfsWriter`` opened at the first write
 (create, or append at the end), and ``close(2)`` (FUSE ``flush``) finishes
 the HDFS file so that errors reach the caller there.  A write at any other
 offset is ``ENOTSUP``; once a write failed, every later call of the handle
-fails with ``EIO`` until it is closed.  See SEMANTICS.md for the exact rules.
+fails with ``EIO`` until it is closed; ``ftruncate`` of an open handle to 0
+starts the file over.  See SEMANTICS.md for the exact rules.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fuse_mount.errors import FsError
-from fuse_mount.read_handle import ReadHandle
+from fuse_mount.read_handle import ReadHandle, close_quietly
 from hdfs_client import errors as hdfs_errors
 from hdfs_client.base import HdfsClient, HdfsWriter
 
@@ -112,6 +113,26 @@ class Writes:
                     h.error = exc
                     raise
         self.invalidate_attrs(h.path)
+
+    def truncate(self, h: WriteHandle, length: int) -> bool:
+        """``ftruncate`` of an open handle: to its current length (nothing to do,
+        False), or to 0, which starts the file over with a new writer (True).
+        Any other length is ``ENOTSUP``: HDFS cannot cut a file being written."""
+        with h.lock:
+            current = h.pos if h.pos is not None else h.base_len
+            if length == current:
+                return False
+            if length != 0:
+                raise FsError(errno.ENOTSUP, "HDFS files can only be truncated to 0 "
+                              "or extended")
+            old, h.writer = h.writer, None
+            if old is not None:
+                close_quietly(old)
+            h.writer = self._call(self.client.create, h.hpath, overwrite=True,
+                                  permission=h.permission, what="create")
+            h.pos = 0
+            h.error = None
+        return True
 
     def finish(self, h: WriteHandle) -> None:
         """Close the HDFS file (``close(2)``, and release): others see it; an error of this

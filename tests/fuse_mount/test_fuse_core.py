@@ -383,6 +383,19 @@ def test_truncate_variants(fs, hdfs, base):
     assert hdfs.read_file(f"{base}/t") == b""
 
 
+def test_truncate_of_an_open_writer(fs, hdfs, base):
+    fh = fs.create("/w", 0o644, os.O_WRONLY | os.O_CREAT)
+    fs.write(fh, b"abcdef", 0)
+    fs.truncate("/w", 6, fh)          # its current length: nothing to do
+    assert errno_of(fs.truncate, "/w", 3, fh) == errno.ENOTSUP
+    fs.truncate("/w", 0)              # no handle given (mfusepy drops it): our writer
+    assert fs.getattr("/w").size == 0
+    fs.write(fh, b"xy", 0)            # the file starts over at 0
+    fs.flush(fh)
+    fs.release(fh)
+    assert hdfs.read_file(f"{base}/w") == b"xy"
+
+
 def test_namespace_operations(fs, hdfs, base):
     fs.mkdir("/d", 0o750)
     assert errno_of(fs.mkdir, "/d", 0o755) == errno.EEXIST
