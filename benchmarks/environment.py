@@ -252,25 +252,28 @@ class MountProcess:
             os.makedirs(self.cache_dir, exist_ok=True)
         self._started = True
         try:
+            self._start()
+        except BaseException:
+            # Failed, or interrupted anywhere on the way (also after the helper returned
+            # and the mount is up, while waiting for it to answer): __exit__ will not run,
+            # so nothing may be left mounted or running.
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        try:
             proc = subprocess.run(self.command(), capture_output=True, text=True,
                                   timeout=self.timeout, env=_clean_env())
         except subprocess.TimeoutExpired:
-            self.stop()
             raise SetupError(f"hdfs-csi mount did not return within {self.timeout:.0f} s; "
                              f"log tail:\n{_tail(self.log_file)}") from None
-        except BaseException:
-            # interrupted while the daemon was coming up: it may already be mounted
-            self.stop()
-            raise
         if proc.returncode != 0:
-            self.stop()
             raise SetupError(
                 f"hdfs-csi mount failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}"
                 f"\nlog tail:\n{_tail(self.log_file)}")
         if not mounts.wait_mounted(self.mountpoint, timeout=10):
-            self.stop()
             raise SetupError(f"hdfs-csi mount exited 0 but {self.mountpoint} is not a "
-                                    f"healthy FUSE mount; log tail:\n{_tail(self.log_file)}")
+                             f"healthy FUSE mount; log tail:\n{_tail(self.log_file)}")
 
     def daemon_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError):
