@@ -43,7 +43,7 @@ def step(title: str) -> None:
 def check_prerequisites(port: int, backend: str = "minidfs") -> None:
     """Fail early with a message that says what to install or change."""
     if backend == "hadoop":
-        from hdfs_csi.backends import backend_unavailable
+        from hdfs_backends import backend_unavailable
 
         reason = backend_unavailable("hadoop")
         if reason:
