@@ -24,9 +24,9 @@ import shutil
 import socket
 import tempfile
 import time
-import urllib.request
 
 from benchmarks.environment import MountProcess
+from fuse_mount.metrics import scrape
 from hdfs_csi_common.units import parse_size
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -36,16 +36,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _metrics(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
 
 
 def _fuse_ops(m: dict[str, float]) -> dict[str, float]:
@@ -107,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 order = list(rels)
                 rnd.shuffle(order)
                 calls0 = dict(dfs.faults.calls)
-                fuse0 = _fuse_ops(_metrics(port))
+                fuse0 = _fuse_ops(scrape(port))
                 cpu0 = _cpu_seconds(pid)
                 t0 = time.perf_counter()
                 if args.pattern == "listed":
@@ -125,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     "files_per_s": round(n / wall, 1),
                     "wall_ms_per_file": round(wall / n * 1e3, 3),
                     "daemon_cpu_ms_per_file": round(cpu / n * 1e3, 3),
-                    "fuse_requests_per_file": _delta(_fuse_ops(_metrics(port)), fuse0, n),
+                    "fuse_requests_per_file": _delta(_fuse_ops(scrape(port)), fuse0, n),
                     "hdfs_calls_per_file": _delta(dict(dfs.faults.calls), calls0, n),
                 }
     finally:

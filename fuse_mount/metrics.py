@@ -91,3 +91,17 @@ class MountMetrics:
         bound = int(server.server_address[1])
         log.info("metrics on http://%s:%d/metrics", addr, bound)
         return bound
+
+
+def scrape(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> dict[str, float]:
+    """A mount's Prometheus endpoint as ``{sample name with labels: value}`` (benchmarks and
+    tests read a running mount's counters this way)."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=timeout).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out

@@ -123,6 +123,9 @@ class Warmer:
 
         with cf.ThreadPoolExecutor(self.threads, thread_name_prefix="warm-up") as pool:
             list(pool.map(one, files))
+        if self._stop.is_set():           # the mount is going away: its cache closes itself
+            log.info("warm-up stopped with the mount after %d files", r.files)
+            return
         self.core.cache.flush()           # the chunks are on the disk when we say so
         r.seconds = time.perf_counter() - t0
         log.info("warm-up: %s", r.summary())

@@ -48,17 +48,10 @@ class Mount:
 
     def metrics(self) -> dict[str, float]:
         """Scrape the mount's Prometheus endpoint into {sample_name{labels}: value}."""
-        import urllib.request
+        from fuse_mount.metrics import scrape
 
         assert self.metrics_port, "mounted without --metrics-port"
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                      timeout=5).read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+        return scrape(self.metrics_port)
 
     def log_text(self) -> str:
         try:
