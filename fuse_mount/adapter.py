@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import mfusepy
 
-from fuse_mount.errors import errno_for
+from fuse_mount.errors import QUIET_ERRNOS, errno_for
 from fuse_mount.fs import Attr, HdfsFilesystem
 from fuse_mount.options import MountOptions
 from fuse_mount.reply_buffers import (
@@ -42,11 +42,6 @@ from fuse_mount.reply_buffers import (
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# errors that are answers, not incidents: log them at DEBUG only
-_QUIET = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR,
-          errno.EROFS, errno.EACCES, errno.ENOTSUP, errno.EINVAL}
-
 
 _pinned_threads: set[int] = set()
 
@@ -85,7 +80,7 @@ def _op(name: str) -> Callable[[F], F]:
                     raise
                 code = errno_for(exc)
                 self._errors(name, code)
-                level = logging.DEBUG if code in _QUIET else logging.WARNING
+                level = logging.DEBUG if code in QUIET_ERRNOS else logging.WARNING
                 log.log(level, "%s%r -> %s: %s", name, _short(args),
                         errno.errorcode.get(code, code),
                         exc, exc_info=code == errno.EIO and not _is_hdfs(exc))

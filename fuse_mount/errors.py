@@ -25,6 +25,12 @@ class FsError(Exception):
         self.errno = code
 
 
+#: errors that are answers, not incidents: the adapters log them at DEBUG only
+QUIET_ERRNOS = frozenset({errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR,
+                          errno.EISDIR, errno.EROFS, errno.EACCES, errno.ENOTSUP,
+                          errno.EINVAL})
+
+
 #: Domain error -> errno.  Order matters: subclasses before their bases
 #: (HdfsTimeout is an HdfsIOError).
 ERRNO_TABLE: tuple[tuple[type[hdfs_errors.HdfsError], int], ...] = (

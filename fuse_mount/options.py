@@ -110,6 +110,16 @@ class MountOptions:
         16, "FUSE worker threads, started as needed and kept for the life of the mount. "
         "Each holds a 1 MiB request buffer; 16 serve many concurrent readers while "
         "keeping that memory small.", kind="int")
+    fuse_loop: str = _opt(
+        "auto", "Who serves /dev/fuse: 'own' = this project's request loop under a keeper "
+        "process that holds the FUSE connection, so that a crashed, killed or upgraded "
+        "daemon is replaced without the mount ever going away (needs root: it calls "
+        "mount(2) itself); 'libfuse' = libfuse's loop through mfusepy (a daemon crash "
+        "leaves ENOTCONN); 'auto' = own when root.", kind="str")
+    takeover_dir: str | None = _opt(
+        None, "With the own loop: where the keeper keeps what a replacement daemon needs "
+        "(negotiated connection, node ids, open handles). Default: a private directory "
+        "under /run/hdfs-csi, removed at unmount.", kind="path")
     io_threads: int = _opt(
         32, "Threads doing HDFS calls (read-ahead, reads, metadata) for the mount. "
         "HDFS calls release the GIL, so threads give real parallelism.", kind="int")
@@ -169,6 +179,8 @@ class MountOptions:
                                  "(relative, without '..', not starting with '-')")
         if (self.kerberos_principal is None) != (self.kerberos_keytab is None):
             raise ValueError("kerberos_principal and kerberos_keytab go together")
+        if self.fuse_loop not in ("auto", "own", "libfuse"):
+            raise ValueError(f"fuse_loop must be auto, own or libfuse, got {self.fuse_loop!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError(f"unknown log level {self.log_level!r}")
 

@@ -106,6 +106,68 @@ def tune_malloc() -> None:
     libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
+def connect(loc: Any, opts: MountOptions) -> Any:
+    """An HDFS client for the mount at ``loc``, after a quick reachability check;
+    :class:`MountError` (in words, within seconds) when it cannot be had."""
+    import hdfs_client
+    from hdfs_client.errors import HdfsError
+
+    # The client's own socket timeout frees threads stuck on a silent DataNode
+    # (our IoPool already bounds every wait; this bounds the threads too).
+    kw: dict[str, object] = {
+        "config": {"dfs.client.socket-timeout": str(max(1000, int(opts.io_timeout * 1000)))},
+    }
+    if opts.user:
+        kw["user"] = opts.user
+        # One mount process = one HDFS identity.  hdfs-native reads the simple-auth
+        # user from the environment when it connects (lazily, on the first call),
+        # so it must stay set for the life of the process, not only while the
+        # client object is built.
+        os.environ["HADOOP_USER_NAME"] = opts.user
+    if opts.kerberos_principal:
+        kw["kerberos_principal"] = opts.kerberos_principal
+        kw["kerberos_keytab"] = opts.kerberos_keytab
+    from hdfs_client.native import site_config
+    from hdfs_client.reach import unreachable
+
+    # in words and within seconds, not as a stat timing out after --io-timeout
+    why = unreachable(loc.cluster_uri, site_config(None),
+                      timeout=min(5.0, max(1.0, opts.io_timeout)))
+    if why:
+        raise MountError(f"cannot mount {loc}: {why}")
+    try:
+        return hdfs_client.connect(loc.cluster_uri, **kw)
+    except HdfsError as exc:
+        raise MountError(f"cannot connect to {loc.cluster_uri}: {exc}") from None
+
+
+def build_core(client: Any, loc: Any, opts: MountOptions, metrics: Any) -> Any:
+    """The filesystem core of a mount, its root checked; :class:`MountError` if not."""
+    from fuse_mount.cache import CacheBusy
+    from fuse_mount.fs import HdfsFilesystem
+    from hdfs_client.errors import HdfsError
+
+    try:
+        core = HdfsFilesystem(client, loc.path, opts, metrics=metrics)
+    except CacheBusy as exc:
+        raise MountError(str(exc)) from None
+    try:
+        core.check_root()
+    except HdfsError as exc:
+        core.close()
+        raise MountError(f"cannot mount {loc}: {type(exc).__name__}: {exc}") from None
+    return core
+
+
+def uses_own_loop(opts: MountOptions) -> bool:
+    """Whether this mount is served by our own /dev/fuse loop under a keeper (crash
+    survival) or by libfuse: ``--fuse-loop``; ``auto`` = ours when we may call
+    mount(2) ourselves (root), since an unprivileged mount needs fusermount3."""
+    if opts.fuse_loop == "auto":
+        return os.geteuid() == 0
+    return opts.fuse_loop == "own"
+
+
 def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
               on_ready: Callable[[], None] | None = None, client: object | None = None) -> None:
     """Mount ``source`` (``hdfs://host:port/path``) at ``mountpoint`` and serve it.
@@ -113,12 +175,13 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
     ``on_ready`` is called (from another thread) once the mount answers.
     Raises :class:`MountError` (or an HDFS error) when set-up fails.
     """
-    import hdfs_client
+    if client is None and uses_own_loop(opts):
+        from fuse_mount.keeper import keep_mount
+
+        keep_mount(source, mountpoint, opts, on_ready=on_ready)
+        return
     from fuse_mount.adapter import FuseAdapter, HdfsFUSE, fuse_mount_options
-    from fuse_mount.cache import CacheBusy
-    from fuse_mount.fs import HdfsFilesystem
     from fuse_mount.metrics import MountMetrics
-    from hdfs_client.errors import HdfsError
 
     try:
         loc = parse_hdfs_uri(source)
@@ -127,44 +190,11 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
     mountpoint = prepare_mountpoint(mountpoint)
     tune_malloc()
     if client is None:
-        # The client's own socket timeout frees threads stuck on a silent DataNode
-        # (our IoPool already bounds every wait; this bounds the threads too).
-        kw: dict[str, object] = {
-            "config": {"dfs.client.socket-timeout": str(max(1000, int(opts.io_timeout * 1000)))},
-        }
-        if opts.user:
-            kw["user"] = opts.user
-            # One mount process = one HDFS identity.  hdfs-native reads the simple-auth
-            # user from the environment when it connects (lazily, on the first call),
-            # so it must stay set for the life of the process, not only while the
-            # client object is built.
-            os.environ["HADOOP_USER_NAME"] = opts.user
-        if opts.kerberos_principal:
-            kw["kerberos_principal"] = opts.kerberos_principal
-            kw["kerberos_keytab"] = opts.kerberos_keytab
-        from hdfs_client.native import site_config
-        from hdfs_client.reach import unreachable
-
-        # in words and within seconds, not as a stat timing out after --io-timeout
-        why = unreachable(loc.cluster_uri, site_config(None),
-                          timeout=min(5.0, max(1.0, opts.io_timeout)))
-        if why:
-            raise MountError(f"cannot mount {source}: {why}")
-        try:
-            client = hdfs_client.connect(loc.cluster_uri, **kw)
-        except HdfsError as exc:
-            raise MountError(f"cannot connect to {loc.cluster_uri}: {exc}") from None
+        client = connect(loc, opts)
     metrics = MountMetrics()
     warmer: list[Any] = []   # the --warmup thread, once the mount answers
+    core = build_core(client, loc, opts, metrics)
     try:
-        core = HdfsFilesystem(client, loc.path, opts, metrics=metrics)  # type: ignore[arg-type]
-    except CacheBusy as exc:
-        raise MountError(str(exc)) from None
-    try:
-        try:
-            core.check_root()
-        except HdfsError as exc:
-            raise MountError(f"cannot mount {source}: {type(exc).__name__}: {exc}") from None
         if opts.metrics_port is not None:
             metrics.serve(opts.metrics_port)
         adapter = FuseAdapter(core, opts)
