@@ -1,8 +1,10 @@
 """End-to-end on a real Kubernetes cluster: install, provision, mount, read, write, clean up.
 
 Runs against whatever cluster ``kubectl`` reaches (``KUBECONFIG``), e.g. the
-minikube of deploy/minikube/up.sh, and is skipped with the reason when there
-is none.  Marked ``e2e``: never part of the default run.
+local cluster of ``scripts/e2e-cluster.sh up`` (which installs
+deploy/overlays/e2e-local) or the minikube of deploy/minikube/up.sh, and is
+skipped with the reason when there is none.  Marked ``e2e``: never part of the
+default run.
 
 What it does, as a user would:
 
@@ -16,7 +18,16 @@ What it does, as a user would:
    reads it and cannot write;
 4. deletes what it created (the HDFS directory of the dynamic volume too,
    ``onDelete: delete``), and uninstalls hdfs-csi if it installed it
-   (``HDFS_CSI_E2E_KEEP=1`` keeps the install).
+   (``HDFS_CSI_E2E_KEEP=1`` keeps the install);
+5. two pods reading one static volume at once through one staged mount,
+   expansion through the external-resizer (the HDFS quota follows), an inline
+   ephemeral volume, the plain Job and StatefulSet a PyTorchJob and a Notebook
+   controller would create, volume stats in the kubelet's metrics, the node
+   plugin restarted under a reader, and, last, no ``forbidden`` in any sidecar
+   log (RBAC).
+
+``HDFS_CSI_E2E_OVERLAY`` picks the overlay it installs when hdfs-csi is not
+installed yet (default deploy/overlays/minikube).
 """
 
 from __future__ import annotations
@@ -40,7 +51,8 @@ import yaml
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
-OVERLAY = REPO / "deploy" / "overlays" / "minikube"
+OVERLAY = Path(os.environ.get("HDFS_CSI_E2E_OVERLAY")
+               or REPO / "deploy" / "overlays" / "minikube").resolve()
 DRIVER = "hdfs.csi.hdfs-csi.io"
 NAMESPACE = "hdfs-csi"
 DEFAULT_IMAGE = "ghcr.io/hdfs-csi/hdfs-csi:0.1.0"
@@ -122,6 +134,8 @@ HDFS_SCRIPT = textwrap.dedent("""\
             c.get_status(path); print("yes")
         except NotFound:
             print("no")
+    elif op == "quota":
+        print(c.content_summary(path).space_quota)
     elif op == "put":
         data = bytes.fromhex(sys.argv[3])
         w = c.create(path, overwrite=True, create_parent=True)
@@ -181,9 +195,11 @@ def namespace(installed: str) -> Iterator[str]:
                 check=False, timeout=600)
 
 
-def pod(name: str, namespace: str, image: str, script: str, claim: str,
-        read_only: bool = False) -> dict[str, Any]:
-    """A restricted-profile pod running ``script`` with the claim at /data."""
+def pod(name: str, namespace: str, image: str, script: str, claim: str | None,
+        read_only: bool = False, volume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A restricted-profile pod running ``script`` with the claim (or ``volume``) at /data."""
+    if volume is None:
+        volume = {"persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}}
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace},
@@ -201,8 +217,7 @@ def pod(name: str, namespace: str, image: str, script: str, claim: str,
                 "volumeMounts": [{"name": "data", "mountPath": "/data",
                                   "readOnly": read_only}],
             }],
-            "volumes": [{"name": "data", "persistentVolumeClaim": {
-                "claimName": claim, "readOnly": read_only}}],
+            "volumes": [{"name": "data", **volume}],
         },
     }
 
@@ -341,3 +356,282 @@ def test_pod_side_generator_matches() -> None:
               "sys.stdout.buffer.write(pseudo_random('s33d', 100000))")
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     assert out.stdout == pseudo_random("s33d", 100000)
+
+
+# -- more of the issue-17 flow: shared static mounts, expansion, inline, workloads --------------
+def wait_until(what: str, predicate: Any, timeout: float, every: float = 2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+def node_plugin_log(tail: int = 400) -> str:
+    return kubectl("-n", NAMESPACE, "logs", "daemonset/hdfs-csi-node", "-c", "hdfs-csi-driver",
+                   f"--tail={tail}", check=False).stdout
+
+
+def static_dataset(namespace: str, payload: bytes, name: str = "dataset") -> str:
+    """``payload`` as part-0000.bin in a fresh HDFS directory, as a bound ROX claim ``name``."""
+    dataset = f"/e2e-datasets/{namespace}-{name}"
+    # one argv of hex is at most 128 KiB: put larger payloads in pieces
+    assert len(payload) <= 60_000
+    assert hdfs("put", f"{dataset}/part-0000.bin", payload.hex()) == "ok"
+    pv_name = f"{namespace}-{name}"
+    apply([{
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": pv_name},
+        "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadOnlyMany"],
+            "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+            "csi": {"driver": DRIVER, "volumeHandle": pv_name, "readOnly": True,
+                    "volumeAttributes": {"hdfsUri": HDFS_URI, "path": dataset,
+                                         "metadataTtl": "60s"}},
+        },
+    }, {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"storageClassName": "", "volumeName": pv_name,
+                 "accessModes": ["ReadOnlyMany"],
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    }])
+    assert wait_phase("pvc", name, namespace, "Bound", 120) == "Bound"
+    return pv_name
+
+
+def drop_static(namespace: str, pv_name: str, name: str = "dataset") -> None:
+    kubectl("-n", namespace, "delete", "pods", "--all", "--wait=true", check=False, timeout=300)
+    kubectl("-n", namespace, "delete", "pvc", name, "--ignore-not-found", "--wait=true",
+            check=False, timeout=300)
+    kubectl("delete", "pv", pv_name, "--ignore-not-found", check=False)
+
+
+def dynamic_claim(namespace: str, size: str = "1Gi") -> str:
+    """A StorageClass of this namespace and a bound RWX claim ``data`` from it; returns the SC."""
+    sc = f"{namespace}-sc"
+    apply([{
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": sc}, "provisioner": DRIVER,
+        "parameters": {"hdfsUri": HDFS_URI, "basePath": E2E_BASE, "mode": "0777",
+                       "onDelete": "delete"},
+        "reclaimPolicy": "Delete", "allowVolumeExpansion": True,
+    }, {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data", "namespace": namespace},
+        "spec": {"storageClassName": sc, "accessModes": ["ReadWriteMany"],
+                 "resources": {"requests": {"storage": size}}},
+    }])
+    assert wait_phase("pvc", "data", namespace, "Bound", 180) == "Bound"
+    return sc
+
+
+def drop_dynamic(namespace: str, sc: str) -> None:
+    kubectl("-n", namespace, "delete", "pods", "--all", "--wait=true", check=False, timeout=300)
+    kubectl("-n", namespace, "delete", "pvc", "data", "--ignore-not-found", "--wait=true",
+            check=False, timeout=300)
+    kubectl("delete", "storageclass", sc, "--ignore-not-found", check=False)
+
+
+def test_static_dataset_two_pods_share_one_staged_mount(installed: str, namespace: str) -> None:
+    payload = secrets.token_bytes(50_000)
+    digest = hashlib.sha256(payload).hexdigest()
+    pv_name = static_dataset(namespace, payload)
+    try:
+        script = ("sha256sum /data/part-0000.bin && sleep 20 && sha256sum /data/part-0000.bin && "
+                  "if touch /data/new 2>/dev/null; then echo WRITABLE; else echo READ-ONLY; fi")
+        for name in ("reader-a", "reader-b"):
+            apply([pod(name, namespace, installed, script, "dataset", read_only=True)])
+        spans = []
+        for name in ("reader-a", "reader-b"):
+            assert wait_phase("pod", name, namespace, "Succeeded", 300) == "Succeeded", \
+                kubectl("-n", namespace, "describe", "pod", name, check=False).stdout
+            logs = kubectl("-n", namespace, "logs", name).stdout
+            assert logs.count(digest) == 2 and "READ-ONLY" in logs and "WRITABLE" not in logs
+            state = get("pod", name, namespace)["status"]["containerStatuses"][0]  # type: ignore[index]
+            term = state["state"]["terminated"]
+            spans.append((term["startedAt"], term["finishedAt"]))
+        # both ran at the same time (RFC 3339 UTC strings compare as times)
+        assert max(s for s, _ in spans) < min(f for _, f in spans), spans
+        # one staged FUSE mount served both publishes
+        staged = [ln for ln in node_plugin_log().splitlines()
+                  if "staged volume" in ln and pv_name in ln]
+        assert len(staged) == 1, "\n".join(staged) or node_plugin_log(60)
+        assert hdfs("exists", f"/e2e-datasets/{namespace}-dataset/new") == "no"
+    finally:
+        drop_static(namespace, pv_name)
+
+
+def test_expansion_raises_the_hdfs_quota(installed: str, namespace: str) -> None:
+    sc = dynamic_claim(namespace, "1Gi")
+    try:
+        pv = get("pvc", "data", namespace)["spec"]["volumeName"]  # type: ignore[index]
+        before = int(hdfs("quota", f"{E2E_BASE}/{pv}"))
+        assert before > 0, f"no space quota on {E2E_BASE}/{pv}"
+        kubectl("-n", namespace, "patch", "pvc", "data", "--type=merge",
+                "-p", '{"spec": {"resources": {"requests": {"storage": "2Gi"}}}}')
+        wait_until("the claim's capacity to read 2Gi", lambda: (
+            (get("pvc", "data", namespace) or {}).get("status", {}).get("capacity", {})
+            .get("storage") == "2Gi"), 180)
+        after = int(hdfs("quota", f"{E2E_BASE}/{pv}"))
+        assert after == 2 * before, (before, after)
+        pv_obj = get("pv", pv)
+        assert pv_obj["spec"]["capacity"]["storage"] == "2Gi"  # type: ignore[index]
+    finally:
+        drop_dynamic(namespace, sc)
+
+
+def test_inline_ephemeral_volume(installed: str, namespace: str) -> None:
+    payload = secrets.token_bytes(30_000)
+    digest = hashlib.sha256(payload).hexdigest()
+    dataset = f"/e2e-datasets/{namespace}-inline"
+    assert hdfs("put", f"{dataset}/part-0000.bin", payload.hex()) == "ok"
+    apply([{"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "hdfs-user", "namespace": namespace},
+            "stringData": {"user": "e2e"}}])
+    volume = {"csi": {"driver": DRIVER, "readOnly": True,
+                      "volumeAttributes": {"hdfsUri": HDFS_URI, "path": dataset,
+                                           "metadataTtl": "60s"},
+                      "nodePublishSecretRef": {"name": "hdfs-user"}}}
+    script = ("sha256sum /data/part-0000.bin && "
+              "if touch /data/new 2>/dev/null; then echo WRITABLE; else echo READ-ONLY; fi")
+    logs = run_pod(pod("inline", namespace, installed, script, None, read_only=True,
+                       volume=volume))
+    assert digest in logs and "READ-ONLY" in logs
+    kubectl("-n", namespace, "delete", "pod", "inline", "--wait=true")
+
+
+def test_training_job_and_notebook_statefulset_read_the_dataset(installed: str,
+                                                                namespace: str) -> None:
+    """What a PyTorchJob and a Kubeflow Notebook become: a Job's pods and a StatefulSet.
+
+    The real training-operator and notebook-controller are not installed here
+    (see docs/INSTALL.md, local cluster); their pods carry the same volume
+    stanza as deploy/examples/pytorchjob.yaml and notebook.yaml.
+    """
+    payload = secrets.token_bytes(40_000)
+    digest = hashlib.sha256(payload).hexdigest()
+    pv_name = static_dataset(namespace, payload, name="imagenet")
+    template = pod("x", namespace, installed, "", "imagenet", read_only=True)["spec"]
+    try:
+        job_spec = copy_spec(template, "sha256sum /home/jovyan/data/part-0000.bin")
+        job_spec["restartPolicy"] = "Never"
+        sts_spec = copy_spec(template, "sha256sum /home/jovyan/data/part-0000.bin; sleep 3600")
+        sts_spec["restartPolicy"] = "Always"
+        apply([{
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "pytorchjob-worker", "namespace": namespace},
+            "spec": {"completions": 2, "parallelism": 2, "backoffLimit": 0,
+                     "template": {"metadata": {"labels": {"app": "pytorchjob-worker"}},
+                                  "spec": job_spec}},
+        }, {
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "notebook", "namespace": namespace},
+            "spec": {"replicas": 1, "serviceName": "notebook",
+                     "selector": {"matchLabels": {"app": "notebook"}},
+                     "template": {"metadata": {"labels": {"app": "notebook"}},
+                                  "spec": sts_spec}},
+        }])
+        kubectl("-n", namespace, "wait", "--for=condition=complete", "job/pytorchjob-worker",
+                "--timeout=300s", timeout=330)
+        logs = kubectl("-n", namespace, "logs", "-l", "app=pytorchjob-worker",
+                       "--tail=-1").stdout
+        assert logs.count(digest) == 2, logs
+        wait_until("the notebook pod to read the dataset", lambda: digest in kubectl(
+            "-n", namespace, "logs", "notebook-0", check=False).stdout, 300)
+    finally:
+        kubectl("-n", namespace, "delete", "job", "pytorchjob-worker", "--cascade=foreground",
+                "--ignore-not-found", "--wait=true", check=False, timeout=300)
+        kubectl("-n", namespace, "delete", "statefulset", "notebook", "--ignore-not-found",
+                "--wait=true", check=False, timeout=300)
+        drop_static(namespace, pv_name, name="imagenet")
+
+
+def copy_spec(spec: dict[str, Any], script: str) -> dict[str, Any]:
+    out = json.loads(json.dumps(spec))
+    c = out["containers"][0]
+    c["command"] = ["sh", "-c", script]
+    c["volumeMounts"] = [{"name": "data", "mountPath": "/home/jovyan/data", "readOnly": True}]
+    return out
+
+
+def node_name() -> str:
+    return kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}").stdout.strip()
+
+
+def test_volume_stats_in_kubelet_metrics(installed: str, namespace: str) -> None:
+    sc = dynamic_claim(namespace, "1Gi")
+    try:
+        apply([pod("holder", namespace, installed, "head -c 100000 /dev/zero > /data/f; "
+                   "sleep 600", "data")])
+        assert wait_phase("pod", "holder", namespace, "Running", 180) == "Running"
+        series = f'namespace="{namespace}",persistentvolumeclaim="data"'
+
+        def capacity() -> str | None:
+            raw = kubectl("get", "--raw", f"/api/v1/nodes/{node_name()}/proxy/metrics",
+                          check=False).stdout
+            hits = [ln for ln in raw.splitlines()
+                    if ln.startswith("kubelet_volume_stats_capacity_bytes") and series in ln]
+            return hits[0] if hits else None
+
+        line = wait_until("kubelet_volume_stats_capacity_bytes of the claim", capacity, 150, 5)
+        assert float(line.rsplit(" ", 1)[1]) > 0, line
+    finally:
+        drop_dynamic(namespace, sc)
+
+
+def test_node_plugin_restart_under_a_reader(installed: str, namespace: str) -> None:
+    """Delete the node plugin pod while a pod reads: every byte still right."""
+    sc = dynamic_claim(namespace, "1Gi")
+    seed, size = secrets.token_hex(8), 24 * 1024 * 1024
+    digest = hashlib.sha256(pseudo_random(seed, size)).hexdigest()
+    try:
+        write = (f"python -c '{PSEUDO_RANDOM_SRC}; import sys; "
+                 f"sys.stdout.buffer.write(pseudo_random(\"{seed}\", {size}))' "
+                 "> /data/big.bin && sha256sum /data/big.bin")
+        assert digest in run_pod(pod("writer", namespace, installed, write, "data"))
+        slow_read = ("python -c 'import hashlib, sys, time\n"
+                     "h = hashlib.sha256(); f = open(\"/data/big.bin\", \"rb\"); n = 0\n"
+                     "print(\"reading\", flush=True)\n"
+                     "while True:\n"
+                     "    b = f.read(262144)\n"
+                     "    if not b: break\n"
+                     "    h.update(b); n += len(b); time.sleep(0.25)\n"
+                     "print(n, h.hexdigest(), flush=True)'")
+        apply([pod("slow-reader", namespace, installed, slow_read, "data", read_only=True)])
+        wait_until("the reader to start", lambda: "reading" in kubectl(
+            "-n", namespace, "logs", "slow-reader", check=False).stdout, 180)
+        time.sleep(3)
+        kubectl("-n", NAMESPACE, "delete", "pod", "-l", "app.kubernetes.io/component=node",
+                "--wait=false")
+        kubectl("-n", NAMESPACE, "rollout", "status", "daemonset/hdfs-csi-node",
+                "--timeout=300s", timeout=330)
+        phase = wait_phase("pod", "slow-reader", namespace, "Succeeded", 300)
+        logs = kubectl("-n", namespace, "logs", "slow-reader", check=False).stdout
+        assert phase == "Succeeded" and f"{size} {digest}" in logs, \
+            f"reader ended {phase}:\n{logs}\nnode plugin:\n{node_plugin_log(80)}"
+    finally:
+        drop_dynamic(namespace, sc)
+        kubectl("-n", NAMESPACE, "rollout", "status", "daemonset/hdfs-csi-node",
+                "--timeout=300s", check=False, timeout=330)
+
+
+def test_zz_no_forbidden_in_sidecar_logs(installed: str) -> None:
+    """RBAC: after everything above, no sidecar was refused by the API server."""
+    pods = json.loads(kubectl("-n", NAMESPACE, "get", "pods", "-o", "json").stdout)["items"]
+    checked, refused = [], []
+    for p in pods:
+        for c in p["spec"]["containers"]:
+            if c["name"] in ("hdfs-csi-driver", "minidfs"):
+                continue
+            log = kubectl("-n", NAMESPACE, "logs", p["metadata"]["name"], "-c", c["name"],
+                          "--tail=-1", check=False).stdout
+            checked.append(f"{p['metadata']['name']}/{c['name']}")
+            refused += [f"{p['metadata']['name']}/{c['name']}: {ln}" for ln in log.splitlines()
+                        if "forbidden" in ln.lower()]
+    assert any("csi-provisioner" in c for c in checked) or any(
+        "controller" in c for c in checked), checked
+    assert not refused, "\n".join(refused[:20])
