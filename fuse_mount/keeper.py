@@ -22,7 +22,7 @@ Signals to the keeper (whose pid is the one in ``--pid-file``):
 When successors keep failing (HDFS unreachable for good, or a daemon that
 dies again at once, e.g. on a request that kills it each time it is resent),
 the keeper gives up after :data:`MAX_QUICK_DEATHS` daemons in a row that did
-not start or lived less than :data:`QUICK_DEATH` seconds, unmounts, and
+not start or served less than :data:`QUICK_DEATH` seconds, unmounts, and
 exits; the node service then sees a dead mount and remounts it, as it does
 for a mount without a keeper.
 """
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
 MNT_DETACH = 2
 MAX_QUICK_DEATHS = 5
-QUICK_DEATH = 2.0
+QUICK_DEATH = 0.5   # seconds of serving: a resent request that kills it dies sooner
 START_TIMEOUT = 120.0
 SERVER_MODULE = "fuse_mount.server"
 EXIT_UNMOUNTED, EXIT_HANDED_OVER = 0, 3
@@ -104,6 +104,7 @@ class Child:
 
     def go(self) -> None:
         self.control.sendall(b"GO\n")
+        self.started = time.monotonic()
 
     def close(self) -> None:
         self.control.close()

@@ -1,0 +1,244 @@
+"""A running pod never sees a dead mount (issue 15): the FUSE connection of a staged
+volume outlives its daemon.
+
+Every reader here runs in its own mount namespace, made before the fault
+(``unshare -m``, the way a container with ``mountPropagation: None`` sees its
+volume), and reads through the published target path; between passes it drops
+the file's pages, so every pass goes to the daemon.  The daemon is killed with
+SIGKILL (the keeper, whose pid is in the pid file, stays) or upgraded in place
+(SIGUSR1 to the keeper).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from csi_kit import Kubelet, needs_fuse
+from sanity_kit import DriverProcess
+from test_csi_node import create, publish_req, stage_req, teardown_volume
+
+from csi_driver.state import volume_key
+from hdfs_csi_pb import csi_pb2
+
+MiB = 1024**2
+
+READER = r"""
+import hashlib, json, os, sys, time
+root, seconds, want = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+done, errors, bad, passes = [], [], 0, 0
+print("started", flush=True)
+end = time.time() + seconds
+while time.time() < end:
+    for name, digest in want.items():
+        try:
+            h = hashlib.sha256()
+            with open(os.path.join(root, name), "rb", buffering=0) as fh:
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                while True:
+                    chunk = fh.read(1 << 20)
+                    done.append(time.time())
+                    if not chunk:
+                        break
+                    h.update(chunk)
+            bad += h.hexdigest() != digest
+        except OSError as exc:
+            errors.append(f"{name}: {exc}")
+    passes += 1
+print(json.dumps({"done": done, "errors": errors, "bad": bad, "passes": passes}), flush=True)
+"""
+
+
+def keeper_pid(driver: DriverProcess, vol_id: str) -> int:
+    return int(Path(driver.state_dir, "mounts", f"{volume_key(vol_id)}.pid").read_text())
+
+
+def mount_log(driver: DriverProcess, vol_id: str) -> str:
+    try:
+        return Path(driver.state_dir, "mounts", f"{volume_key(vol_id)}.log").read_text()
+    except OSError as exc:
+        return f"(no mount log: {exc})"
+
+
+def daemon_pid(keeper: int, timeout: float = 20, log: Any = None) -> int:
+    """The serving daemon: the keeper's one child."""
+    deadline = time.monotonic() + timeout
+    kids: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            kids = Path(f"/proc/{keeper}/task/{keeper}/children").read_text().split()
+        except FileNotFoundError:
+            raise AssertionError(f"the keeper {keeper} is gone; "
+                                 f"{log() if log else ''}") from None
+        if len(kids) == 1:
+            return int(kids[0])
+        time.sleep(0.02)
+    raise AssertionError(f"keeper {keeper} has no single daemon: {kids}")
+
+
+class Volume:
+    """A staged and published volume holding ``files`` random files."""
+
+    def __init__(self, driver: DriverProcess, kubelet: Kubelet, files: int, size: int):
+        self.driver = driver
+        self.kubelet = kubelet
+        self.vol = create(driver, required=2 * files * size + 64 * MiB)
+        node = driver.node()
+        ctx = dict(self.vol.volume_context)
+        node.NodeStageVolume(stage_req(self.vol.volume_id, kubelet.staging, context=ctx),
+                             timeout=60)
+        self.target = kubelet.target()
+        node.NodePublishVolume(publish_req(self.vol.volume_id, kubelet.staging, self.target,
+                                           context=ctx), timeout=60)
+        self.want: dict[str, str] = {}
+        for i in range(files):
+            data = os.urandom(size)
+            Path(self.target, f"part-{i:03d}").write_bytes(data)
+            self.want[f"part-{i:03d}"] = hashlib.sha256(data).hexdigest()
+
+    def reader(self, seconds: float) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", sys.executable, "-c", READER,
+             self.target, str(seconds), json.dumps(self.want)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "started", proc.stderr.read()  # type: ignore[union-attr]
+        return proc
+
+    def teardown(self) -> None:
+        teardown_volume(self.driver, self.vol, self.kubelet, [self.target])
+
+
+def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def pauses(done: list[float], faults: list[float]) -> list[float]:
+    """For each fault: the gap between the reads completed around it."""
+    gaps = []
+    for t in faults:
+        before = [d for d in done if d <= t]
+        after = [d for d in done if d > t]
+        if before and after:
+            gaps.append(after[0] - before[-1])
+    return gaps
+
+
+@pytest.fixture
+def volume(driver: DriverProcess, kubelet: Kubelet) -> Any:
+    made: list[Volume] = []
+
+    def make(files: int = 6, size: int = 16 * MiB) -> Volume:
+        made.append(Volume(driver, kubelet, files, size))
+        return made[-1]
+    yield make
+    for v in made:
+        v.teardown()
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_ten_kills_during_an_epoch_lose_no_read(driver: DriverProcess, volume: Any) -> None:
+    """kill -9 of the daemon 10 times while a reader in its own mount namespace reads
+    the volume: 0 read errors, 0 wrong bytes, the same keeper, a new daemon each time,
+    and the reader's pause per kill short (median under a second)."""
+    v = volume()
+    keeper = keeper_pid(driver, v.vol.volume_id)
+    proc = v.reader(seconds=25)
+    kills: list[float] = []
+    seen: set[int] = set()
+    time.sleep(1.0)
+    for _ in range(10):
+        pid = daemon_pid(keeper, log=lambda: mount_log(driver, v.vol.volume_id)[-3000:])
+        assert pid not in seen
+        seen.add(pid)
+        kills.append(time.time())
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1.5)
+    result = finish(proc)
+    assert result["errors"] == [] and result["bad"] == 0, result["errors"][:3]
+    assert result["passes"] >= 2
+    assert keeper_pid(driver, v.vol.volume_id) == keeper
+    gaps = pauses(result["done"], kills)
+    assert len(gaps) == 10
+    print(f"pause per kill: median {statistics.median(gaps):.3f}s, max {max(gaps):.3f}s")
+    assert statistics.median(gaps) < 1.0, gaps
+    # the node service sees a healthy volume: nothing was remounted
+    stats = driver.node().NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(
+        volume_id=v.vol.volume_id, volume_path=v.target))
+    assert not stats.volume_condition.abnormal, stats.volume_condition.message
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_planned_upgrade_hands_over_without_a_failed_read(driver: DriverProcess,
+                                                          volume: Any) -> None:
+    """SIGUSR1 to the keeper: a new daemon starts while the old one serves, the old one
+    finishes what is in flight and exits, the new one serves; the reader sees nothing
+    but a pause, each under a second."""
+    v = volume(files=4)
+    keeper = keeper_pid(driver, v.vol.volume_id)
+    proc = v.reader(seconds=12)
+    handovers: list[float] = []
+    time.sleep(1.0)
+    for _ in range(3):
+        old = daemon_pid(keeper)
+        os.kill(keeper, signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while True:
+            kids = Path(f"/proc/{keeper}/task/{keeper}/children").read_text().split()
+            if kids == [kids[0]] and int(kids[0]) != old:
+                break
+            assert time.monotonic() < deadline, "no handover"
+            time.sleep(0.01)
+        handovers.append(time.time())
+        time.sleep(1.5)
+    result = finish(proc)
+    assert result["errors"] == [] and result["bad"] == 0, result["errors"][:3]
+    gaps = pauses(result["done"], handovers)
+    print(f"pause per handover: {[round(g, 3) for g in gaps]}")
+    assert gaps and max(gaps) < 1.0, gaps
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_a_write_cut_by_a_kill_fails_and_leaves_no_short_file(driver: DriverProcess,
+                                                              volume: Any) -> None:
+    """The daemon dies while a file is being written: the writer gets EIO at its next
+    write or at close, and the file is not left looking complete with bytes missing."""
+    v = volume(files=1, size=MiB)
+    keeper = keeper_pid(driver, v.vol.volume_id)
+    path = Path(v.target, "cut.bin")
+    chunk = os.urandom(MiB)
+    failed: OSError | None = None
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for _ in range(4):
+            os.write(fd, chunk)
+        os.kill(daemon_pid(keeper), signal.SIGKILL)
+        for _ in range(4):
+            os.write(fd, chunk)
+    except OSError as exc:
+        failed = exc
+    try:
+        os.close(fd)
+    except OSError as exc:
+        failed = failed or exc
+    assert failed is not None and failed.errno == errno.EIO, failed
+    time.sleep(0.5)
+    # the reader-visible outcome: no file, or (never) a complete-looking short one
+    assert not path.exists() or path.stat().st_size == 8 * MiB
+    # and the mount serves on
+    assert Path(v.target, "part-000").stat().st_size == MiB
