@@ -242,3 +242,36 @@ def test_a_write_cut_by_a_kill_fails_and_leaves_no_short_file(driver: DriverProc
     assert not path.exists() or path.stat().st_size == 8 * MiB
     # and the mount serves on
     assert Path(v.target, "part-000").stat().st_size == MiB
+
+
+MEMCG = Path("/sys/fs/cgroup/memory")
+
+
+@needs_fuse
+@pytest.mark.fuse
+@pytest.mark.skipif(not (MEMCG / "cgroup.procs").exists(), reason="no cgroup v1 memory controller")
+def test_an_oom_killed_daemon_is_replaced(driver: DriverProcess, volume: Any) -> None:
+    """The daemon is moved into a memory cgroup with no room for its read-ahead and is
+    OOM-killed by the kernel mid-read: the reader sees no error and no wrong byte."""
+    v = volume(files=4)
+    keeper = keeper_pid(driver, v.vol.volume_id)
+    victim = daemon_pid(keeper)
+    group = MEMCG / f"hdfs-csi-oom-{os.getpid()}"
+    group.mkdir()
+    try:
+        (group / "cgroup.procs").write_text(str(victim))
+        usage = int((group / "memory.usage_in_bytes").read_text())
+        (group / "memory.limit_in_bytes").write_text(str(usage + 4 * MiB))
+        proc = v.reader(seconds=8)
+        result = finish(proc)
+        oom = dict(line.split() for line in (group / "memory.oom_control").read_text()
+                   .splitlines())
+    finally:
+        deadline = time.monotonic() + 10
+        while (group / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        group.rmdir()
+    assert int(oom.get("oom_kill", "0")) >= 1, oom
+    assert daemon_pid(keeper) != victim
+    assert result["errors"] == [] and result["bad"] == 0, result["errors"][:3]
+    assert "killed by signal 9" in mount_log(driver, v.vol.volume_id)
