@@ -27,6 +27,7 @@ import time
 
 from benchmarks.environment import MountProcess
 from fuse_mount.metrics import scrape
+from fuse_mount.mounts import process_tree
 from hdfs_csi_common.units import parse_size
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -48,9 +49,16 @@ def _fuse_ops(m: dict[str, float]) -> dict[str, float]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", "rb") as fh:
-        fields = fh.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK     # utime + stime
+    """CPU time of the mount: the process and its children (keeper + daemon)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])     # utime + stime
+    return total / _TICK
 
 
 def _delta(after: dict[str, float], before: dict[str, float], n: int) -> dict[str, float]:

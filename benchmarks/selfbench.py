@@ -39,6 +39,7 @@ from contextlib import contextmanager
 
 from benchmarks.environment import MountProcess
 from benchmarks.pagecache import evict_file
+from fuse_mount.mounts import process_tree
 from hdfs_csi_common.units import format_size, parse_size
 
 MiB = 1 << 20
@@ -115,11 +116,17 @@ def median_pair(rounds: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """Resident memory of the mount: the process and its children (keeper + daemon)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
 
 
 class PeakRss:

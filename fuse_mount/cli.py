@@ -81,9 +81,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     def body(on_ready=None) -> None:  # type: ignore[no-untyped-def]
-        from fuse_mount.runner import run_mount
+        from fuse_mount.runner import run_mount, uses_own_loop
 
-        run_mount(args.source, args.mountpoint, opts, on_ready=on_ready)
+        if uses_own_loop(opts):
+            from fuse_mount.keeper import keep_mount
+
+            keep_mount(args.source, args.mountpoint, opts, on_ready=on_ready)
+        else:
+            run_mount(args.source, args.mountpoint, opts, on_ready=on_ready)
 
     if opts.foreground:
         setup_logging(opts.log_level, component="hdfs-csi-mount")

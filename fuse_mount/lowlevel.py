@@ -117,11 +117,15 @@ class Operations:
         """After a takeover: the write handles of the dead daemon are lost; a file one of
         them was creating is deleted (see the module docstring)."""
         for rec in list(self.nodes.handles.values()):
+            if rec.kind == "l":          # given up by an earlier successor already
+                self._lost.add(rec.fh)
+                continue
             if rec.kind != "w":
                 continue
             self._lost.add(rec.fh)
             if rec.finished:
                 continue
+            self.nodes.lost(rec.fh)
             if rec.flags & (os.O_CREAT | os.O_TRUNC):
                 log.warning("the daemon died while %s was being written; deleting the "
                             "incomplete file (its writer gets EIO)", rec.path)

@@ -201,3 +201,19 @@ def fuse_unavailable_reason() -> str | None:
     if shutil.which("fusermount3") is None:
         return "fusermount3 is not installed (Debian package fuse3)"
     return None
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants: a kept mount is a keeper and its serving daemon,
+    so what a mount costs (CPU, memory) is the sum over both."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return out

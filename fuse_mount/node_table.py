@@ -16,7 +16,8 @@ Records, one per line, fields separated by a tab, paths escaped:
 ``N id path`` a node, ``F id`` forgotten, ``M old new`` a rename of a path
 and everything under it, ``H fh kind flags path`` an open handle
 (kind ``r``: read, ``w``: write), ``D fh`` a write handle finished in HDFS,
-``C fh`` a handle released.
+``L fh`` a write handle a successor gave up (its writer gets EIO; a later
+successor must not act on it again), ``C fh`` a handle released.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _unesc(text: str) -> str:
 class HandleRecord:
     """What a successor needs to answer for an open handle it did not open."""
     fh: int
-    kind: str        # "r" or "w"
+    kind: str        # "r" read, "w" write, "l" a write handle lost in a crash
     flags: int
     path: str
     finished: bool = False   # a write handle whose HDFS file was completed
@@ -159,6 +160,13 @@ class NodeTable:
                 h.finished = True
                 self._write(f"D\t{fh}\n")
 
+    def lost(self, fh: int) -> None:
+        with self._lock:
+            h = self.handles.get(fh)
+            if h is not None and h.kind == "w":
+                h.kind = "l"
+                self._write(f"L\t{fh}\n")
+
     def close_handle(self, fh: int) -> None:
         with self._lock:
             if self.handles.pop(fh, None) is not None:
@@ -211,6 +219,10 @@ class NodeTable:
             h = self.handles.get(int(f[1]))
             if h is not None:
                 h.finished = True
+        elif kind == "L":
+            h = self.handles.get(int(f[1]))
+            if h is not None:
+                h.kind = "l"
         elif kind == "C":
             self.handles.pop(int(f[1]), None)
 
@@ -223,9 +235,8 @@ class NodeTable:
             lines.append(f"H\t{h.fh}\t{h.kind}\t{h.flags}\t{_esc(h.path)}\n")
             if h.finished:
                 lines.append(f"D\t{h.fh}\n")
-        # keep the counters: ids are never handed out twice on one connection
-        lines.append(f"H\t{self._next_fh - 1}\tx\t0\t\nC\t{self._next_fh - 1}\n"
-                     if self._next_fh > 1 else "")
+        # (a forgotten node id or a released handle may be handed out again: the kernel
+        # holds no reference to either any more)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
         os.write(fd, "".join(lines).encode("utf-8", "surrogateescape"))
         os.replace(tmp, self._journal_path)

@@ -100,9 +100,9 @@ class MountOptions:
         "be mmap-ed MAP_SHARED (ENODEV with libfuse < 3.16), and small reads (8 KiB) each "
         "become a round trip.", kind="bool")
     splice: bool = _opt(
-        True, "With --cache-dir: send replies through a pipe by vmsplice (pages by "
-        "reference, no copy into a reply buffer: reads the disk cache holds once their "
-        "checksums are checked, others from read-ahead) that libfuse splices into "
+        True, "With --cache-dir and --fuse-loop libfuse: send replies through a pipe by "
+        "vmsplice (pages by reference, no copy into a reply buffer: reads the disk cache "
+        "holds once their checksums are checked, others from read-ahead) that libfuse splices into "
         "/dev/fuse. FUSE requests are then at most 1008 KiB unless pipes over 1 MiB are "
         "allowed (CAP_SYS_RESOURCE). --no-splice copies through a buffer (for "
         "comparison, or a kernel that misbehaves).", kind="bool")

@@ -170,16 +170,12 @@ def uses_own_loop(opts: MountOptions) -> bool:
 
 def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
               on_ready: Callable[[], None] | None = None, client: object | None = None) -> None:
-    """Mount ``source`` (``hdfs://host:port/path``) at ``mountpoint`` and serve it.
+    """Mount ``source`` (``hdfs://host:port/path``) at ``mountpoint`` and serve it with
+    libfuse's loop (:func:`fuse_mount.keeper.keep_mount` is the other way).
 
     ``on_ready`` is called (from another thread) once the mount answers.
     Raises :class:`MountError` (or an HDFS error) when set-up fails.
     """
-    if client is None and uses_own_loop(opts):
-        from fuse_mount.keeper import keep_mount
-
-        keep_mount(source, mountpoint, opts, on_ready=on_ready)
-        return
     from fuse_mount.adapter import FuseAdapter, HdfsFUSE, fuse_mount_options
     from fuse_mount.metrics import MountMetrics
 
