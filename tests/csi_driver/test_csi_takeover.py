@@ -183,6 +183,54 @@ def test_ten_kills_during_an_epoch_lose_no_read(driver: DriverProcess, volume: A
 
 @needs_fuse
 @pytest.mark.fuse
+@pytest.mark.slow
+def test_ten_kills_during_an_epoch_over_gibibytes(driver: DriverProcess, volume: Any) -> None:
+    """The same over 3 GiB (12 x 256 MiB), one epoch with 10 kills spread over it."""
+    v = volume(files=12, size=256 * MiB)
+    keeper = keeper_pid(driver, v.vol.volume_id)
+    proc = v.reader(seconds=1)        # one epoch: the loop ends after the first pass
+    kills: list[float] = []
+    time.sleep(0.5)
+    for _ in range(10):
+        if proc.poll() is not None:
+            break
+        kills.append(time.time())
+        os.kill(daemon_pid(keeper), signal.SIGKILL)
+        time.sleep(0.8)
+    result = finish(proc)
+    assert result["errors"] == [] and result["bad"] == 0, result["errors"][:3]
+    gaps = pauses(result["done"], kills)
+    print(f"{len(kills)} kills over {len(result['done'])} MiB read: pause median "
+          f"{statistics.median(gaps):.3f}s, max {max(gaps):.3f}s")
+    assert len(kills) == 10, "the epoch ended before 10 kills"
+    assert statistics.median(gaps) < 1.0, gaps
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_the_connection_survives_a_node_service_kill_and_a_daemon_kill(
+        driver: DriverProcess, volume: Any) -> None:
+    """SIGKILL of the node service, its restart, then SIGKILL of the daemon: the keeper
+    outlived the node service, so the reader still sees no error, and the restarted
+    node service reports the volume healthy."""
+    v = volume(files=3)
+    keeper = keeper_pid(driver, v.vol.volume_id)
+    proc = v.reader(seconds=8)
+    time.sleep(1.0)
+    driver.kill()
+    driver.start()
+    time.sleep(0.5)
+    os.kill(daemon_pid(keeper), signal.SIGKILL)
+    result = finish(proc)
+    assert result["errors"] == [] and result["bad"] == 0, result["errors"][:3]
+    assert keeper_pid(driver, v.vol.volume_id) == keeper
+    stats = driver.node().NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(
+        volume_id=v.vol.volume_id, volume_path=v.target))
+    assert not stats.volume_condition.abnormal, stats.volume_condition.message
+
+
+@needs_fuse
+@pytest.mark.fuse
 def test_planned_upgrade_hands_over_without_a_failed_read(driver: DriverProcess,
                                                           volume: Any) -> None:
     """SIGUSR1 to the keeper: a new daemon starts while the old one serves, the old one
@@ -242,6 +290,43 @@ def test_a_write_cut_by_a_kill_fails_and_leaves_no_short_file(driver: DriverProc
     assert not path.exists() or path.stat().st_size == 8 * MiB
     # and the mount serves on
     assert Path(v.target, "part-000").stat().st_size == MiB
+
+
+WRITER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+chunk = bytes(range(256)) * 4096
+while True:
+    os.write(fd, chunk)
+    print("wrote", flush=True)
+"""
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_a_writer_killed_mid_file_leaves_a_closed_prefix(driver: DriverProcess,
+                                                         volume: Any) -> None:
+    """The *writer* is killed with SIGKILL mid-file: the kernel closes its descriptor,
+    the file is completed in HDFS with the whole writes that reached the mount, like a
+    local file: a closed file, every byte in it one the writer wrote."""
+    v = volume(files=1, size=MiB)
+    path = Path(v.target, "killed-writer.bin")
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    for _ in range(5):
+        assert proc.stdout.readline().strip() == "wrote"
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while True:
+        data = path.read_bytes()
+        if len(data) >= 5 * MiB or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(data) >= 5 * MiB
+    chunk = bytes(range(256)) * 4096
+    assert data == (chunk * (len(data) // MiB + 1))[:len(data)]
 
 
 MEMCG = Path("/sys/fs/cgroup/memory")
