@@ -248,7 +248,7 @@ class Keeper:
         now = time.monotonic()
         self._quick_deaths = self._quick_deaths + 1 if now - dead.started < QUICK_DEATH else 0
         if self._quick_deaths >= MAX_QUICK_DEATHS:
-            log.error("mount daemon %d %s; %d daemons in a row died within %.0fs: giving up, "
+            log.error("mount daemon %d %s; %d daemons in a row died within %.1fs: giving up, "
                       "unmounting %s", dead.proc.pid, how, MAX_QUICK_DEATHS, QUICK_DEATH,
                       self.mountpoint)
             self._unmount()

@@ -76,6 +76,10 @@ class NodeTable:
             self._compact()
 
     # -- the table ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Node ids known, the root included."""
+        return len(self._path)
+
     def path(self, nodeid: int) -> str | None:
         return self._path.get(nodeid)
 

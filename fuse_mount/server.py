@@ -170,7 +170,7 @@ class Server:
         if self.takeover:
             session.resend()
             log.info("took over the FUSE connection of %s (%d node ids, %d open handles)",
-                     self.mountpoint, len(nodes._path), len(nodes.handles))
+                     self.mountpoint, len(nodes), len(nodes.handles))
         warmer = None
         if self.opts.warmup and not self.takeover:
             from fuse_mount.warmer import Warmer
@@ -179,7 +179,7 @@ class Server:
             warmer.start()
         try:
             while not session.ended:
-                session._ended.wait(1.0)   # wakes for signal handlers in between
+                session.wait_ended(1.0)   # wakes for signal handlers in between
             session.wait()
         finally:
             if warmer is not None:

@@ -161,6 +161,10 @@ class Session:
     def ended(self) -> bool:
         return self._ended.is_set()
 
+    def wait_ended(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the end (short waits let signal handlers run)."""
+        return self._ended.wait(timeout)
+
     # -- the loop ----------------------------------------------------------------------------
     def _work(self) -> None:
         buf = bytearray(REQUEST_BUFFER)

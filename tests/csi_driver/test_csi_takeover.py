@@ -360,3 +360,35 @@ def test_an_oom_killed_daemon_is_replaced(driver: DriverProcess, volume: Any) ->
     assert daemon_pid(keeper) != victim
     assert result["errors"] == [] and result["bad"] == 0, result["errors"][:3]
     assert "killed by signal 9" in mount_log(driver, v.vol.volume_id)
+
+
+@needs_fuse
+@pytest.mark.fuse
+def test_a_daemon_that_keeps_dying_ends_in_the_remount_fallback(driver: DriverProcess,
+                                                                 volume: Any) -> None:
+    """Every successor killed the moment it starts (what a request that crashes the
+    daemon each time it is resent looks like): the keeper gives up after 5, unmounts and
+    exits; the node service then sees a dead mount, says so in the volume condition, and
+    mounts the volume again, after which it serves."""
+    v = volume(files=1, size=MiB)
+    keeper = keeper_pid(driver, v.vol.volume_id)
+    killed: set[int] = set()
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{keeper}") and time.monotonic() < deadline:
+        try:
+            kids = Path(f"/proc/{keeper}/task/{keeper}/children").read_text().split()
+        except OSError:
+            break
+        for pid in map(int, kids):
+            if pid not in killed:
+                killed.add(pid)
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.005)
+    assert not os.path.exists(f"/proc/{keeper}") or "giving up" in mount_log(
+        driver, v.vol.volume_id), "the keeper did not give up"
+    assert 5 <= len(killed) <= 7, killed
+    assert "giving up" in mount_log(driver, v.vol.volume_id)
+    stats = driver.node().NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(
+        volume_id=v.vol.volume_id, volume_path=v.target))
+    assert stats.volume_condition.abnormal and "remounted" in stats.volume_condition.message
+    assert Path(v.target, "part-000").stat().st_size == MiB
