@@ -36,6 +36,7 @@ ENV = {
     "on_delete": "ON_DELETE",
     "mount_command": "MOUNT_COMMAND",
     "mount_timeout": "MOUNT_TIMEOUT",
+    "mount_cgroup": "MOUNT_CGROUP",
     "max_volumes_per_node": "MAX_VOLUMES_PER_NODE",
     "workers": "CSI_WORKERS",
     "grace_period": "GRACE_PERIOD",
@@ -89,6 +90,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     add("--mount-command", "mount_command", DEFAULT_MOUNT_COMMAND,
         "command that starts a FUSE mount (the hdfs-csi mount contract)")
     add("--mount-timeout", "mount_timeout", "60s", "how long a FUSE mount may take to come up")
+    add("--mount-cgroup", "mount_cgroup", None,
+        "cgroup (a relative path below each hierarchy's root) the FUSE mounts' keepers move to, so "
+        "that they and the pods' volumes outlive this container (with hostPID on Kubernetes)")
     add("--max-volumes-per-node", "max_volumes_per_node", "0",
         "reported in NodeGetInfo (0 = no limit)")
     add("--workers", "workers", "8", "gRPC worker threads")
@@ -134,6 +138,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         on_delete=args.on_delete,
         mount_command=tuple(shlex.split(args.mount_command)),
         mount_timeout=parse_duration(args.mount_timeout),
+        mount_cgroup=args.mount_cgroup or None,
         max_volumes_per_node=int(args.max_volumes_per_node),
         workers=int(args.workers),
         grace_period=parse_duration(args.grace_period),

@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from csi_driver.errors import InvalidArgument
+from fuse_mount import cgroups
 from csi_driver.params import ON_DELETE_POLICIES, parse_cluster_uri
 from csi_driver.paths import META_DIR, check_hdfs_path, check_local_path, in_meta_dir
 
@@ -57,6 +58,9 @@ class Config:
     mount_command: tuple[str, ...] = field(
         default_factory=lambda: (sys.executable, "-m", "hdfs_csi", "mount"))
     mount_timeout: float = 60.0
+    #: Each mount's keeper moves into this cgroup (``hdfs-csi mount --cgroup``),
+    #: so the mounts outlive the node plugin's container; None = stay in it.
+    mount_cgroup: str | None = None
     max_volumes_per_node: int = 0
     workers: int = 8
     grace_period: float = 10.0              #: SIGTERM: seconds to let in-flight calls finish
@@ -122,6 +126,11 @@ class Config:
                 raise InvalidArgument("--workers must be at least 1")
             if not self.mount_command:
                 raise InvalidArgument("--mount-command must not be empty")
+            if self.mount_cgroup is not None:
+                try:
+                    cgroups.check_name(self.mount_cgroup)
+                except ValueError as exc:
+                    raise InvalidArgument(f"--mount-cgroup: {exc}") from None
         except InvalidArgument as exc:
             raise ValueError(str(exc)) from None
         return self

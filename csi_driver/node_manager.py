@@ -149,7 +149,8 @@ class NodeManager:
             source_uri=vol.source_uri,
             mountpoint=os.path.join(self.fuse_dir, vol.key),
             read_only=vol.read_only,
-            option_args=tuple(options.to_mount_args()),
+            option_args=tuple(options.to_mount_args())
+            + (("--cgroup", self.config.mount_cgroup) if self.config.mount_cgroup else ()),
             identity_args=tuple(self.creds.mount_args(creds, vol.keytab_file,
                                                       self.config.hdfs_user)),
             # The data cache is opt-in (a cacheSize attribute): the node's disk

@@ -43,7 +43,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from fuse_mount import mounts
+from fuse_mount import cgroups, mounts
 from fuse_mount.options import MountOptions
 from fuse_mount.runner import MountError, prepare_mountpoint, tune_kernel_readahead
 from hdfs_client.uri import parse_hdfs_uri
@@ -168,6 +168,17 @@ class Keeper:
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         if self._own_dir:
             self.opts = dataclasses.replace(self.opts, takeover_dir=self.dir)
+        if self.opts.cgroup:
+            try:
+                moved = cgroups.move(self.opts.cgroup)
+            except OSError as exc:
+                # The mount still works; it only shares the fate of whoever started it.
+                log.warning("cannot move the keeper into cgroup %s (%s): this mount ends "
+                            "with the container or session that started it",
+                            self.opts.cgroup, exc.strerror or exc)
+            else:
+                log.info("keeper %d moved into cgroup /%s (%s)", os.getpid(), self.opts.cgroup,
+                         ", ".join(moved))
         try:
             self.fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         except OSError as exc:

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuse_mount import cgroups
 from hdfs_csi_common.units import format_size, parse_duration, parse_size
 
 KiB = 1024
@@ -120,6 +121,12 @@ class MountOptions:
         None, "With the own loop: where the keeper keeps what a replacement daemon needs "
         "(negotiated connection, node ids, open handles). Default: a private directory "
         "under /run/hdfs-csi, removed at unmount.", kind="path")
+    cgroup: str | None = _opt(
+        None, "With the own loop: move the keeper, and so every daemon it starts, into "
+        "this cgroup (a relative path) below the root of each hierarchy before mounting, so the "
+        "mount outlives the container that started it (a node plugin pod deleted or "
+        "upgraded: its runtime kills every process of its cgroup). Its memory is then "
+        "charged there, not to that container.", kind="str")
     io_threads: int = _opt(
         32, "Threads doing HDFS calls (read-ahead, reads, metadata) for the mount. "
         "HDFS calls release the GIL, so threads give real parallelism.", kind="int")
@@ -179,6 +186,8 @@ class MountOptions:
                                  "(relative, without '..', not starting with '-')")
         if (self.kerberos_principal is None) != (self.kerberos_keytab is None):
             raise ValueError("kerberos_principal and kerberos_keytab go together")
+        if self.cgroup is not None:
+            cgroups.check_name(self.cgroup)
         if self.fuse_loop not in ("auto", "own", "libfuse"):
             raise ValueError(f"fuse_loop must be auto, own or libfuse, got {self.fuse_loop!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

@@ -540,6 +540,16 @@ down() {
   stop_pid kube-controller-manager
   stop_pid kube-apiserver
   stop_pid etcd
+  # The FUSE mounts' keepers, which left the node plugin's container for their
+  # own cgroup (--mount-cgroup in the overlay): SIGTERM unmounts, then SIGKILL.
+  local pids
+  pids="$(cat /sys/fs/cgroup/*/hdfs-csi-e2e/hdfs-csi-mounts/cgroup.procs 2>/dev/null | sort -u)"
+  if [ -n "$pids" ]; then
+    kill -TERM $pids 2>/dev/null || true
+    sleep 2
+    pids="$(cat /sys/fs/cgroup/*/hdfs-csi-e2e/hdfs-csi-mounts/cgroup.procs 2>/dev/null | sort -u)"
+    if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null || true; fi
+  fi
   local m
   while read -r m; do
     if [ -n "$m" ]; then umount -l "$m" 2>/dev/null || true; fi

@@ -11,6 +11,7 @@ SIGKILL (the keeper, whose pid is in the pid file, stays) or upgraded in place
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -392,3 +393,97 @@ def test_a_daemon_that_keeps_dying_ends_in_the_remount_fallback(driver: DriverPr
         volume_id=v.vol.volume_id, volume_path=v.target))
     assert stats.volume_condition.abnormal and "remounted" in stats.volume_condition.message
     assert Path(v.target, "part-000").stat().st_size == MiB
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_pids(name: str) -> set[int]:
+    """Every process in cgroup ``name`` of any v1 hierarchy mounted under /sys/fs/cgroup."""
+    found: set[int] = set()
+    for procs in CGROUP_ROOT.glob(f"*/{name}/cgroup.procs"):
+        found |= {int(p) for p in procs.read_text().split()}
+    return found
+
+
+def remove_cgroup(name: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    for hier in CGROUP_ROOT.iterdir():
+        group = hier / name
+        if not group.is_dir():
+            continue
+        for d in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            while d.exists():
+                try:
+                    d.rmdir()
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+        while group.exists():
+            try:
+                group.rmdir()
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+@needs_fuse
+@pytest.mark.fuse
+@pytest.mark.skipif(not (CGROUP_ROOT / "pids" / "cgroup.procs").exists(),
+                    reason="needs cgroup v1 hierarchies under /sys/fs/cgroup")
+def test_mounts_outlive_the_node_plugin_container(driver: DriverProcess,
+                                                  volume: Any) -> None:
+    """The node plugin pod deleted: its runtime SIGKILLs every process of the container's
+    cgroup.  With --mount-cgroup the keepers moved out of it when they started, so the
+    reader (in its own mount namespace) sees no error; a new node service adopts the
+    mount, and a daemon kill after that is still survived."""
+    from fuse_mount import cgroups
+
+    base = f"hdfs-csi-test-{os.getpid()}"
+    container, mounts = f"{base}/container", f"{base}/mounts"
+    saved = list(driver.extra_args)
+    driver.stop()
+    driver.extra_args = saved + ["--mount-cgroup", mounts]
+    try:
+        driver.start()
+        assert driver.proc is not None
+        cgroups.move(container, driver.proc.pid)
+        v = volume(files=3)
+        keeper = keeper_pid(driver, v.vol.volume_id)
+        assert keeper in cgroup_pids(mounts) and keeper not in cgroup_pids(container)
+        assert daemon_pid(keeper) in cgroup_pids(mounts)
+        assert driver.proc.pid in cgroup_pids(container)
+        proc = v.reader(seconds=8)
+        time.sleep(1.0)
+        # what runc does to a deleted container: SIGKILL all of its cgroup, until empty
+        victims = cgroup_pids(container)
+        while victims:
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+            victims = cgroup_pids(container)
+        driver.proc.wait(timeout=10)
+        driver.start()
+        cgroups.move(container, driver.proc.pid)
+        time.sleep(0.5)
+        os.kill(daemon_pid(keeper), signal.SIGKILL)
+        result = finish(proc)
+        assert result["errors"] == [] and result["bad"] == 0, result["errors"][:3]
+        assert keeper_pid(driver, v.vol.volume_id) == keeper and os.path.exists(f"/proc/{keeper}")
+        stats = driver.node().NodeGetVolumeStats(csi_pb2.NodeGetVolumeStatsRequest(
+            volume_id=v.vol.volume_id, volume_path=v.target))
+        assert not stats.volume_condition.abnormal, stats.volume_condition.message
+        v.teardown()
+        deadline = time.monotonic() + 20
+        while cgroup_pids(mounts) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not cgroup_pids(mounts), "the keeper outlived its unstage"
+    finally:
+        driver.stop()
+        driver.extra_args = saved
+        driver.start()
+        with contextlib.suppress(OSError):   # a keeper still in it: the fixture unstages
+            remove_cgroup(base)
