@@ -28,7 +28,7 @@ from hdfs_csi_common.units import parse_duration, parse_size
 from benchmarks import report
 from benchmarks.environment import PROFILES, SetupError
 from benchmarks.runner import MODES, Bench, BenchConfig
-from benchmarks.scenarios import NAMES, ScenarioOptions
+from benchmarks.scenarios import ALL, NAMES, ScenarioOptions
 
 log = logging.getLogger("benchmarks")
 
@@ -49,8 +49,9 @@ def _csv(choices: tuple[str, ...]) -> Any:
 def register(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("Scenarios: seq (large shards, sequential), small (~110 KB files, shuffled), "
                      "meta (stat/list trees), dataloader (PyTorch DataLoader), parquet "
-                     "(pyarrow.dataset scan). Modes: local, direct, mount-cold, mount-warm. "
-                     "See BENCHMARKS.md.")
+                     "(pyarrow.dataset scan); only when named: tfdata (tf.data.TFRecordDataset; "
+                     "needs TensorFlow: HDFS_CSI_TF=yes scripts/setup.sh). Modes: local, direct, "
+                     "mount-cold, mount-warm. See BENCHMARKS.md.")
     g = parser.add_argument_group("what to run")
     size = g.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="tier", action="store_const", const="quick",
@@ -58,8 +59,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     size.add_argument("--full", dest="tier", action="store_const", const="full",
                       help="full-size datasets (several minutes; the default)")
     parser.set_defaults(tier="full")
-    g.add_argument("--scenarios", type=_csv(NAMES), default=list(NAMES),
-                   help="comma-separated scenarios")
+    g.add_argument("--scenarios", type=_csv(ALL), default=list(NAMES),
+                   help="comma-separated scenarios, or 'all' (default: all but tfdata)")
     g.add_argument("--modes", type=_csv(MODES), default=list(MODES), help="comma-separated modes")
     g.add_argument("--seed", type=int, default=42, help="dataset content and shuffle order")
     g.add_argument("--prepare", action="store_true",

@@ -40,7 +40,7 @@ FORMAT = 1
 PARTS = ("seq", "small", "meta", "parquet")
 #: which dataset part each scenario reads
 SCENARIO_PART = {"seq": "seq", "small": "small", "meta": "meta", "dataloader": "small",
-                 "parquet": "parquet"}
+                 "parquet": "parquet", "tfdata": "seq"}
 
 
 # -- specs ----------------------------------------------------------------------

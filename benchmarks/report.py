@@ -27,6 +27,7 @@ PRIMARY = {
     "meta": "ops_per_s",
     "dataloader": "files_per_s",
     "parquet": "mb_per_s",
+    "tfdata": "mb_per_s",
 }
 
 MODE_ORDER = ("local", "direct", "mount-cold", "mount-warm")
@@ -107,6 +108,8 @@ def _note(res: ScenarioResult) -> str:
         return f"stat {e.get('stat_per_s', 0):,.0f}/s, ls wide {e.get('list_wide_ms', 0):,.0f} ms"
     if res.scenario == "parquet":
         return f"{e.get('rows_per_s', 0):,.0f} rows/s"
+    if res.scenario == "tfdata":
+        return f"{e.get('records_per_s', 0):,.0f} records/s, {e.get('readers')} readers"
     return ""
 
 

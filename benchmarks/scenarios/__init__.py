@@ -14,13 +14,19 @@ from types import ModuleType
 
 from benchmarks.scenarios.base import RunContext, ScenarioOptions, ScenarioResult, Skipped
 
+#: what a plain ``hdfs-csi bench`` runs
 NAMES = ("seq", "small", "meta", "dataloader", "parquet")
+#: selectable with ``--scenarios`` (``all`` included) but not run by default: they need
+#: an optional extra (``tfdata``: TensorFlow, ``HDFS_CSI_TF=yes scripts/setup.sh``)
+OPTIONAL = ("tfdata",)
+ALL = NAMES + OPTIONAL
 
 
 def load(name: str) -> ModuleType:
-    if name not in NAMES:
-        raise ValueError(f"unknown scenario {name!r} (choose from {', '.join(NAMES)})")
+    if name not in ALL:
+        raise ValueError(f"unknown scenario {name!r} (choose from {', '.join(ALL)})")
     return importlib.import_module(f"benchmarks.scenarios.{name}")
 
 
-__all__ = ["NAMES", "RunContext", "ScenarioOptions", "ScenarioResult", "Skipped", "load"]
+__all__ = ["ALL", "NAMES", "OPTIONAL", "RunContext", "ScenarioOptions", "ScenarioResult",
+           "Skipped", "load"]
