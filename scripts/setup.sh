@@ -5,6 +5,9 @@
 #   HDFS_CSI_VENV   where the virtual environment goes (default: .venv in the repo)
 #   HDFS_CSI_TORCH  "yes": install PyTorch from PyPI (a ~5 GB CUDA build);
 #                   "auto" (default): use it if already installed; "no": skip.
+#   HDFS_CSI_TF     "yes": install TensorFlow (tensorflow-cpu from PyPI, ~260 MB
+#                   download) for the tfdata bench scenario and the Keras test;
+#                   "auto" (default): use it if already installed; "no": skip.
 #   HDFS_CSI_REAL_PEERS  "yes": also fetch the real peers of the test tiers
 #                   (Hadoop's MiniDFSCluster, csi-sanity, a KDC); default "no".
 #   HDFS_CSI_PIPELINE  "yes": also install the Spark -> PyTorch/TensorFlow
@@ -56,6 +59,24 @@ case "${HDFS_CSI_TORCH:-auto}" in
     if ! "$PY" -c 'import torch' 2>/dev/null; then
       echo "setup: PyTorch not installed (HDFS_CSI_TORCH=yes installs it, ~5 GB);" \
            "DataLoader steps will be skipped" >&2
+    fi ;;
+  *) ;;
+esac
+
+# TensorFlow (CPU build; the same pinned version as setup-pipeline.sh): only the
+# `tfdata` bench scenario and the one-step Keras test use it; both skip without it.
+# (found, not imported: importing TensorFlow takes seconds, on every set-up)
+have_tf() { "$PY" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("tensorflow") is None)'; }
+case "${HDFS_CSI_TF:-auto}" in
+  yes)
+    if ! have_tf; then
+      echo "setup: installing TensorFlow from PyPI (tensorflow-cpu: ~260 MB download, once)" >&2
+      pip_install -e ".[tf]"
+    fi ;;
+  auto)
+    if ! have_tf; then
+      echo "setup: TensorFlow not installed (HDFS_CSI_TF=yes installs it, ~260 MB);" \
+           "the tfdata scenario and Keras test will be skipped" >&2
     fi ;;
   *) ;;
 esac
