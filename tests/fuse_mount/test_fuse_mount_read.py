@@ -95,8 +95,6 @@ def test_direct_io_mount_reads_are_exact(dfs, hdfs, mount_factory, tmp_path):
     """--direct-io: a large cold file bypasses the page cache and reads exactly;
     once the disk cache holds it, a new open uses the page cache again (shared
     mmap works, which direct I/O refuses with libfuse < 3.16)."""
-    import mmap
-
     base = hdfs_dir(hdfs, "dio")
     data = random.Random(7).randbytes(17 * MiB + 123)  # above the 16 MiB threshold
     hdfs.write_file(f"{base}/big.bin", data)
@@ -110,16 +108,23 @@ def test_direct_io_mount_reads_are_exact(dfs, hdfs, mount_factory, tmp_path):
             assert os.pread(fd, n, off) == data[off:off + n]
     finally:
         os.close(fd)
-    deadline = time.monotonic() + 30
-    while True:  # chunks are written in the background
-        with open(m.path / "big.bin", "rb") as f:
-            try:
-                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                    assert mm[len(data) - 1000:] == data[-1000:]
-                    break
-            except OSError as exc:
-                assert exc.errno == errno.ENODEV and time.monotonic() < deadline
-        time.sleep(0.2)
+    # In a child, never here: a page fault on a FUSE mapping holds this process's
+    # GIL while the minidfs that serves it runs in this process (a CI run hung
+    # here for its whole budget once the own loop let the mapping succeed at once).
+    probe = ("import errno, mmap, sys, time\n"
+             "deadline = time.monotonic() + 30\n"
+             "while True:  # chunks are written in the background\n"
+             "    with open(sys.argv[1], 'rb') as f:\n"
+             "        try:\n"
+             "            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:\n"
+             "                sys.stdout.buffer.write(mm[-1000:]); sys.exit()\n"
+             "        except OSError as e:\n"
+             "            if e.errno != errno.ENODEV or time.monotonic() > deadline:\n"
+             "                sys.stdout.write(errno.errorcode[e.errno]); sys.exit()\n"
+             "    time.sleep(0.2)\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(m.path / "big.bin")],
+                         capture_output=True, timeout=90).stdout
+    assert out == data[-1000:]
 
 
 def test_own_loop_lets_a_direct_io_file_be_mmapped(dfs, hdfs, mount_factory):
