@@ -404,6 +404,20 @@ volumeStatsAggPeriod: 10s
 KY
 }
 
+# kubelet's --cgroup-root must exist in every hierarchy (a new cpuset group
+# starts with no CPUs and no memory nodes: it gets the root's).
+cgroup_root() {
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    [ -f "$h/cgroup.procs" ] || continue
+    mkdir -p "$h/hdfs-csi-e2e"
+    if [ -f "$h/cpuset.cpus" ] && [ -z "$(cat "$h/hdfs-csi-e2e/cpuset.cpus")" ]; then
+      cat "$h/cpuset.cpus" >"$h/hdfs-csi-e2e/cpuset.cpus"
+      cat "$h/cpuset.mems" >"$h/hdfs-csi-e2e/cpuset.mems"
+    fi
+  done
+}
+
 up() {
   local t0; t0="$(now)"
   build
@@ -417,6 +431,7 @@ up() {
   mount --make-rshared "$STATE"
   pki
   network_up
+  cgroup_root
   # The driver's socket directory is the base's /var/lib/kubelet/plugins/<driver>
   # (see deploy/overlays/e2e-local/node-patch.yaml); note what down must remove.
   [ -e /var/lib/kubelet ] || echo /var/lib/kubelet >"$STATE/created-paths"
@@ -425,7 +440,7 @@ up() {
     --listen-client-urls http://127.0.0.1:2479 --advertise-client-urls http://127.0.0.1:2479 \
     --listen-peer-urls http://127.0.0.1:2480 --initial-advertise-peer-urls http://127.0.0.1:2480 \
     --initial-cluster hdfs-csi-e2e=http://127.0.0.1:2480 --listen-metrics-urls ''
-  wait_for etcd 60 env ETCDCTL_API=3 etcdctl --endpoints http://127.0.0.1:2479 endpoint health
+  wait_for etcd 60 curl -fsS http://127.0.0.1:2479/health
 
   running kube-apiserver || start kube-apiserver "$BIN/kube-apiserver" \
     --etcd-servers http://127.0.0.1:2479 \
@@ -581,14 +596,19 @@ status() {
   return 0
 }
 
-case "${1:-}" in
-  build) build ;;
-  build-k8s) build_kubernetes ;;
-  build-sidecars) build_sidecars ;;
-  build-images) install_packages; build_pause; build_images ;;
-  up) up ;;
-  down) down ;;
-  status) status ;;
-  env) env_lines ;;
-  *) die "usage: $0 build|up|down|status|env" ;;
-esac
+# One compound command, read whole before it runs: editing this file while an
+# `up` runs cannot make bash read on into the changed text.
+{
+  case "${1:-}" in
+    build) build ;;
+    build-k8s) build_kubernetes ;;
+    build-sidecars) build_sidecars ;;
+    build-images) install_packages; build_pause; build_images ;;
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    env) env_lines ;;
+    *) die "usage: $0 build|up|down|status|env" ;;
+  esac
+  exit
+}
