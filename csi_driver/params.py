@@ -4,8 +4,10 @@ All key names the driver understands live here as constants, so manifests,
 docs and code cannot drift apart.  Parsing is strict: an unknown key or a
 malformed value is INVALID_ARGUMENT, because a typo in a StorageClass
 (``cachesize`` for ``cacheSize``) silently ignored is a production incident
-waiting to happen.  Keys under ``csi.storage.k8s.io/`` are added by the
-external-provisioner and kubelet themselves; they are accepted and ignored.
+waiting to happen.  Keys under ``csi.storage.k8s.io/`` and
+``storage.kubernetes.io/`` are added by the external-provisioner and kubelet
+themselves (the provisioner writes ``storage.kubernetes.io/csiProvisionerIdentity``
+into every PV it creates); they are accepted and ignored.
 
 Secret values are never put into exception messages.
 """
@@ -47,8 +49,8 @@ SECRET_USER = "user"                      #: simple-auth HDFS user
 SECRET_KERBEROS_PRINCIPAL = "kerberosPrincipal"
 SECRET_KERBEROS_KEYTAB = "kerberosKeytab"  #: base64 of the keytab file
 
-#: Prefix of keys the Kubernetes sidecars add; accepted and ignored.
-IGNORED_PREFIX = "csi.storage.k8s.io/"
+#: Prefixes of keys Kubernetes and its sidecars add; accepted and ignored.
+IGNORED_PREFIXES = ("csi.storage.k8s.io/", "storage.kubernetes.io/")
 #: Set by kubelet ("true") in the NodePublishVolume context of an inline
 #: (CSI ephemeral) volume, which kubelet never stages.
 EPHEMERAL = "csi.storage.k8s.io/ephemeral"
@@ -188,7 +190,7 @@ def _known(field_name: str, values: Mapping[str, str], allowed: tuple[str, ...])
     out: dict[str, str] = {}
     unknown: list[str] = []
     for key, value in values.items():
-        if key.startswith(IGNORED_PREFIX):
+        if key.startswith(IGNORED_PREFIXES):
             continue
         if key not in allowed:
             unknown.append(key)
@@ -201,7 +203,7 @@ def _known(field_name: str, values: Mapping[str, str], allowed: tuple[str, ...])
         shown = ", ".join(repr(k[:64]) for k in sorted(unknown)[:5])
         raise InvalidArgument(f"{field_name}: unknown key(s) {shown}; "
                               f"accepted: {', '.join(allowed)} "
-                              f"(and any key under {IGNORED_PREFIX})")
+                              f"(and any key under {' or '.join(IGNORED_PREFIXES)})")
     return out
 
 

@@ -186,10 +186,12 @@ image_archive() {  # name -> $IMAGES/<file>.tar (docker-archive, what ctr import
 build_images() {
   mkdir -p "$IMAGES" "$RUN/buildah"
   local stamp_src
-  # The driver image is rebuilt when the source tree changes (git's view of it).
-  stamp_src="$( (git -C "$REPO" rev-parse HEAD; git -C "$REPO" status --porcelain -- . \
-      ':!tests' ':!deploy' ':!docs' ':!*.md'; git -C "$REPO" diff -- . ':!tests' ':!deploy' \
-      ':!docs' ':!*.md') | sha256sum | cut -c1-16)"
+  # The driver image is rebuilt when a file that goes into it changes: the blobs of
+  # the index, the working tree's changes and untracked files (not the commit, so
+  # a commit of tests, docs, manifests or this script does not rebuild it).
+  local src=(-- . ':!tests' ':!deploy' ':!docs' ':!*.md' ':!scripts/e2e-cluster.sh')
+  stamp_src="$( (git -C "$REPO" ls-files -s "${src[@]}"; git -C "$REPO" diff "${src[@]}";
+      git -C "$REPO" ls-files -o --exclude-standard "${src[@]}") | sha256sum | cut -c1-16)"
   if [ ! -f "$IMAGES/debian-base.tar" ]; then
     say "Debian bookworm base (mmdebstrap)"
     "${NICE[@]}" mmdebstrap --quiet --variant=minbase \
@@ -352,6 +354,10 @@ state = "$RUN/containerd"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
   netns_mounts_under_state_dir = true
+  # This machine's root lacks CAP_SYS_RESOURCE (a container itself): the kubelet's
+  # oom_score_adj of -998 for a sandbox fails in runc's nsexec ("can't get final
+  # child's PID from pipe: EOF"); containerd then keeps it at its own, 0.
+  restrict_oom_score_adj = true
   enable_unprivileged_ports = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
@@ -450,6 +456,7 @@ up() {
     --client-ca-file "$PKI/ca.crt" \
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \

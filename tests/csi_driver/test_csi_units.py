@@ -82,6 +82,18 @@ def test_volume_context_static_and_snapshot() -> None:
             params.parse_volume_context(bad)
 
 
+def test_volume_context_of_a_pv_the_real_provisioner_created() -> None:
+    """external-provisioner v6 writes its identity into every PV's volumeAttributes;
+    the first NodeStageVolume on a real cluster was refused for it."""
+    ctx = params.parse_volume_context({
+        "hdfsUri": "hdfs://nn:8020", "path": "/csi/pvc-1",
+        "storage.kubernetes.io/csiProvisionerIdentity": "1764830000000-1234-hdfs.csi.hdfs-csi.io",
+        "csi.storage.k8s.io/pvc/name": "data"})
+    assert ctx.path == "/csi/pvc-1"
+    with pytest.raises(IA, match="storage.kubernetes.io/"):
+        params.parse_volume_context({"path": "/d", "storage.kubernetes.ioX": "1"})
+
+
 def test_secrets_user_and_kerberos() -> None:
     assert params.parse_secrets({}) is None
     assert params.parse_secrets({"user": "alice"}) == params.Credentials(user="alice")

@@ -164,6 +164,24 @@ def test_controller_runs_unprivileged_with_leader_election() -> None:
         assert "--leader-election" in container(dep, name)["args"]
 
 
+def test_controller_state_dir_is_writable_and_in_memory() -> None:
+    """The controller writes a Kerberos keytab to its --state-dir for the length of
+    one CreateVolume; with a read-only root filesystem that directory must be a
+    volume of its own (the real cluster's first controller pod crash-looped on
+    "cannot create --state-dir /var/lib/hdfs-csi: Read-only file system"), and a
+    memory-backed one, so a keytab never reaches the node's disk."""
+    from csi_driver.config import Config
+
+    dep = find(rendered("deploy/base"), "Deployment", "hdfs-csi-controller")
+    driver = container(dep, "hdfs-csi-driver")
+    state_dir = next((a.split("=", 1)[1] for a in driver["args"]
+                      if a.startswith("--state-dir=")), Config.state_dir)
+    mounts = {m["mountPath"]: m["name"] for m in driver["volumeMounts"]}
+    assert state_dir in mounts, (state_dir, mounts)
+    volume = next(v for v in pod_specs(dep)[0]["volumes"] if v["name"] == mounts[state_dir])
+    assert volume.get("emptyDir", {}).get("medium") == "Memory", volume
+
+
 # -- RBAC ------------------------------------------------------------------------------------
 def _rules(objs: Any, kind: str) -> list[tuple[str, dict[str, Any]]]:
     return [(o["metadata"]["name"], r) for o in objs if o["kind"] == kind for r in o["rules"]]
@@ -230,7 +248,7 @@ def test_storage_class_parameters_are_driver_keys() -> None:
     for src, sc in _storage_classes():
         assert sc["provisioner"] == DRIVER_NAME, src
         for key, value in sc["parameters"].items():
-            if key.startswith(params.IGNORED_PREFIX):
+            if key.startswith(params.IGNORED_PREFIXES):
                 continue
             assert key in params.STORAGE_CLASS_KEYS, f"{src}: unknown parameter {key}"
             assert isinstance(value, str)
