@@ -43,13 +43,17 @@ class CgroupMoveError(OSError):
 
 
 def hierarchies(pid: int | str = "self") -> list[tuple[str, str]]:
-    """``(controllers, path)`` of each hierarchy ``pid`` is in (``""`` = cgroup v2)."""
+    """``(controllers, path)`` of each hierarchy ``pid`` is in (``""`` = cgroup v2).
+
+    Named v1 hierarchies (``name=systemd``) are included: they hold no resources,
+    but the kubelet finds a pod's processes in every mounted hierarchy, and when a
+    pod is deleted it SIGKILLs whatever its ``name=systemd`` group still holds (on
+    the first real cluster a keeper moved everywhere else died that way).
+    """
     out = []
     with open(f"/proc/{pid}/cgroup") as fh:
         for line in fh:
             _num, controllers, path = line.rstrip("\n").split(":", 2)
-            if controllers.startswith("name="):
-                continue   # named v1 hierarchies (systemd's) hold no resources
             out.append((controllers, path))
     return out
 
@@ -132,7 +136,9 @@ def move(name: str, pid: int | None = None) -> list[str]:
             continue
         where = tempfile.mkdtemp(prefix="hdfs-csi-cgroup-")
         try:
-            if controllers:
+            if controllers.startswith("name="):
+                _mount("cgroup", where, "cgroup", f"none,{controllers}")
+            elif controllers:
                 _mount("cgroup", where, "cgroup", controllers)
             else:
                 _mount("cgroup2", where, "cgroup2", None)

@@ -56,6 +56,7 @@ NICE=(nice -n 19)
 export GOMAXPROCS="${GOMAXPROCS:-1}" GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 
 DRIVER_IMAGE=ghcr.io/hdfs-csi/hdfs-csi:0.1.0
+DRIVER_REBUILT=
 BASE_IMAGE=localhost/hdfs-csi-e2e/debian-python:bookworm
 PAUSE_IMAGE=localhost/hdfs-csi-e2e/pause:3.10
 # image name : binary in $BIN : path of the binary in the image
@@ -231,6 +232,7 @@ build_images() {
       --build-arg "PYTHON_IMAGE=$BASE_IMAGE" -t "$DRIVER_IMAGE" -f "$REPO/Dockerfile" "$REPO" >/dev/null
     image_archive "$DRIVER_IMAGE" >/dev/null
     echo "$stamp_src" >"$IMAGES/.driver"
+    DRIVER_REBUILT=1
   fi
   if [ ! -f "$IMAGES/.sidecars" ] || [ "$BIN/csi-provisioner" -nt "$IMAGES/.sidecars" ] \
      || [ "$BIN/.standins" -nt "$IMAGES/.sidecars" ]; then
@@ -499,6 +501,9 @@ up() {
   if [ -z "${HDFS_CSI_E2E_NO_INSTALL:-}" ]; then
     say "kubectl apply -k deploy/overlays/e2e-local"
     k apply -k "$OVERLAY" >/dev/null
+    if [ -n "${DRIVER_REBUILT:-}" ]; then  # same tag, new image: running pods keep the old one
+      k -n hdfs-csi rollout restart deployment/hdfs-csi-controller daemonset/hdfs-csi-node >/dev/null
+    fi
     k -n hdfs-csi rollout status deployment/minidfs --timeout=5m
     k -n hdfs-csi rollout status deployment/hdfs-csi-controller --timeout=5m
     k -n hdfs-csi rollout status daemonset/hdfs-csi-node --timeout=5m

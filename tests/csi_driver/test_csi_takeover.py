@@ -433,14 +433,31 @@ def remove_cgroup(name: str, timeout: float = 10) -> None:
 @pytest.mark.fuse
 @pytest.mark.skipif(not (CGROUP_ROOT / "pids" / "cgroup.procs").exists(),
                     reason="needs cgroup v1 hierarchies under /sys/fs/cgroup")
+def enter_container(name: str, pid: int) -> None:
+    """Put ``pid`` into cgroup ``name`` of every hierarchy mounted under /sys/fs/cgroup,
+    the named ``name=systemd`` one included, as runc does with a container's processes
+    (written here, not with the code under test, so the test sees what it misses)."""
+    for hier in CGROUP_ROOT.iterdir():
+        if not (hier / "cgroup.procs").exists():
+            continue
+        group = hier
+        for part in name.split("/"):
+            group = group / part
+            group.mkdir(exist_ok=True)
+            if (group / "cpuset.cpus").exists() and not (group / "cpuset.cpus").read_text().strip():
+                (group / "cpuset.cpus").write_text((group.parent / "cpuset.cpus").read_text())
+                (group / "cpuset.mems").write_text((group.parent / "cpuset.mems").read_text())
+        (group / "cgroup.procs").write_text(str(pid))
+
+
 def test_mounts_outlive_the_node_plugin_container(driver: DriverProcess,
                                                   volume: Any) -> None:
     """The node plugin pod deleted: its runtime SIGKILLs every process of the container's
-    cgroup.  With --mount-cgroup the keepers moved out of it when they started, so the
+    cgroup (and the kubelet every process its pod's cgroup holds in any hierarchy, the
+    named name=systemd one too, which a first move missed on the real cluster).  With
+    --mount-cgroup the keepers moved out of it when they started, so the
     reader (in its own mount namespace) sees no error; a new node service adopts the
     mount, and a daemon kill after that is still survived."""
-    from fuse_mount import cgroups
-
     base = f"hdfs-csi-test-{os.getpid()}"
     container, mounts = f"{base}/container", f"{base}/mounts"
     saved = list(driver.extra_args)
@@ -449,7 +466,7 @@ def test_mounts_outlive_the_node_plugin_container(driver: DriverProcess,
     try:
         driver.start()
         assert driver.proc is not None
-        cgroups.move(container, driver.proc.pid)
+        enter_container(container, driver.proc.pid)
         v = volume(files=3)
         keeper = keeper_pid(driver, v.vol.volume_id)
         assert keeper in cgroup_pids(mounts) and keeper not in cgroup_pids(container)
@@ -467,7 +484,7 @@ def test_mounts_outlive_the_node_plugin_container(driver: DriverProcess,
             victims = cgroup_pids(container)
         driver.proc.wait(timeout=10)
         driver.start()
-        cgroups.move(container, driver.proc.pid)
+        enter_container(container, driver.proc.pid)
         time.sleep(0.5)
         os.kill(daemon_pid(keeper), signal.SIGKILL)
         result = finish(proc)
