@@ -49,6 +49,7 @@ from fuse_mount.iopool import IoPool
 from fuse_mount.metadata import MISSING, MetadataCache
 from fuse_mount.metrics import MountMetrics
 from fuse_mount.options import MountOptions
+from fuse_mount.prefetch import SmallFilePrefetch
 from fuse_mount.read_handle import ReadHandle, Reads
 from fuse_mount.readahead import MemoryBudget, ReadaheadConfig
 from fuse_mount.write_handle import WriteHandle, Writes, write_all
@@ -67,6 +68,8 @@ DIRECT_IO_MIN_SIZE = 16 << 20
 #: Answer for statfs when HDFS cannot tell (no admin RPC): large, clearly fake numbers.
 FALLBACK_CAPACITY = 1 << 50  # 1 PiB
 _STATFS_TTL = 5.0
+#: Bound on the bytes of prefetched small files not opened yet (and a quarter of the cache).
+PREFETCH_LEAD_MAX = 1 << 30
 # utimensat sentinels as libfuse passes them (tv_sec 0, tv_nsec UTIME_NOW/UTIME_OMIT)
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
@@ -143,6 +146,12 @@ class HdfsFilesystem:
         self.writes = Writes(client, call=self._call,
                              fresh_length=lambda path: self.status(path, fresh=True).length,
                              invalidate=self._invalidate, invalidate_attrs=self.meta.invalidate)
+        self.prefetch: SmallFilePrefetch | None = None
+        if self.cache is not None and self.opts.prefetch_max_size:
+            # the lead: what prefetched files not opened yet may hold of the cache
+            self.prefetch = SmallFilePrefetch(
+                self, max_size=self.opts.prefetch_max_size, streams=self.opts.prefetch_streams,
+                lead_bytes=min(PREFETCH_LEAD_MAX, self.opts.cache_size // 4))
         self._handles: dict[int, ReadHandle | WriteHandle] = {}
         self._fh = itertools.count(1)
         self._writing: dict[str, set[WriteHandle]] = {}
@@ -345,6 +354,8 @@ class HdfsFilesystem:
             st = self.status(path)
             if st.is_dir:
                 raise FsError(errno.EISDIR)
+            if self.prefetch is not None:
+                self.prefetch.on_open(path, wait=self.timeout)
             h = self.reads.handle(path, self.hdfs_path(path), st)
             if self._note_open(h) and (
                     self.cache is None or not self.cache.has_range(h.key, 0, h.size)):
@@ -394,6 +405,16 @@ class HdfsFilesystem:
                         permission=permission)
         h.writer = writer
         return self._add_writer(h)
+
+    def fill_cache(self, path: str, st: FileStatus) -> int:
+        """Read the version of ``path`` that ``st`` describes whole into the disk cache
+        (the small-file prefetch); the bytes cached, 0 if it already was.  Raises ESTALE
+        (and caches nothing) when the file was replaced in HDFS since ``st``."""
+        h = self.reads.handle(path, self.hdfs_path(path), st)
+        try:
+            return self.reads.fill(h)
+        finally:
+            self.reads.close(h)
 
     def wants_direct_io(self, fh: int) -> bool:
         """Whether handle ``fh`` should bypass the kernel page cache (``--direct-io``);
@@ -706,6 +727,8 @@ class HdfsFilesystem:
             raise hdfs_errors.NotADirectory(f"{self.root} is not a directory", path=self.root)
 
     def close(self) -> None:
+        if self.prefetch is not None:
+            self.prefetch.close()
         for fh in list(self._handles):
             try:
                 self.release(fh)

@@ -53,6 +53,18 @@ class MountMetrics:
             registry=r)
         self.warmup_bytes = Counter(
             "hdfs_fuse_warmup_bytes", "Bytes the mount's warm-up read into the cache", registry=r)
+        self.prefetch_files = Counter(
+            "hdfs_fuse_prefetch_files",
+            "Small files read whole into the cache ahead of their open (--prefetch-max-size)",
+            registry=r)
+        self.prefetch_bytes = Counter(
+            "hdfs_fuse_prefetch_bytes", "Bytes of those files", registry=r)
+        self.prefetch_hits = Counter(
+            "hdfs_fuse_prefetch_hits", "Opens of a file prefetched (or being prefetched)",
+            registry=r)
+        self.prefetch_stops = Counter(
+            "hdfs_fuse_prefetch_stops", "Times prefetching ended for good (the cache full)",
+            registry=r)
         self.cache_bytes = Gauge(
             "hdfs_fuse_cache_bytes", "Bytes held in the local disk cache", registry=r)
         self.readahead_bytes = Counter(

@@ -40,6 +40,7 @@ CACHE_SIZE = "cacheSize"        #: local data cache bound, e.g. "10Gi"
 READ_AHEAD_MAX = "readAheadMax"  #: largest read-ahead window, e.g. "64Mi"
 METADATA_TTL = "metadataTtl"    #: attribute/listing cache lifetime, e.g. "30s"
 WARMUP = "warmup"               #: read these paths/globs into the disk cache once mounted
+PREFETCH_MAX_SIZE = "prefetchMaxSize"  #: prefetch small files up to this size ("0" = off)
 MAX_WARMUP_PATTERNS = 64
 
 
@@ -135,6 +136,17 @@ class MountOptions:
         "directories), read into the disk cache in the background once mounted, up to "
         "--cache-size, so that a first epoch finds them local. Needs --cache-dir.",
         kind="list", csi=WARMUP)
+    prefetch_max_size: int = _opt(
+        4 * MiB, "With --cache-dir: once a process opens a second file of a directory, read "
+        "the directory's other files up to this size into the disk cache ahead of it, "
+        "several at a time (an ImageFolder / per-sample-file epoch, shuffled order included), "
+        "so that their opens find them local. Stops while the prefetched files are not "
+        "being opened, and for good when the cache is nine tenths full; never evicts. Larger files "
+        "(shards) are left to read-ahead. 0 turns it off.",
+        kind="size", csi=PREFETCH_MAX_SIZE, limit=64 * MiB)
+    prefetch_streams: int = _opt(
+        8, "Small files prefetched at a time (each one whole in memory until it is in the "
+        "disk cache). More streams hide more NameNode and DataNode round trips.", kind="int")
     user: str | None = _opt(
         None, "HDFS user name for simple authentication (default: HADOOP_USER_NAME or the "
         "local user).", kind="str")
@@ -163,12 +175,14 @@ class MountOptions:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
 
         for name in ("cache_size", "read_ahead_memory", "read_ahead_streams", "io_timeout",
-                     "fuse_threads", "io_threads"):
+                     "fuse_threads", "io_threads", "prefetch_streams"):
             positive(name)
         if self.read_ahead_max < 128 * KiB:
             raise ValueError(f"read_ahead_max must be at least 128 KiB, got {self.read_ahead_max}")
         if self.metadata_ttl < 0:
             raise ValueError("metadata_ttl must not be negative")
+        if self.prefetch_max_size < 0:
+            raise ValueError("prefetch_max_size must not be negative")
         if self.kernel_read_ahead < 0:
             raise ValueError("kernel_read_ahead must not be negative")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:

@@ -111,6 +111,24 @@ class Reads:
                 self.close(h)
                 raise
 
+    def fill(self, h: ReadHandle) -> int:
+        """Read ``h``'s whole file into the disk cache now (the small-file prefetch);
+        the byte count, 0 when the cache already held it or took none of it.
+
+        The reader is checked against ``h``'s identity (:meth:`reader`): a file
+        replaced since ``h``'s status raises ESTALE and nothing is cached.  The
+        chunks are written before this returns, so an open that waited for it
+        finds the file complete.
+        """
+        assert self.cache is not None
+        if self.cache.has_range(h.key, 0, h.size):
+            return 0
+        data = self._read_hdfs(h, 0, h.size)
+        if len(data) != h.size:
+            return 0
+        stored = self.cache.put_aligned(h.key, h.size, 0, data)
+        return h.size if stored and self.cache.has_range(h.key, 0, h.size) else 0
+
     # -- the three ways the adapter asks --------------------------------------------------
     def read(self, h: ReadHandle, size: int, offset: int) -> bytes | memoryview:
         """Bytes at ``offset``; a memoryview when it is a slice of a buffer."""

@@ -81,8 +81,8 @@ install_packages() {
   done
   [ "${#missing[@]}" = 0 ] && return 0
   say "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${NICE[@]}" apt-get install -y -qq --no-install-recommends \
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive "${NICE[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
   command -v go >/dev/null || die "Go is needed to build Kubernetes (go 1.24 or newer)"
 }

@@ -47,10 +47,10 @@ printf '%s\n' \
   "krb5-config krb5-config/dns_for_default boolean false" \
   "krb5-kdc krb5-kdc/debconf boolean false" \
   | $SUDO debconf-set-selections 2>/dev/null || true
-if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
     krb5-kdc krb5-admin-server krb5-user libgssapi-krb5-2 iproute2 >/dev/null 2>&1; then
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
     krb5-kdc krb5-admin-server krb5-user libgssapi-krb5-2 iproute2 >/dev/null
 fi
 if ! have_all; then
