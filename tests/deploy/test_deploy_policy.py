@@ -127,7 +127,14 @@ def test_node_plugin_host_access(directory: str) -> None:
     assert {"operator": "Exists"} in spec["tolerations"]
     assert "cpu" not in driver["resources"].get("limits", {})
     assert spec["automountServiceAccountToken"] is False
-    assert spec.get("hostNetwork", False) is False
+    # Keepers and FUSE daemons outlive the pod: in the pod's own network
+    # namespace they would lose HDFS when it goes (the real cluster showed it).
+    assert spec["hostNetwork"] is True and spec["hostPID"] is True
+    assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    port = driver["ports"][0]["containerPort"]
+    assert port != 9808, "9808 is the livenessprobe default other drivers take on the host"
+    probe = container(ds, "liveness-probe")
+    assert f"--health-port={port}" in probe["args"]
 
 
 def test_node_plugin_memory_covers_fuse_daemons() -> None:

@@ -458,7 +458,7 @@ def test_static_dataset_two_pods_share_one_staged_mount(installed: str, namespac
         assert max(s for s, _ in spans) < min(f for _, f in spans), spans
         # one staged FUSE mount served both publishes
         staged = [ln for ln in node_plugin_log().splitlines()
-                  if "staged volume" in ln and pv_name in ln]
+                  if ": staged volume " in ln and pv_name in ln]  # not "unstaged"
         assert len(staged) == 1, "\n".join(staged) or node_plugin_log(60)
         assert hdfs("exists", f"/e2e-datasets/{namespace}-dataset/new") == "no"
     finally:
