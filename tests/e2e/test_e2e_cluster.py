@@ -509,7 +509,7 @@ def test_training_job_and_notebook_statefulset_read_the_dataset(installed: str,
     """What a PyTorchJob and a Kubeflow Notebook become: a Job's pods and a StatefulSet.
 
     The real training-operator and notebook-controller are not installed here
-    (see docs/INSTALL.md, local cluster); their pods carry the same volume
+    (see deploy/README.md, the local cluster); their pods carry the same volume
     stanza as deploy/examples/pytorchjob.yaml and notebook.yaml.
     """
     payload = secrets.token_bytes(40_000)
