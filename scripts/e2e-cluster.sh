@@ -13,7 +13,8 @@
 # kubectl from k8s.io/kubernetes (Go module proxy, one release, its k8s.io/*
 # staging modules replaced by their v0.x releases); etcd, containerd, runc, the
 # CNI plugins, buildah and mmdebstrap from Debian; the CSI sidecars from the Go
-# module proxy (the two it does not serve are stand-ins: tests/e2e/sidecars);
+# module proxy (the two it does not serve are stand-ins: tests/e2e/sidecars) and the
+# Kubeflow training operator v1.8.1, run on the host;
 # images built here (a Debian base by mmdebstrap, our Dockerfile on it with
 # buildah, the sidecars as images of their static binaries, a pause image) and
 # imported into containerd.  No kube-proxy and no cluster DNS: the API service
@@ -127,7 +128,10 @@ build_kubernetes() {
 SIDECARS=(
   "github.com/kubernetes-csi/external-provisioner/v6 v6.4.0 ./cmd/csi-provisioner csi-provisioner"
   "github.com/kubernetes-csi/external-resizer/v2 v2.3.0 ./cmd/csi-resizer csi-resizer"
+  # not a sidecar: the Kubeflow training operator, for the PyTorchJob test (run on the host)
+  "github.com/kubeflow/training-operator v1.8.1 ./cmd/training-operator.v1 training-operator"
 )
+TRAINING_OPERATOR_SRC="$CACHE/src/training-operator-v1.8.1"
 build_sidecars() {
   local line mod ver pkg name
   mkdir -p "$BIN" "$CACHE/src"
@@ -496,6 +500,7 @@ up() {
     --kubeconfig "$STATE/kubelet.kubeconfig" --root-dir "$KUBELET_DIR" \
     --node-ip "$NODE_IP" --hostname-override "$NODE_NAME" --v=2
   wait_for "the node" 180 k wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+  training_operator_up
   local t_cluster; t_cluster="$(now)"
 
   if [ -z "${HDFS_CSI_E2E_NO_INSTALL:-}" ]; then
@@ -511,6 +516,58 @@ up() {
   local t_end; t_end="$(now)"
   say "up: build/check $((t_build - t0))s, cluster $((t_cluster - t_build))s, hdfs-csi $((t_end - t_cluster))s, total $((t_end - t0))s"
   env_lines
+}
+
+# The Kubeflow training operator v1.8.1 (PyTorchJob only), on the host with the admin
+# kubeconfig, as the control plane runs.  Its validating webhook is not registered:
+# the API server would reach it through a Service, and there is no kube-proxy here;
+# the operator still makes its certificates (cert-controller needs the Secret, and
+# writes them to its fixed /tmp/k8s-webhook-server, which down removes).  Workers'
+# init container waits for the master's DNS name by nslookup; there is no cluster
+# DNS here, so the template says so and goes on (the example does not rendezvous).
+training_operator_up() {
+  k apply --server-side -f "$TRAINING_OPERATOR_SRC/manifests/base/crds/kubeflow.org_pytorchjobs.yaml" >/dev/null
+  k get namespace kubeflow >/dev/null 2>&1 || k create namespace kubeflow >/dev/null
+  k -n kubeflow get secret training-operator-webhook-cert >/dev/null 2>&1 ||
+    k -n kubeflow create secret generic training-operator-webhook-cert >/dev/null
+  # cert-controller is ready only once it has put its CA into this configuration;
+  # with no webhooks in it, the API server calls none
+  k apply -f - >/dev/null <<'YAML'
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: validator.training-operator.kubeflow.org}
+webhooks: []
+YAML
+  [ -e /tmp/k8s-webhook-server ] || echo /tmp/k8s-webhook-server >"$STATE/created-webhook-dir"
+  cat >"$STATE/pytorch-init-container.yaml" <<YAML
+- name: init-pytorch
+  image: $DRIVER_IMAGE
+  imagePullPolicy: IfNotPresent
+  resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {memory: 64Mi}}
+  securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+  command: ['sh', '-c', 'echo "no cluster DNS here: not waiting for {{.MasterAddr}}"']
+YAML
+  running training-operator || start training-operator env KUBECONFIG="$KUBECONFIG_FILE" \
+    "$BIN/training-operator" --enable-scheme=pytorchjob \
+    --metrics-bind-address 127.0.0.1:10380 --health-probe-bind-address 127.0.0.1:10381 \
+    --webhook-server-port 10382 \
+    --pytorch-init-container-template-file "$STATE/pytorch-init-container.yaml"
+  # In a pod the kubelet would project the Secret cert-controller fills into its
+  # certificate directory; on the host, this does (the certificates last ten years).
+  wait_for "the training operator's certificates" 60 webhook_certs_projected
+  wait_for "the training operator" 60 curl -fsS http://127.0.0.1:10381/readyz
+}
+
+webhook_certs_projected() {
+  local dir=/tmp/k8s-webhook-server/serving-certs key
+  [ -s "$dir/tls.crt" ] && return 0
+  k -n kubeflow get secret training-operator-webhook-cert -o jsonpath='{.data.tls\.key}' \
+    2>/dev/null | grep -q . || return 1
+  mkdir -p "$dir"; chmod 700 /tmp/k8s-webhook-server "$dir"
+  for key in ca.crt tls.key tls.crt; do  # tls.crt last: its presence means all are there
+    k -n kubeflow get secret training-operator-webhook-cert -o jsonpath="{.data.${key/./\\.}}" |
+      base64 -d >"$dir/.$key" && mv "$dir/.$key" "$dir/$key"
+  done
 }
 
 env_lines() {
@@ -563,6 +620,8 @@ down() {
   stop_pid containerd
   local pid
   for pid in $(our_shims); do kill -KILL "$pid" 2>/dev/null || true; done
+  stop_pid training-operator
+  if [ -f "$STATE/created-webhook-dir" ]; then rm -rf /tmp/k8s-webhook-server; fi
   stop_pid kube-scheduler
   stop_pid kube-controller-manager
   stop_pid kube-apiserver
@@ -599,7 +658,8 @@ down() {
 
 status() {
   local n name
-  for name in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet; do
+  for name in etcd kube-apiserver kube-controller-manager kube-scheduler training-operator \
+              containerd kubelet; do
     running "$name" && echo "running: $name (pid $(cat "$RUN/pids/$name.pid"))"
   done
   n="$(our_mounts | wc -l)"; echo "mounts below $STATE and $RUN: $n"
