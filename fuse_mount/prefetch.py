@@ -88,7 +88,7 @@ class SmallFilePrefetch:
         self._queue: collections.deque[tuple[str, FileStatus]] = collections.deque()
         self._known: set[str] = set()           # queued, in flight or fetched: once each
         self._fetched: dict[str, int] = {}      # prefetched, not opened yet: path -> bytes
-        self._lead = 0                          # sum of _fetched
+        self._lead = 0                          # bytes of _fetched and of fetches in flight
         self._inflight: dict[str, threading.Event] = {}
         self._opened: set[str] = set()          # opened by a process: never fetched after
         self._closed = False
