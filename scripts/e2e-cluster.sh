@@ -519,10 +519,11 @@ up() {
 }
 
 # The Kubeflow training operator v1.8.1 (PyTorchJob only), on the host with the admin
-# kubeconfig, as the control plane runs.  Its validating webhook is not registered:
+# kubeconfig, as the control plane runs.  Its validating webhook is registered empty:
 # the API server would reach it through a Service, and there is no kube-proxy here;
-# the operator still makes its certificates (cert-controller needs the Secret, and
-# writes them to its fixed /tmp/k8s-webhook-server, which down removes).  Workers'
+# the operator still makes its certificates (cert-controller needs the Secret and the
+# configuration; the certificates go to its fixed /tmp/k8s-webhook-server, which down
+# removes).  Workers'
 # init container waits for the master's DNS name by nslookup; there is no cluster
 # DNS here, so the template says so and goes on (the example does not rendezvous).
 training_operator_up() {
