@@ -277,8 +277,9 @@ class HdfsFilesystem:
             nlink=2 if st.is_dir else 1,
         )
 
-    def readdir(self, path: str) -> list[tuple[str, int]]:
-        """Names with their ``st_mode`` type bits; fills the attribute cache."""
+    def listing(self, path: str) -> list[FileStatus]:
+        """The children of directory ``path``: the cached listing, else one listing
+        (bounded by :meth:`_list_dir`), which then fills the attribute cache."""
         children = self.meta.get_listing(path)
         if children is None:
             st = self.status(path)
@@ -287,6 +288,11 @@ class HdfsFilesystem:
             token = self.meta.token()
             children = self._list_dir(self.hdfs_path(path))
             self.meta.put_listing(path, children, token)
+        return children
+
+    def readdir(self, path: str) -> list[tuple[str, int]]:
+        """Names with their ``st_mode`` type bits; fills the attribute cache."""
+        children = self.listing(path)
         out = [(".", stat.S_IFDIR), ("..", stat.S_IFDIR)]
         out.extend((c.name, stat.S_IFDIR if c.is_dir else stat.S_IFREG) for c in children)
         return out

@@ -42,9 +42,8 @@ import threading
 from typing import Protocol
 
 from fuse_mount.cache import DiskCache
-from fuse_mount.metadata import MetadataCache
 from fuse_mount.metrics import MountMetrics
-from hdfs_client.base import FileStatus, HdfsClient
+from hdfs_client.base import FileStatus
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +60,10 @@ _MAX_PATHS = 1_000_000
 class Core(Protocol):
     """What the prefetch uses of the filesystem core (:class:`fuse_mount.fs.HdfsFilesystem`)."""
 
-    client: HdfsClient
     cache: DiskCache | None
-    meta: MetadataCache
     metrics: MountMetrics
 
-    def hdfs_path(self, path: str) -> str: ...
+    def listing(self, path: str) -> list[FileStatus]: ...
 
     def fill_cache(self, path: str, st: FileStatus) -> int: ...
 
@@ -172,13 +169,9 @@ class SmallFilePrefetch:
 
     # -- queueing -------------------------------------------------------------------------
     def _activate(self, parent: str) -> None:
-        """Queue the small files of ``parent`` (from the cached listing, else one listing)."""
+        """Queue the small files of ``parent`` (the core's listing: cached, else one RPC)."""
         try:
-            children = self.core.meta.get_listing(parent)
-            if children is None:
-                token = self.core.meta.token()
-                children = list(self.core.client.list_dir(self.core.hdfs_path(parent)))
-                self.core.meta.put_listing(parent, children, token)
+            children = self.core.listing(parent)
         except Exception as exc:  # noqa: BLE001 - only a prefetch
             log.debug("prefetch: listing %s failed: %s", parent, exc)
             return
