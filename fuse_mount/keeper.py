@@ -57,6 +57,9 @@ QUICK_DEATH = 0.5   # seconds of serving: a resent request that kills it dies so
 START_TIMEOUT = 120.0
 SERVER_MODULE = "fuse_mount.server"
 EXIT_UNMOUNTED, EXIT_HANDED_OVER = 0, 3
+#: made in the takeover directory before the keeper stops its daemon for good (SIGTERM
+#: also starts a handover): what the daemon leaves to a successor it now cleans up
+UNMOUNTING_FILE = "unmounting"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -226,6 +229,8 @@ class Keeper:
                 if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     log.info("signal %d: unmounting %s", sig, self.mountpoint)
                     self._unmount()
+                    with open(os.path.join(self.dir, UNMOUNTING_FILE), "w"):
+                        pass
                     self._stop_child(self.child, signal.SIGTERM)
                     return
                 if sig == signal.SIGUSR1:

@@ -67,6 +67,16 @@ class MountMetrics:
             registry=r)
         self.cache_bytes = Gauge(
             "hdfs_fuse_cache_bytes", "Bytes held in the local disk cache", registry=r)
+        self.cluster_cache_directives = Gauge(
+            "hdfs_fuse_cluster_cache_directives",
+            "HDFS cache directives this mount keeps alive (--cache-pool)", registry=r)
+        self.cluster_cache_bytes = Gauge(
+            "hdfs_fuse_cluster_cache_bytes",
+            "Bytes of those directives the NameNode reports cached in DataNode memory, "
+            "and needed", ["state"], registry=r)
+        self.cluster_cache_errors = Counter(
+            "hdfs_fuse_cluster_cache_errors",
+            "Cache directive calls that failed (refused, or HDFS unreachable)", registry=r)
         self.readahead_bytes = Counter(
             "hdfs_fuse_readahead_bytes", "Bytes fetched by read-ahead", registry=r)
         self.readahead_wasted = Counter(

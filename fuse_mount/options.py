@@ -41,6 +41,8 @@ READ_AHEAD_MAX = "readAheadMax"  #: largest read-ahead window, e.g. "64Mi"
 METADATA_TTL = "metadataTtl"    #: attribute/listing cache lifetime, e.g. "30s"
 WARMUP = "warmup"               #: read these paths/globs into the disk cache once mounted
 PREFETCH_MAX_SIZE = "prefetchMaxSize"  #: prefetch small files up to this size ("0" = off)
+CACHE_POOL = "cachePool"        #: keep the dataset in this HDFS cache pool while mounted
+CACHE_POOL_TTL = "cachePoolTtl"  #: lifetime of those cache directives, renewed while mounted
 MAX_WARMUP_PATTERNS = 64
 
 
@@ -147,6 +149,18 @@ class MountOptions:
     prefetch_streams: int = _opt(
         8, "Small files prefetched at a time (each one whole in memory until it is in the "
         "disk cache). More streams hide more NameNode and DataNode round trips.", kind="int")
+    cache_pool: str | None = _opt(
+        None, "HDFS cache pool (Centralized Cache Management) in which to keep the mounted "
+        "data in DataNode memory while mounted, for every node of the cluster: one cache "
+        "directive per directory holding files (HDFS directives do not recurse; at most "
+        "1024), renewed every third of --cache-pool-ttl, removed at unmount. The pool is "
+        "made by an HDFS administrator ('hdfs cacheadmin -addPool'); the mount's user needs "
+        "WRITE on it. A refusal is logged, never fatal.", kind="str", csi=CACHE_POOL)
+    cache_pool_ttl: float = _opt(
+        3600.0, "Lifetime of the --cache-pool directives. They are renewed while the mount "
+        "lives, so this only bounds how long a node that died without unmounting keeps "
+        "DataNode memory pinned: one hour.", kind="duration", csi=CACHE_POOL_TTL,
+        limit=7 * 86400.0)
     user: str | None = _opt(
         None, "HDFS user name for simple authentication (default: HADOOP_USER_NAME or the "
         "local user).", kind="str")
@@ -181,6 +195,13 @@ class MountOptions:
             raise ValueError(f"read_ahead_max must be at least 128 KiB, got {self.read_ahead_max}")
         if self.metadata_ttl < 0:
             raise ValueError("metadata_ttl must not be negative")
+        if self.cache_pool is not None and (
+                not self.cache_pool or len(self.cache_pool) > 256 or any(
+                    ord(ch) < 0x21 or ord(ch) == 0x7F for ch in self.cache_pool)):
+            raise ValueError(f"cache_pool: {self.cache_pool[:64]!r} is not a cache pool name "
+                             "(1 to 256 printable characters, no spaces)")
+        if not self.cache_pool_ttl >= 60:
+            raise ValueError(f"cache_pool_ttl must be at least 60 s, got {self.cache_pool_ttl!r}")
         if self.prefetch_max_size < 0:
             raise ValueError("prefetch_max_size must not be negative")
         if self.kernel_read_ahead < 0:

@@ -188,7 +188,7 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
     if client is None:
         client = connect(loc, opts)
     metrics = MountMetrics()
-    warmer: list[Any] = []   # the --warmup thread, once the mount answers
+    background: list[Any] = []   # --warmup and --cache-pool jobs, once the mount answers
     core = build_core(client, loc, opts, metrics)
     try:
         if opts.metrics_port is not None:
@@ -206,8 +206,13 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
                 if opts.warmup:
                     from fuse_mount.warmer import Warmer
 
-                    warmer.append(Warmer(core, opts.warmup, max_bytes=opts.cache_size))
-                    warmer[0].start()
+                    background.append(Warmer(core, opts.warmup, max_bytes=opts.cache_size))
+                    background[-1].start()
+                from fuse_mount import cluster_cache
+
+                pinned = cluster_cache.start_for(core, opts, metrics)
+                if pinned is not None:
+                    background.append(pinned)
             else:
                 log.error("%s did not become ready", mountpoint)
 
@@ -219,8 +224,8 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
                              "is /dev/fuse available and fusermount3 installed?") from None
         log.info("%s unmounted", mountpoint)
     finally:
-        for w in warmer:
-            w.stop()
+        for job in background:
+            job.stop()
         core.close()
         try:
             client.close()  # type: ignore[attr-defined]

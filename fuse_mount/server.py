@@ -177,6 +177,9 @@ class Server:
 
             warmer = Warmer(core, self.opts.warmup, max_bytes=self.opts.cache_size)
             warmer.start()
+        from fuse_mount import cluster_cache
+
+        pinned = cluster_cache.start_for(core, self.opts, metrics, takeover_dir=self.dir)
         try:
             while not session.ended:
                 session.wait_ended(1.0)   # wakes for signal handlers in between
@@ -184,6 +187,11 @@ class Server:
         finally:
             if warmer is not None:
                 warmer.stop()
+            if pinned is not None:   # a handover leaves them to the next daemon
+                from fuse_mount.keeper import UNMOUNTING_FILE
+
+                pinned.stop(remove=not handed_over.is_set() or os.path.exists(
+                    os.path.join(self.dir, UNMOUNTING_FILE)))
             nodes.close()
         if handed_over.is_set():
             log.info("handed over: %s stays mounted for the next daemon", self.mountpoint)

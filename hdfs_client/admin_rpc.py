@@ -41,7 +41,7 @@ from google.protobuf.message import DecodeError, Message
 
 from hdfs_client import errors
 from hadoop_wire import rpc_framing as w
-from hdfs_client.base import FileStatus, FsStats
+from hdfs_client.base import CacheDirective, FileStatus, FsStats
 from hdfs_client.uri import DEFAULT_PORT, parse_hdfs_uri
 from hdfs_csi_pb.hadoop import hdfs_pb2 as hp
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
@@ -80,8 +80,9 @@ def _split_hostport(text: str) -> tuple[str, int]:
 
 
 class AdminRpcClient:
-    """Thread-safe client for setQuota, getFsStats, the snapshot calls, and the
-    file status calls that carry HDFS's file id (``getFileInfo``, ``getListing``).
+    """Thread-safe client for setQuota, getFsStats, the snapshot calls, the cache
+    pool and directive calls of Centralized Cache Management, and the file status
+    calls that carry HDFS's file id (``getFileInfo``, ``getListing``).
 
     Calls run on a small pool of connections, one call in flight per
     connection: the FUSE daemon asks for file statuses from many threads at
@@ -188,6 +189,81 @@ class AdminRpcClient:
         self.call("deleteSnapshot", nn.DeleteSnapshotRequestProto(snapshotRoot=path,
                                                                   snapshotName=name),
                   nn.DeleteSnapshotResponseProto, path=path)
+
+    # -- Centralized Cache Management ------------------------------------------------
+    def add_cache_pool(self, name: str, *, mode: int | None = None, limit: int | None = None,
+                       max_relative_expiry_ms: int | None = None) -> None:
+        """``hdfs cacheadmin -addPool`` (HDFS lets only the superuser do this)."""
+        info = nn.CachePoolInfoProto(poolName=name)
+        if mode is not None:
+            info.mode = mode
+        if limit is not None:
+            info.limit = limit
+        if max_relative_expiry_ms is not None:
+            info.maxRelativeExpiry = max_relative_expiry_ms
+        self.call("addCachePool", nn.AddCachePoolRequestProto(info=info),
+                  nn.AddCachePoolResponseProto)
+
+    def remove_cache_pool(self, name: str) -> None:
+        self.call("removeCachePool", nn.RemoveCachePoolRequestProto(poolName=name),
+                  nn.RemoveCachePoolResponseProto)
+
+    def list_cache_pools(self) -> list[str]:
+        names: list[str] = []
+        prev = ""
+        while True:
+            resp = self.call("listCachePools", nn.ListCachePoolsRequestProto(prevPoolName=prev),
+                             nn.ListCachePoolsResponseProto)
+            names.extend(e.info.poolName for e in resp.entries)
+            if not resp.hasMore or not resp.entries:
+                return names
+            prev = resp.entries[-1].info.poolName
+
+    def add_cache_directive(self, path: str, pool: str, *, ttl_s: float,
+                            replication: int | None = None) -> int:
+        info = nn.CacheDirectiveInfoProto(path=path, pool=pool)
+        if replication is not None:
+            info.replication = replication
+        info.expiration.millis = _ttl_ms(ttl_s)
+        info.expiration.isRelative = True
+        return self.call("addCacheDirective", nn.AddCacheDirectiveRequestProto(info=info),
+                         nn.AddCacheDirectiveResponseProto, path=path).id
+
+    def renew_cache_directive(self, directive_id: int, *, ttl_s: float) -> None:
+        info = nn.CacheDirectiveInfoProto(id=directive_id)
+        info.expiration.millis = _ttl_ms(ttl_s)
+        info.expiration.isRelative = True
+        self.call("modifyCacheDirective", nn.ModifyCacheDirectiveRequestProto(info=info),
+                  nn.ModifyCacheDirectiveResponseProto)
+
+    def remove_cache_directive(self, directive_id: int) -> None:
+        self.call("removeCacheDirective", nn.RemoveCacheDirectiveRequestProto(id=directive_id),
+                  nn.RemoveCacheDirectiveResponseProto)
+
+    def list_cache_directives(self, *, pool: str | None = None,
+                              path: str | None = None) -> list[CacheDirective]:
+        """Every directive matching the filter, page by page (HDFS sends 100 a page)."""
+        out: list[CacheDirective] = []
+        prev = 0
+        while True:
+            flt = nn.CacheDirectiveInfoProto()
+            if pool is not None:
+                flt.pool = pool
+            if path is not None:
+                flt.path = path
+            resp = self.call("listCacheDirectives",
+                             nn.ListCacheDirectivesRequestProto(prevId=prev, filter=flt),
+                             nn.ListCacheDirectivesResponseProto, path=path)
+            for e in resp.elements:
+                i, st = e.info, e.stats
+                out.append(CacheDirective(
+                    id=i.id, path=i.path, pool=i.pool, replication=i.replication,
+                    expiry_ms=i.expiration.millis, bytes_needed=st.bytesNeeded,
+                    bytes_cached=st.bytesCached, files_needed=st.filesNeeded,
+                    files_cached=st.filesCached, expired=st.hasExpired))
+            if not resp.hasMore or not resp.elements:
+                return out
+            prev = resp.elements[-1].info.id
 
     def close(self) -> None:
         with self._lock:
@@ -365,6 +441,12 @@ class _Connection:
                 self.close()
             raise errors.from_remote(resp_header.exceptionClassName or "java.io.IOException",
                                      resp_header.errorMsg, path=path)
+
+
+def _ttl_ms(ttl_s: float) -> int:
+    if not ttl_s > 0:
+        raise ValueError(f"a cache directive's time to live must be positive, got {ttl_s!r}")
+    return int(ttl_s * 1000)
 
 
 def file_status(proto: Any, path: str) -> FileStatus:

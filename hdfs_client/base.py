@@ -15,6 +15,8 @@ import posixpath
 from dataclasses import dataclass
 from typing import Iterator
 
+from hdfs_client import errors
+
 
 @dataclass(frozen=True)
 class FileStatus:
@@ -50,6 +52,28 @@ class ContentSummary:
     quota: int            #: namespace quota (files + directories), -1 if none
     space_consumed: int   #: bytes including replication
     space_quota: int      #: bytes including replication, -1 if none
+
+
+@dataclass(frozen=True)
+class CacheDirective:
+    """One path-based cache directive of HDFS Centralized Cache Management.
+
+    A directive on a directory covers the files directly in it (not those of
+    its subdirectories: HDFS does not recurse). ``expiry_ms`` is absolute
+    (milliseconds since the epoch); the byte and file counts are what the
+    NameNode last saw the DataNodes hold in memory.
+    """
+
+    id: int
+    path: str
+    pool: str
+    replication: int
+    expiry_ms: int
+    bytes_needed: int = 0
+    bytes_cached: int = 0
+    files_needed: int = 0
+    files_cached: int = 0
+    expired: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,6 +213,26 @@ class HdfsClient(abc.ABC):
 
     @abc.abstractmethod
     def fs_stats(self) -> FsStats: ...
+
+    # -- Centralized Cache Management (the cluster's own DataNode memory cache) -
+    def add_cache_directive(self, path: str, pool: str, *, ttl_s: float,
+                            replication: int | None = None) -> int:
+        """Ask the cluster to keep the files of ``path`` in DataNode memory for
+        ``ttl_s`` seconds (``replication`` cached copies, default the pool's); the
+        directive's id.  Not idempotent: a repeated call adds a second directive."""
+        raise errors.Unsupported("this client has no cache directives")
+
+    def renew_cache_directive(self, directive_id: int, *, ttl_s: float) -> None:
+        """Move a directive's expiry to ``ttl_s`` seconds from now (InvalidRequest if
+        it no longer exists)."""
+        raise errors.Unsupported("this client has no cache directives")
+
+    def remove_cache_directive(self, directive_id: int) -> None:
+        raise errors.Unsupported("this client has no cache directives")
+
+    def list_cache_directives(self, *, pool: str | None = None,
+                              path: str | None = None) -> list[CacheDirective]:
+        raise errors.Unsupported("this client has no cache directives")
 
     def close(self) -> None:  # noqa: B027 - optional hook, most clients hold nothing
         """Release connections; the client must not be used afterwards."""

@@ -59,6 +59,11 @@ class Unsupported(HdfsError):
     """The operation exists in POSIX but not in HDFS (e.g. random-offset writes)."""
 
 
+class InvalidRequest(HdfsError):
+    """The NameNode refused a request as invalid (InvalidRequestException): an
+    unknown cache pool or directive, an expiry beyond the pool's limit."""
+
+
 class HdfsIOError(HdfsError):
     """Transient or unexplained failure: network, DataNode, timeout, client panic.
 
@@ -88,6 +93,7 @@ REMOTE_EXCEPTIONS: dict[str, type[HdfsError]] = {
     "org.apache.hadoop.hdfs.protocol.SnapshotAccessControlException": PermissionDenied,
     "java.lang.UnsupportedOperationException": Unsupported,
     "org.apache.hadoop.ipc.RpcNoSuchMethodException": Unsupported,
+    "org.apache.hadoop.fs.InvalidRequestException": InvalidRequest,
 }
 
 

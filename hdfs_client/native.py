@@ -27,7 +27,15 @@ import xml.etree.ElementTree as ET
 from typing import Any, Callable, Iterator, TypeVar
 
 from hdfs_client import errors
-from hdfs_client.base import ContentSummary, FileStatus, FsStats, HdfsClient, HdfsReader, HdfsWriter
+from hdfs_client.base import (
+    CacheDirective,
+    ContentSummary,
+    FileStatus,
+    FsStats,
+    HdfsClient,
+    HdfsReader,
+    HdfsWriter,
+)
 from hdfs_client.uri import parse_hdfs_uri
 
 log = logging.getLogger(__name__)
@@ -355,6 +363,22 @@ class NativeHdfsClient(HdfsClient):
 
     def fs_stats(self) -> FsStats:
         return self._admin_client().fs_stats()
+
+    def add_cache_directive(self, path: str, pool: str, *, ttl_s: float,
+                            replication: int | None = None) -> int:
+        return self._admin_client().add_cache_directive(  # type: ignore[no-any-return]
+            path, pool, ttl_s=ttl_s, replication=replication)
+
+    def renew_cache_directive(self, directive_id: int, *, ttl_s: float) -> None:
+        self._admin_client().renew_cache_directive(directive_id, ttl_s=ttl_s)
+
+    def remove_cache_directive(self, directive_id: int) -> None:
+        self._admin_client().remove_cache_directive(directive_id)
+
+    def list_cache_directives(self, *, pool: str | None = None,
+                              path: str | None = None) -> list[CacheDirective]:
+        return self._admin_client().list_cache_directives(  # type: ignore[no-any-return]
+            pool=pool, path=path)
 
     def close(self) -> None:
         # The hdfs-native client itself stays in the process-wide cache: hdfs-native

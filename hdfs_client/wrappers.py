@@ -14,7 +14,15 @@ import time
 from typing import Callable, Iterator
 
 from hdfs_client import errors
-from hdfs_client.base import ContentSummary, FileStatus, FsStats, HdfsClient, HdfsReader, HdfsWriter
+from hdfs_client.base import (
+    CacheDirective,
+    ContentSummary,
+    FileStatus,
+    FsStats,
+    HdfsClient,
+    HdfsReader,
+    HdfsWriter,
+)
 from hdfs_csi_common.ratelimit import TokenBucket
 
 
@@ -77,6 +85,24 @@ class DelegatingClient(HdfsClient):
 
     def fs_stats(self) -> FsStats:
         return self._call("fs_stats", lambda: self.inner.fs_stats())  # type: ignore[return-value]
+
+    def add_cache_directive(self, path: str, pool: str, *, ttl_s: float,
+                            replication: int | None = None) -> int:
+        return self._call("add_cache_directive", lambda: self.inner.add_cache_directive(  # type: ignore[return-value]
+            path, pool, ttl_s=ttl_s, replication=replication))
+
+    def renew_cache_directive(self, directive_id: int, *, ttl_s: float) -> None:
+        self._call("renew_cache_directive",
+                   lambda: self.inner.renew_cache_directive(directive_id, ttl_s=ttl_s))
+
+    def remove_cache_directive(self, directive_id: int) -> None:
+        self._call("remove_cache_directive",
+                   lambda: self.inner.remove_cache_directive(directive_id))
+
+    def list_cache_directives(self, *, pool: str | None = None,
+                              path: str | None = None) -> list[CacheDirective]:
+        return self._call("list_cache_directives", lambda: self.inner.list_cache_directives(  # type: ignore[return-value]
+            pool=pool, path=path))
 
     def close(self) -> None:
         self.inner.close()

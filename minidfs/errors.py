@@ -81,3 +81,10 @@ class NoSuchMethod(RemoteError):
     """Sent with errorDetail ERROR_NO_SUCH_METHOD rather than ERROR_APPLICATION."""
 
     java_class = "org.apache.hadoop.ipc.RpcNoSuchMethodException"
+
+
+class InvalidRequest(RemoteError):
+    """Centralized Cache Management's refusals: unknown pool or directive id, a bad
+    path, replication or expiration, a pool over its limit."""
+
+    java_class = "org.apache.hadoop.fs.InvalidRequestException"

@@ -10,7 +10,10 @@ notes (docs/hdfs-wire-protocol.md), e.g.:
   ``isLastBlockComplete=false``, as HDFS does: Java readers ask the DataNode
   (``minidfs.dn_ipc``) for its visible length, hdfs-native reads the
   completed blocks only;
-* getFileInfo returns an *empty* path, listings return local names.
+* getFileInfo returns an *empty* path, listings return local names;
+* ``isCached`` is parallel to ``locs`` and only the blocks of ``LocatedBlocks.blocks``
+  carry it (HDFS's CacheManager.setCachedLocations walks that list; ``lastBlock`` is a
+  separate LocatedBlock it never marks, and nothing is reordered for caching).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from hdfs_csi_pb.hadoop import hdfs_pb2 as hp
 from hdfs_csi_pb.hadoop import namenode_pb2 as nn
 from minidfs import errors
 from minidfs.blocks import DatanodeDescriptor
+from minidfs.caching import CacheDirective, DirectiveInfo, PoolInfo, PoolStats
 from minidfs.inodes import Block, INode, INodeDirectory, INodeFile, Snapshot
 from minidfs.ipc import CallContext, parse_request
 from minidfs.namesystem import (
@@ -45,7 +49,8 @@ _HANDLERS: dict[str, tuple[type, Handler]] = {}
 _READ_ONLY = {"getFileInfo", "getListing", "getBlockLocations", "getServerDefaults",
               "getContentSummary", "getFsStats", "getAclStatus", "getPreferredBlockSize",
               "isFileClosed", "msync", "renewLease", "getSnapshottableDirListing",
-              "getLinkTarget", "getFileLinkInfo", "getQuotaUsage"}
+              "getLinkTarget", "getFileLinkInfo", "getQuotaUsage", "listCachePools",
+              "listCacheDirectives"}
 
 
 def rpc(name: str, request: type) -> Callable[[Handler], Handler]:
@@ -110,7 +115,9 @@ class NameNode:
             self._dn_cache[key] = info
         return info
 
-    def _located_block(self, lb: LocatedBlock, out: hp.LocatedBlockProto) -> None:
+    def _located_block(self, lb: LocatedBlock, out: hp.LocatedBlockProto,
+                       cached: set[int] | None = None) -> None:
+        """``cached``: indexes of the DataNodes holding a cached replica (isCached)."""
         b = out.b
         b.poolId = self.ns.block_pool_id
         b.blockId = lb.block.id
@@ -128,19 +135,26 @@ class NameNode:
             out.storageTypes.append(hp.DISK)
             out.storageIDs.append(d.storage_id)
         if lb.locations:
-            out.isCached.extend([False] * len(lb.locations))
+            on = cached or set()
+            out.isCached.extend([d.index in on for d in lb.locations])
 
-    def _located_blocks(self, lf: LocatedFile, out: hp.LocatedBlocksProto) -> None:
+    def _located_blocks(self, lf: LocatedFile, out: hp.LocatedBlocksProto,
+                        cached: dict[int, set[int]] | None = None) -> None:
+        """``cached``: :meth:`CacheManager.cached_replicas`, computed here if not given
+        (a listing computes it once for all its files)."""
+        if cached is None:
+            cached = self.ns.cache.cached_replicas()
         out.fileLength = lf.file_length
         for lb in lf.blocks:
-            self._located_block(lb, out.blocks.add())
+            self._located_block(lb, out.blocks.add(), cached.get(lb.block.id))
         out.underConstruction = lf.under_construction
         if lf.last is not None:
             self._located_block(lf.last, out.lastBlock)
         out.isLastBlockComplete = lf.last_complete
 
     def _status(self, node: INode | Snapshot, name: bytes, out: hp.HdfsFileStatusProto,
-                need_location: bool = False) -> None:
+                need_location: bool = False,
+                cached: dict[int, set[int]] | None = None) -> None:
         if isinstance(node, Snapshot):
             self._status(node.root, name, out)
             out.modification_time = node.ctime
@@ -161,7 +175,7 @@ class NameNode:
             out.childrenNum = 0
             out.flags = 0
             if need_location:
-                self._located_blocks(self.ns.locate(node), out.locations)
+                self._located_blocks(self.ns.locate(node), out.locations, cached)
         else:
             assert isinstance(node, INodeDirectory)
             out.fileType = hp.HdfsFileStatusProto.IS_DIR
@@ -233,8 +247,9 @@ def _get_listing(self: NameNode, caller: Any, req: nn.GetListingRequestProto) ->
             return resp
         entries, remaining = page
         listing = resp.dirList
+        cached = self.ns.cache.cached_replicas() if req.needLocation else None
         for name, node in entries:
-            self._status(node, name, listing.partialListing.add(), req.needLocation)
+            self._status(node, name, listing.partialListing.add(), req.needLocation, cached)
         listing.remainingEntries = remaining
     return resp
 
@@ -536,4 +551,122 @@ def _get_snapshottable_dir_listing(self: NameNode, caller: Any, req: Any) -> Any
             entry.snapshot_quota = 65536
             entry.snapshot_number = len(d.snapshots)
             entry.parent_fullpath = (d.parent.path() if d.parent else "").encode()
+    return resp
+
+
+# -- Centralized Cache Management (rules in minidfs.caching) ----------------------------
+def _pool_info(p: nn.CachePoolInfoProto) -> PoolInfo:
+    """PBHelperClient.convert(CachePoolInfoProto): an absent field stays unset."""
+    def opt(name: str) -> Any:
+        return getattr(p, name) if p.HasField(name) else None  # type: ignore[arg-type]
+
+    return PoolInfo(name=p.poolName, owner=opt("ownerName"), group=opt("groupName"),
+                    mode=opt("mode"), limit=opt("limit"),
+                    max_relative_expiry=opt("maxRelativeExpiry"),
+                    default_replication=opt("defaultReplication"))
+
+
+def _directive_info(p: nn.CacheDirectiveInfoProto) -> DirectiveInfo:
+    def opt(name: str) -> Any:
+        return getattr(p, name) if p.HasField(name) else None  # type: ignore[arg-type]
+
+    expiration = (p.expiration.millis, p.expiration.isRelative) \
+        if p.HasField("expiration") else None
+    return DirectiveInfo(id=opt("id"), path=opt("path"), replication=opt("replication"),
+                         pool=opt("pool"), expiration=expiration)
+
+
+@rpc("addCachePool", nn.AddCachePoolRequestProto)
+def _add_cache_pool(self: NameNode, caller: Any, req: nn.AddCachePoolRequestProto) -> Any:
+    self.ns.cache.add_pool(caller, _pool_info(req.info))
+    return nn.AddCachePoolResponseProto()
+
+
+# ModifyCachePoolRequestProto{1 info} and its empty response are, on the wire, the
+# AddCachePool pair, which our proto subset declares: parse and answer with those.
+@rpc("modifyCachePool", nn.AddCachePoolRequestProto)
+def _modify_cache_pool(self: NameNode, caller: Any, req: nn.AddCachePoolRequestProto) -> Any:
+    self.ns.cache.modify_pool(caller, _pool_info(req.info))
+    return nn.AddCachePoolResponseProto()
+
+
+@rpc("removeCachePool", nn.RemoveCachePoolRequestProto)
+def _remove_cache_pool(self: NameNode, caller: Any,
+                       req: nn.RemoveCachePoolRequestProto) -> Any:
+    self.ns.cache.remove_pool(caller, req.poolName)
+    return nn.RemoveCachePoolResponseProto()
+
+
+def _pool_stats(st: PoolStats, out: nn.CachePoolStatsProto) -> None:
+    out.bytesNeeded = st.bytes_needed
+    out.bytesCached = st.bytes_cached
+    out.bytesOverlimit = st.bytes_overlimit
+    out.filesNeeded = st.files_needed
+    out.filesCached = st.files_cached
+
+
+@rpc("listCachePools", nn.ListCachePoolsRequestProto)
+def _list_cache_pools(self: NameNode, caller: Any, req: nn.ListCachePoolsRequestProto) -> Any:
+    resp = nn.ListCachePoolsResponseProto()
+    entries, resp.hasMore = self.ns.cache.list_pools(caller, req.prevPoolName)
+    for pool, full, stats in entries:
+        e = resp.entries.add()
+        e.info.poolName = pool.name
+        if full:  # CachePool.getInfo(true); a caller without READ sees the name only
+            e.info.ownerName = pool.owner
+            e.info.groupName = pool.group
+            e.info.mode = pool.mode
+            e.info.limit = pool.limit
+            e.info.maxRelativeExpiry = pool.max_relative_expiry
+            e.info.defaultReplication = pool.default_replication
+        _pool_stats(stats, e.stats)
+    return resp
+
+
+@rpc("addCacheDirective", nn.AddCacheDirectiveRequestProto)
+def _add_cache_directive(self: NameNode, caller: Any,
+                         req: nn.AddCacheDirectiveRequestProto) -> Any:
+    d = self.ns.cache.add_directive(caller, _directive_info(req.info), req.cacheFlags)
+    return nn.AddCacheDirectiveResponseProto(id=d.id)
+
+
+@rpc("modifyCacheDirective", nn.ModifyCacheDirectiveRequestProto)
+def _modify_cache_directive(self: NameNode, caller: Any,
+                            req: nn.ModifyCacheDirectiveRequestProto) -> Any:
+    self.ns.cache.modify_directive(caller, _directive_info(req.info), req.cacheFlags)
+    return nn.ModifyCacheDirectiveResponseProto()
+
+
+@rpc("removeCacheDirective", nn.RemoveCacheDirectiveRequestProto)
+def _remove_cache_directive(self: NameNode, caller: Any,
+                            req: nn.RemoveCacheDirectiveRequestProto) -> Any:
+    self.ns.cache.remove_directive(caller, req.id)
+    return nn.RemoveCacheDirectiveResponseProto()
+
+
+def _directive_entry(d: CacheDirective, out: nn.CacheDirectiveInfoProto) -> None:
+    """CacheDirective.toInfo: every field set, the expiry absolute."""
+    out.id = d.id
+    out.path = d.path
+    out.replication = d.replication
+    out.pool = d.pool
+    out.expiration.millis = d.expiry
+    out.expiration.isRelative = False
+
+
+@rpc("listCacheDirectives", nn.ListCacheDirectivesRequestProto)
+def _list_cache_directives(self: NameNode, caller: Any,
+                           req: nn.ListCacheDirectivesRequestProto) -> Any:
+    resp = nn.ListCacheDirectivesResponseProto()
+    entries, resp.hasMore = self.ns.cache.list_directives(caller, req.prevId,
+                                                          _directive_info(req.filter))
+    for d, st in entries:
+        e = resp.elements.add()
+        _directive_entry(d, e.info)
+        s = e.stats
+        s.bytesNeeded = st.bytes_needed
+        s.bytesCached = st.bytes_cached
+        s.filesNeeded = st.files_needed
+        s.filesCached = st.files_cached
+        s.hasExpired = st.has_expired
     return resp

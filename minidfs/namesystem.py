@@ -32,6 +32,7 @@ from typing import Any
 from minidfs import errors
 from minidfs import permissions as perms
 from minidfs.blocks import BlockEntry, BlockManager, LocatedBlock, LocatedFile
+from minidfs.caching import CacheManager
 from minidfs.editlog import Journal
 from minidfs.inodes import (
     BLOCK_ID_START,
@@ -151,6 +152,9 @@ class Namesystem(SnapshotOps, WriteOps):
         self._appliers: dict[str, Callable[[dict[str, Any]], None]] = {
             name[4:]: getattr(self, name) for name in dir(self) if name.startswith("_ap_")
         }
+        #: cache pools and directives: same lock, journal and image as the namespace
+        self.cache = CacheManager(self)
+        self._appliers.update(self.cache.appliers())
 
     # ===========================================================================
     # persistence
@@ -183,6 +187,7 @@ class Namesystem(SnapshotOps, WriteOps):
         self.next_block_id = image["next_block_id"]
         self.next_gs = image["next_gs"]
         self.durable_len = {int(k): v for k, v in image.get("durable", {}).items()}
+        self.cache.load_json(image.get("cache"))
         self.bm.blocks.clear()
         dirs = []
         for node in walk(root):
@@ -203,7 +208,8 @@ class Namesystem(SnapshotOps, WriteOps):
     def image(self) -> dict[str, Any]:
         return {"version": 1, "root": self.root.to_json(), "next_inode_id": self.next_inode_id,
                 "next_block_id": self.next_block_id, "next_gs": self.next_gs,
-                "durable": {str(k): v for k, v in self.durable_len.items()}}
+                "durable": {str(k): v for k, v in self.durable_len.items()},
+                "cache": self.cache.to_json()}
 
     def checkpoint(self) -> None:
         with self.lock:

@@ -58,6 +58,7 @@ import org.apache.hadoop.hdfs.HdfsConfiguration;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
 import org.apache.hadoop.hdfs.MiniDFSNNTopology;
 import org.apache.hadoop.hdfs.protocol.ErasureCodingPolicy;
+import org.apache.hadoop.io.nativeio.NativeIO;
 import org.apache.hadoop.hdfs.protocol.ErasureCodingPolicyInfo;
 import org.apache.hadoop.hdfs.server.blockmanagement.BlockManagerTestUtil;
 import org.apache.hadoop.hdfs.server.datanode.DataNode;
@@ -203,6 +204,16 @@ public final class HdfsCsiMiniCluster {
       conf.setInt("dfs.ha.tail-edits.period", 1);
       conf.setInt("dfs.ha.log-roll.period", 10);
     }
+    // Centralized Cache Management, as Hadoop's own tests run it without
+    // libhadoop: the DataNodes really map cached blocks into memory and report
+    // them; only mlock(2) is a no-op (NoMlockCacheManipulator), since the
+    // native library is not on Maven Central. 64 MiB per DataNode; the NameNode
+    // rescans directives every half second (default 30 s) so a test sees a
+    // directive take effect within a heartbeat or two.
+    NativeIO.POSIX.setCacheManipulator(new NativeIO.POSIX.NoMlockCacheManipulator());
+    conf.setLong("dfs.datanode.max.locked.memory", 64L << 20);
+    conf.setLong("dfs.namenode.path.based.cache.refresh.interval.ms", 500);
+    conf.setLong("dfs.cachereport.intervalMsec", 500);
     for (Map.Entry<String, String> e : overrides.entrySet()) conf.set(e.getKey(), e.getValue());
 
     MiniDFSCluster.Builder b = new MiniDFSCluster.Builder(conf, new File(baseDir))

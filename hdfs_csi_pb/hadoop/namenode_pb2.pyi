@@ -16,12 +16,17 @@ class CreateFlagProto(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LAZY_PERSIST: _ClassVar[CreateFlagProto]
     NEW_BLOCK: _ClassVar[CreateFlagProto]
     SHOULD_REPLICATE: _ClassVar[CreateFlagProto]
+
+class CacheFlagProto(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FORCE: _ClassVar[CacheFlagProto]
 CREATE: CreateFlagProto
 OVERWRITE: CreateFlagProto
 APPEND: CreateFlagProto
 LAZY_PERSIST: CreateFlagProto
 NEW_BLOCK: CreateFlagProto
 SHOULD_REPLICATE: CreateFlagProto
+FORCE: CacheFlagProto
 
 class GetFileInfoRequestProto(_message.Message):
     __slots__ = ("src",)
@@ -584,3 +589,173 @@ class GetSnapshottableDirListingResponseProto(_message.Message):
     SNAPSHOTTABLEDIRLIST_FIELD_NUMBER: _ClassVar[int]
     snapshottableDirList: _hdfs_pb2.SnapshottableDirectoryListingProto
     def __init__(self, snapshottableDirList: _Optional[_Union[_hdfs_pb2.SnapshottableDirectoryListingProto, _Mapping]] = ...) -> None: ...
+
+class CacheDirectiveInfoExpirationProto(_message.Message):
+    __slots__ = ("millis", "isRelative")
+    MILLIS_FIELD_NUMBER: _ClassVar[int]
+    ISRELATIVE_FIELD_NUMBER: _ClassVar[int]
+    millis: int
+    isRelative: bool
+    def __init__(self, millis: _Optional[int] = ..., isRelative: _Optional[bool] = ...) -> None: ...
+
+class CacheDirectiveInfoProto(_message.Message):
+    __slots__ = ("id", "path", "replication", "pool", "expiration")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FIELD_NUMBER: _ClassVar[int]
+    POOL_FIELD_NUMBER: _ClassVar[int]
+    EXPIRATION_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    path: str
+    replication: int
+    pool: str
+    expiration: CacheDirectiveInfoExpirationProto
+    def __init__(self, id: _Optional[int] = ..., path: _Optional[str] = ..., replication: _Optional[int] = ..., pool: _Optional[str] = ..., expiration: _Optional[_Union[CacheDirectiveInfoExpirationProto, _Mapping]] = ...) -> None: ...
+
+class CacheDirectiveStatsProto(_message.Message):
+    __slots__ = ("bytesNeeded", "bytesCached", "filesNeeded", "filesCached", "hasExpired")
+    BYTESNEEDED_FIELD_NUMBER: _ClassVar[int]
+    BYTESCACHED_FIELD_NUMBER: _ClassVar[int]
+    FILESNEEDED_FIELD_NUMBER: _ClassVar[int]
+    FILESCACHED_FIELD_NUMBER: _ClassVar[int]
+    HASEXPIRED_FIELD_NUMBER: _ClassVar[int]
+    bytesNeeded: int
+    bytesCached: int
+    filesNeeded: int
+    filesCached: int
+    hasExpired: bool
+    def __init__(self, bytesNeeded: _Optional[int] = ..., bytesCached: _Optional[int] = ..., filesNeeded: _Optional[int] = ..., filesCached: _Optional[int] = ..., hasExpired: _Optional[bool] = ...) -> None: ...
+
+class AddCacheDirectiveRequestProto(_message.Message):
+    __slots__ = ("info", "cacheFlags")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    CACHEFLAGS_FIELD_NUMBER: _ClassVar[int]
+    info: CacheDirectiveInfoProto
+    cacheFlags: int
+    def __init__(self, info: _Optional[_Union[CacheDirectiveInfoProto, _Mapping]] = ..., cacheFlags: _Optional[int] = ...) -> None: ...
+
+class AddCacheDirectiveResponseProto(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class ModifyCacheDirectiveRequestProto(_message.Message):
+    __slots__ = ("info", "cacheFlags")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    CACHEFLAGS_FIELD_NUMBER: _ClassVar[int]
+    info: CacheDirectiveInfoProto
+    cacheFlags: int
+    def __init__(self, info: _Optional[_Union[CacheDirectiveInfoProto, _Mapping]] = ..., cacheFlags: _Optional[int] = ...) -> None: ...
+
+class ModifyCacheDirectiveResponseProto(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RemoveCacheDirectiveRequestProto(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class RemoveCacheDirectiveResponseProto(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCacheDirectivesRequestProto(_message.Message):
+    __slots__ = ("prevId", "filter")
+    PREVID_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    prevId: int
+    filter: CacheDirectiveInfoProto
+    def __init__(self, prevId: _Optional[int] = ..., filter: _Optional[_Union[CacheDirectiveInfoProto, _Mapping]] = ...) -> None: ...
+
+class CacheDirectiveEntryProto(_message.Message):
+    __slots__ = ("info", "stats")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    info: CacheDirectiveInfoProto
+    stats: CacheDirectiveStatsProto
+    def __init__(self, info: _Optional[_Union[CacheDirectiveInfoProto, _Mapping]] = ..., stats: _Optional[_Union[CacheDirectiveStatsProto, _Mapping]] = ...) -> None: ...
+
+class ListCacheDirectivesResponseProto(_message.Message):
+    __slots__ = ("elements", "hasMore")
+    ELEMENTS_FIELD_NUMBER: _ClassVar[int]
+    HASMORE_FIELD_NUMBER: _ClassVar[int]
+    elements: _containers.RepeatedCompositeFieldContainer[CacheDirectiveEntryProto]
+    hasMore: bool
+    def __init__(self, elements: _Optional[_Iterable[_Union[CacheDirectiveEntryProto, _Mapping]]] = ..., hasMore: _Optional[bool] = ...) -> None: ...
+
+class CachePoolInfoProto(_message.Message):
+    __slots__ = ("poolName", "ownerName", "groupName", "mode", "limit", "maxRelativeExpiry", "defaultReplication")
+    POOLNAME_FIELD_NUMBER: _ClassVar[int]
+    OWNERNAME_FIELD_NUMBER: _ClassVar[int]
+    GROUPNAME_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MAXRELATIVEEXPIRY_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTREPLICATION_FIELD_NUMBER: _ClassVar[int]
+    poolName: str
+    ownerName: str
+    groupName: str
+    mode: int
+    limit: int
+    maxRelativeExpiry: int
+    defaultReplication: int
+    def __init__(self, poolName: _Optional[str] = ..., ownerName: _Optional[str] = ..., groupName: _Optional[str] = ..., mode: _Optional[int] = ..., limit: _Optional[int] = ..., maxRelativeExpiry: _Optional[int] = ..., defaultReplication: _Optional[int] = ...) -> None: ...
+
+class CachePoolStatsProto(_message.Message):
+    __slots__ = ("bytesNeeded", "bytesCached", "bytesOverlimit", "filesNeeded", "filesCached")
+    BYTESNEEDED_FIELD_NUMBER: _ClassVar[int]
+    BYTESCACHED_FIELD_NUMBER: _ClassVar[int]
+    BYTESOVERLIMIT_FIELD_NUMBER: _ClassVar[int]
+    FILESNEEDED_FIELD_NUMBER: _ClassVar[int]
+    FILESCACHED_FIELD_NUMBER: _ClassVar[int]
+    bytesNeeded: int
+    bytesCached: int
+    bytesOverlimit: int
+    filesNeeded: int
+    filesCached: int
+    def __init__(self, bytesNeeded: _Optional[int] = ..., bytesCached: _Optional[int] = ..., bytesOverlimit: _Optional[int] = ..., filesNeeded: _Optional[int] = ..., filesCached: _Optional[int] = ...) -> None: ...
+
+class AddCachePoolRequestProto(_message.Message):
+    __slots__ = ("info",)
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    info: CachePoolInfoProto
+    def __init__(self, info: _Optional[_Union[CachePoolInfoProto, _Mapping]] = ...) -> None: ...
+
+class AddCachePoolResponseProto(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RemoveCachePoolRequestProto(_message.Message):
+    __slots__ = ("poolName",)
+    POOLNAME_FIELD_NUMBER: _ClassVar[int]
+    poolName: str
+    def __init__(self, poolName: _Optional[str] = ...) -> None: ...
+
+class RemoveCachePoolResponseProto(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListCachePoolsRequestProto(_message.Message):
+    __slots__ = ("prevPoolName",)
+    PREVPOOLNAME_FIELD_NUMBER: _ClassVar[int]
+    prevPoolName: str
+    def __init__(self, prevPoolName: _Optional[str] = ...) -> None: ...
+
+class CachePoolEntryProto(_message.Message):
+    __slots__ = ("info", "stats")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    STATS_FIELD_NUMBER: _ClassVar[int]
+    info: CachePoolInfoProto
+    stats: CachePoolStatsProto
+    def __init__(self, info: _Optional[_Union[CachePoolInfoProto, _Mapping]] = ..., stats: _Optional[_Union[CachePoolStatsProto, _Mapping]] = ...) -> None: ...
+
+class ListCachePoolsResponseProto(_message.Message):
+    __slots__ = ("entries", "hasMore")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    HASMORE_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[CachePoolEntryProto]
+    hasMore: bool
+    def __init__(self, entries: _Optional[_Iterable[_Union[CachePoolEntryProto, _Mapping]]] = ..., hasMore: _Optional[bool] = ...) -> None: ...
