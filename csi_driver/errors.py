@@ -87,6 +87,8 @@ STATUS_TABLE: dict[type[BaseException], grpc.StatusCode] = {
     # problem, not an unimplemented CSI RPC: UNIMPLEMENTED would tell the CO
     # never to retry the RPC at all.
     hdfs_errors.Unsupported: grpc.StatusCode.FAILED_PRECONDITION,
+    # An unknown cache pool or directive: the request names something that is not there.
+    hdfs_errors.InvalidRequest: grpc.StatusCode.FAILED_PRECONDITION,
     hdfs_errors.HdfsTimeout: grpc.StatusCode.DEADLINE_EXCEEDED,
     hdfs_errors.HdfsIOError: grpc.StatusCode.UNAVAILABLE,
     hdfs_errors.HdfsError: grpc.StatusCode.INTERNAL,

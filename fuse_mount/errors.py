@@ -45,6 +45,7 @@ ERRNO_TABLE: tuple[tuple[type[hdfs_errors.HdfsError], int], ...] = (
     # Another client holds the write lease: the file is busy, retry later.
     (hdfs_errors.LeaseConflict, errno.EBUSY),
     (hdfs_errors.Unsupported, errno.ENOTSUP),
+    (hdfs_errors.InvalidRequest, errno.EINVAL),
     (hdfs_errors.HdfsTimeout, errno.EIO),
     (hdfs_errors.HdfsIOError, errno.EIO),
 )
