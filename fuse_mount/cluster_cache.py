@@ -58,7 +58,8 @@ MAX_DIRECTIVES = 1024
 
 class ClusterCache:
     def __init__(self, client: HdfsClient, root: str, pool: str, *, ttl_s: float,
-                 state_file: str | None = None, metrics: Any = None,
+                 replication: int | None = None, state_file: str | None = None,
+                 metrics: Any = None,
                  max_directives: int = MAX_DIRECTIVES):
         if not ttl_s > 0:
             raise ValueError("the cache directives' time to live must be positive")
@@ -66,6 +67,7 @@ class ClusterCache:
         self.root = root
         self.pool = pool
         self.ttl_s = ttl_s
+        self.replication = replication
         self.state_file = state_file
         self.metrics = metrics
         self.max_directives = max_directives
@@ -176,7 +178,8 @@ class ClusterCache:
 
     def _add(self, path: str) -> int | None:
         try:
-            did = self.client.add_cache_directive(path, self.pool, ttl_s=self.ttl_s)
+            did = self.client.add_cache_directive(path, self.pool, ttl_s=self.ttl_s,
+                                                  replication=self.replication)
         except hdfs_errors.InvalidRequest as exc:
             self._refused(path, exc)
             return None
@@ -311,7 +314,8 @@ def start_for(core: Any, opts: Any, metrics: Any, *,
         return None
     state = posixpath.join(takeover_dir, STATE_FILE) if takeover_dir else None
     cc = ClusterCache(core.client, core.root, opts.cache_pool, ttl_s=opts.cache_pool_ttl,
-                      state_file=state, metrics=metrics)
+                      replication=opts.cache_pool_replication, state_file=state,
+                      metrics=metrics)
     cc.start()
     return cc
 

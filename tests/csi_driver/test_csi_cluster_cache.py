@@ -52,7 +52,8 @@ def test_a_staged_dataset_is_kept_in_the_cluster_cache_until_unstaged(
     for rel, data in files.items():
         direct.write_file(f"{ds}/{rel}", data)
     rox = cap(Mode.MULTI_NODE_READER_ONLY)
-    ctx = {"path": ds, "readOnly": "true", "cachePool": name, "cachePoolTtl": "10m"}
+    ctx = {"path": ds, "readOnly": "true", "cachePool": name, "cachePoolTtl": "10m",
+           "cachePoolReplication": "2"}
     node = driver.node()
     node.NodeStageVolume(stage_req("pv-cc", kubelet.staging, rox, ctx), timeout=60)
     target = kubelet.target()
@@ -60,6 +61,9 @@ def test_a_staged_dataset_is_kept_in_the_cluster_cache_until_unstaged(
                                        context=ctx), timeout=60)
     want = {f"{ds}/train/cls-a", f"{ds}/train/cls-b"}
     assert _wait(lambda: _paths(admin, name) == want), _paths(admin, name)
+    listed = admin.list_cache_directives(pool=name)
+    assert {d.replication for d in listed} == {2}
+    assert all(590_000 < d.expiry_ms - time.time() * 1000 <= 600_000 for d in listed)
     for rel, data in files.items():
         assert Path(target, rel).read_bytes() == data
     node.NodeUnpublishVolume(csi_pb2.NodeUnpublishVolumeRequest(volume_id="pv-cc",
@@ -73,6 +77,7 @@ def test_a_staged_dataset_is_kept_in_the_cluster_cache_until_unstaged(
     ({"cachePoolTtl": "5s"}, "at least 60"),
     ({"cachePoolTtl": "200h"}, "must not exceed"),
     ({"cachePool": "has space"}, "not a cache pool name"),
+    ({"cachePoolReplication": "0"}, "at least 1"),
 ])
 def test_a_bad_cache_attribute_is_refused_before_mounting(
         driver: DriverProcess, kubelet: Kubelet, attrs: dict[str, str], says: str) -> None:

@@ -32,7 +32,8 @@ def test_volume_attribute_keys_are_the_ones_the_csi_driver_accepts():
     from csi_driver import params
 
     assert set(VOLUME_ATTRIBUTES) == {"readOnly", "cacheSize", "readAheadMax", "metadataTtl",
-                                      "warmup", "prefetchMaxSize", "cachePool", "cachePoolTtl"}
+                                      "warmup", "prefetchMaxSize", "cachePool", "cachePoolTtl",
+                                      "cachePoolReplication"}
     assert set(params.MOUNT_OPTION_KEYS) == set(VOLUME_ATTRIBUTES)
     assert set(VOLUME_ATTRIBUTES) <= set(params.STORAGE_CLASS_KEYS)
     assert set(VOLUME_ATTRIBUTES) <= set(params.VOLUME_CONTEXT_KEYS)
