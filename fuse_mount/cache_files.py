@@ -69,6 +69,10 @@ def holes_are_reported(directory: str) -> bool:
         unlink_quietly(probe)
 
 
+#: pieces smaller than this are written buffered, larger ones with O_DIRECT (see write)
+DIRECT_MIN = 1024 * 1024
+
+
 class ChunkWriter:
     """Writes chunks into cache files, with ``O_DIRECT`` while the filesystem takes it."""
 
@@ -88,9 +92,18 @@ class ChunkWriter:
         for.  O_DIRECT needs an aligned buffer: the data is copied into a
         per-thread one first (cheap next to the write).  A short last chunk is
         written padded to the alignment and the file cut back to its true end.
+
+        Pieces under :data:`DIRECT_MIN` (a small file is one such piece) are
+        written buffered: there the O_DIRECT write's device wait, the padding
+        and the ``ftruncate`` cost more than copying the pages.  Measured on this
+        project's 2-core VM (``/var/tmp``, ext4; fresh files, arms interleaved, 4
+        rounds, wall time per file with the ``sync`` that follows): 110 KB
+        buffered 120 us against 311 us O_DIRECT, 300 KB 343 against 536, 512 KiB
+        545 against 738, 768 KiB 793 against 973; 1 MiB 788 against 606, where
+        O_DIRECT wins.
         """
         size = len(data)
-        direct = self.direct_ok and size <= self.chunk_size  # the aligned buffer's size
+        direct = self.direct_ok and DIRECT_MIN <= size <= self.chunk_size  # aligned buffer
         flags = os.O_WRONLY | os.O_CREAT
         try:
             fd = os.open(path, flags | (os.O_DIRECT if direct else 0), 0o600)

@@ -422,6 +422,48 @@ class HdfsFilesystem:
         finally:
             self.reads.close(h)
 
+    def fill_cache_many(self, entries: list[tuple[str, FileStatus]],
+                        map_: Callable[..., Any] = map) -> list[int]:
+        """:meth:`fill_cache` for a batch of small files (the warm-up's): the bytes cached
+        per entry (held already counts), 0 for one replaced, gone or failed since its
+        status.
+
+        The identity check every cached read needs (the path's status after the
+        reader was opened: :meth:`Reads.reader`) is one listing per parent
+        directory, taken after every file of the batch was read, instead of one
+        status call per file: on small files that call cost as much as the read
+        (measured 1,060 files/s with it, 1,770 without, 8 threads on minidfs).
+        ``map_`` runs the reads and the cache writes (a thread pool's ``map``).
+        """
+        handles = [self.reads.handle(p, self.hdfs_path(p), st, read_ahead=False)
+                   for p, st in entries]
+        try:
+            def read(h: ReadHandle) -> bytes | None:
+                try:
+                    return self.reads.read_unchecked(h)
+                except (hdfs_errors.HdfsError, FsError) as exc:
+                    log.info("warm-up: %s: %s", h.hpath, exc)
+                    return None
+
+            datas = list(map_(read, handles))
+            listed: dict[str, FileStatus] = {}
+            for parent in sorted({posixpath.dirname(h.hpath) for h in handles}):
+                try:
+                    listed.update((st.path, st) for st in self.client.list_dir(parent))
+                except hdfs_errors.HdfsError as exc:
+                    log.info("warm-up: cannot list %s (%s): its files are not cached", parent,
+                             exc)
+
+            def fill(item: tuple[ReadHandle, bytes | None]) -> int:
+                h, data = item
+                return 0 if data is None else self.reads.fill_checked(h, data,
+                                                                      listed.get(h.hpath))
+
+            return list(map_(fill, zip(handles, datas, strict=True)))
+        finally:
+            for h in handles:
+                self.reads.close(h)
+
     def wants_direct_io(self, fh: int) -> bool:
         """Whether handle ``fh`` should bypass the kernel page cache (``--direct-io``);
         called once, at open, and the answer is kept on the handle

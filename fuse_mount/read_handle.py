@@ -89,10 +89,14 @@ class Reads:
         self.metrics = metrics
         self.meta = meta
 
-    def handle(self, path: str, hpath: str, st: FileStatus) -> ReadHandle:
-        """A handle on the version of the file ``st`` describes."""
+    def handle(self, path: str, hpath: str, st: FileStatus, *,
+               read_ahead: bool = True) -> ReadHandle:
+        """A handle on the version of the file ``st`` describes (``read_ahead=False``:
+        one read whole by :meth:`read_unchecked`, which needs no read-ahead)."""
         key = cache_key(self.client.uri, hpath, st.length, st.mtime_ms, st.file_id)
         h = ReadHandle(path, hpath, st, key)
+        if not read_ahead:
+            return h
         h.prefetcher = Prefetcher(
             h.size, functools.partial(self._fetch, h), pool=self.pool, budget=self.budget,
             config=self.ra_config, timeout=self.timeout, metrics=self.metrics)
@@ -126,6 +130,36 @@ class Reads:
         data = self._read_hdfs(h, 0, h.size)
         if len(data) != h.size:
             return 0
+        stored = self.cache.put_aligned(h.key, h.size, 0, data)
+        return h.size if stored and self.cache.has_range(h.key, 0, h.size) else 0
+
+    def read_unchecked(self, h: ReadHandle) -> bytes:
+        """``h``'s whole file, through a reader opened by path *without* the identity
+        check :meth:`reader` makes after an open. Only for :meth:`fill_checked`, which
+        caches the bytes once a status of the path taken after this open (one listing
+        for a whole batch of files, instead of one status call per file) says they
+        are ``h``'s version."""
+        reader = self.reader(h, verify=False)
+        try:
+            data = reader.read_range(0, h.size)
+        except hdfs_errors.HdfsTimeout:
+            raise
+        except hdfs_errors.HdfsIOError as exc:
+            log.info("read of %s failed (%s); reopening", h.hpath, exc)
+            data = self.reader(h, reopen=reader).read_range(0, h.size)  # a reopen is checked
+        self.metrics.bytes_from_hdfs.inc(len(data))
+        return data
+
+    def fill_checked(self, h: ReadHandle, data: bytes, fresh: FileStatus | None) -> int:
+        """Cache ``data`` (:meth:`read_unchecked` of ``h``) if ``fresh``, the path's
+        status read after that read's open, is still ``h``'s file: the bytes the cache
+        now holds of this version (the file's size), 0 when it was replaced or gone
+        (nothing cached, as :meth:`fill` would raise ESTALE) or the cache took none."""
+        assert self.cache is not None
+        if fresh is None or not same_file(h, fresh) or len(data) != h.size:
+            return 0
+        if self.cache.has_range(h.key, 0, h.size):
+            return h.size
         stored = self.cache.put_aligned(h.key, h.size, 0, data)
         return h.size if stored and self.cache.has_range(h.key, 0, h.size) else 0
 

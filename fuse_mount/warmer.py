@@ -29,10 +29,11 @@ import fnmatch
 import logging
 import stat
 import os
+import posixpath
 import threading
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from fuse_mount.warmup import WarmupResult
 from hdfs_csi_common.units import format_size
@@ -41,6 +42,12 @@ if TYPE_CHECKING:
     from fuse_mount.fs import HdfsFilesystem
 
 log = logging.getLogger(__name__)
+
+#: files up to this size are warmed whole, in batches per directory
+SMALL_FILE = 4 * 1024 * 1024
+#: a batch's bytes (held in memory from its reads to its identity check) and files
+BATCH_BYTES = 64 * 1024 * 1024
+BATCH_FILES = 1000
 
 
 class Warmer:
@@ -109,6 +116,9 @@ class Warmer:
                 with lock:
                     r.failed.append((rel, str(exc) or type(exc).__name__))
                 return
+            counted(rel, n)
+
+        def counted(rel: str, n: int) -> None:
             metrics.warmup_files.inc()
             metrics.warmup_bytes.inc(n)
             with lock:
@@ -121,8 +131,39 @@ class Warmer:
                     log.info("warm-up: %d/%d files, %s, %.0f MB/s", r.files, len(files),
                              format_size(r.bytes), r.rate / 1e6)
 
+        def batch(entries: list[tuple[str, Any]]) -> None:
+            if self._stop.is_set():
+                return
+            try:
+                got = self.core.fill_cache_many(entries, pool.map)
+            except Exception as exc:  # noqa: BLE001 - report, go on with the others
+                with lock:
+                    r.failed.extend((rel, str(exc) or type(exc).__name__) for rel, _ in entries)
+                return
+            for (rel, _st), n in zip(entries, got, strict=True):
+                if n:
+                    counted(rel, n)
+                else:
+                    with lock:
+                        r.failed.append((rel, "replaced, gone or unreadable while warmed"))
+
         with cf.ThreadPoolExecutor(self.threads, thread_name_prefix="warm-up") as pool:
-            list(pool.map(one, files))
+            small, large = self._split(files)
+            for entries in self._batches(small):
+                kept = []
+                for rel, st in entries:   # the --cache-size bound, in the files' order
+                    if self.max_bytes is not None and used + st.length > self.max_bytes:
+                        r.skipped_files += 1
+                        r.skipped_bytes += st.length
+                    else:
+                        used += st.length
+                        kept.append((rel, st))
+                if kept:
+                    # One batch at a time: two in flight (one's listing and cache writes
+                    # beside the other's reads) measured no faster (88 against 99 MB/s,
+                    # within the noise) and held twice the memory.
+                    batch(kept)
+            list(pool.map(one, large))
         if self._stop.is_set():           # the mount is going away: its cache closes itself
             log.info("warm-up stopped with the mount after %d files", r.files)
             return
@@ -131,6 +172,40 @@ class Warmer:
         log.info("warm-up: %s", r.summary())
         for path, reason in r.failed[:20]:
             log.warning("warm-up: %s: %s", path, reason)
+
+    def _split(self, files: list[str]) -> tuple[list[tuple[str, Any]], list[str]]:
+        """(small files with their statuses, the others): small ones are read whole in
+        batches per directory (:meth:`HdfsFilesystem.fill_cache_many`), the others
+        through the read path with its read-ahead."""
+        small: list[tuple[str, Any]] = []
+        large: list[str] = []
+        for rel in files:
+            try:
+                st = self.core.status(rel)
+            except Exception:  # noqa: BLE001 - gone meanwhile: the read path says so
+                large.append(rel)
+                continue
+            (small.append((rel, st)) if 0 < st.length <= SMALL_FILE else large.append(rel))
+        return small, large
+
+    @staticmethod
+    def _batches(small: list[tuple[str, Any]]) -> Iterator[list[tuple[str, Any]]]:
+        """Consecutive files of one directory, at most BATCH_BYTES / BATCH_FILES each:
+        what one batch holds in memory until its identity check."""
+        out: list[tuple[str, Any]] = []
+        size = 0
+        parent = None
+        for rel, st in small:
+            d = posixpath.dirname(rel)
+            if out and (d != parent or size + st.length > BATCH_BYTES
+                        or len(out) >= BATCH_FILES):
+                yield out
+                out, size = [], 0
+            parent = d
+            out.append((rel, st))
+            size += st.length
+        if out:
+            yield out
 
     # -- finding the files ----------------------------------------------------------------
     def expand(self, pattern: str) -> list[str]:

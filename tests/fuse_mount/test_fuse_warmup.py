@@ -3,6 +3,7 @@ from the disk cache alone, byte for byte; the budget holds; typos fail."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -222,5 +223,46 @@ def test_files_replaced_during_a_warmup_are_never_served_wrong(dfs, hdfs, tmp_pa
             finally:
                 core.release(fh)
             assert got == data, rel
+    finally:
+        core.close()
+
+
+def test_a_batch_never_caches_a_file_replaced_between_its_listing_and_its_read(
+        dfs, hdfs, tmp_path_factory) -> None:
+    """The warm-up's batches check identity with one listing after their reads: a file
+    replaced after its status was listed (same name, same length: only its file id
+    differs) is read as the new file, and must not be cached under the old one's key,
+    where a reader still holding the old status would be served it."""
+    from fuse_mount.errors import FsError
+    from fuse_mount.fs import HdfsFilesystem
+    from fuse_mount.options import MountOptions
+
+    base = hdfs_dir(hdfs, "warmid")
+    old = {f"/f{i}": os.urandom(50_000) for i in range(6)}
+    for rel, data in old.items():
+        hdfs.write_file(base + rel, data)
+    core = HdfsFilesystem(hdfs, base, MountOptions(cache_dir=str(tmp_path_factory.mktemp("c")),
+                                                   metadata_ttl=300, prefetch_max_size=0))
+    try:
+        entries = [(rel, core.status(rel)) for rel in old]       # listed: the old versions
+        new = os.urandom(50_000)
+        hdfs.write_file(base + "/f3", new)                        # replaced, same length
+        got = core.fill_cache_many(entries)
+        assert got == [50_000, 50_000, 50_000, 0, 50_000, 50_000]
+        for rel, data in old.items():                             # old statuses: old bytes
+            if rel == "/f3":
+                with pytest.raises(FsError) as info:              # ESTALE, never `new`
+                    fh = core.open(rel, os.O_RDONLY)
+                    try:
+                        core.read(fh, 1 << 20, 0)
+                    finally:
+                        core.release(fh)
+                assert info.value.errno == errno.ESTALE
+                continue
+            fh = core.open(rel, os.O_RDONLY)
+            try:
+                assert bytes(core.read(fh, 1 << 20, 0)) == data
+            finally:
+                core.release(fh)
     finally:
         core.close()
