@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 
-from benchmarks.environment import MountProcess
+from benchmarks.environment import PROFILES, MiniDfsProcess, MountProcess
 from fuse_mount import warmup
 from hdfs_csi_common.units import parse_size
 
@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="local",
+                    help="throttle minidfs like a cluster (as hdfs-csi bench --profile): "
+                         "on 'local' minidfs shares this machine's cores with the mount")
     args = ap.parse_args(argv)
 
     import hdfs_client
@@ -89,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     rnd = random.Random(5)
     results: dict[str, dict[str, float]] = {}
     try:
+        throttle = MiniDfsProcess(work, profile=PROFILES[args.profile],
+                                  block_size=128 << 20).options()
         with MiniDFSProcess(os.path.join(work, "dfs"), datanodes=1,
-                            log_file=os.path.join(work, "minidfs.log")) as dfs:
+                            log_file=os.path.join(work, "minidfs.log"), **throttle) as dfs:
             client = hdfs_client.connect(dfs.uri)
             sets = {
                 "small": [(f"/ds/small/c{i % 10}/f{i:05d}", rnd.randint(60_000, 160_000))

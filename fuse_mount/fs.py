@@ -433,7 +433,10 @@ class HdfsFilesystem:
         directory, taken after every file of the batch was read, instead of one
         status call per file: on small files that call cost as much as the read
         (measured 1,060 files/s with it, 1,770 without, 8 threads on minidfs).
-        ``map_`` runs the reads and the cache writes (a thread pool's ``map``).
+        ``map_`` runs the reads (a thread pool's ``map``); the cache writes run
+        here, one after the other: spread over the pool's eight threads they
+        switched threads a third more often (53,000-65,000 voluntary context
+        switches per 4,000 files against 40,000) for no gain in rate.
         """
         handles = [self.reads.handle(p, self.hdfs_path(p), st, read_ahead=False)
                    for p, st in entries]
@@ -459,7 +462,7 @@ class HdfsFilesystem:
                 return 0 if data is None else self.reads.fill_checked(h, data,
                                                                       listed.get(h.hpath))
 
-            return list(map_(fill, zip(handles, datas, strict=True)))
+            return list(map(fill, zip(handles, datas, strict=True)))
         finally:
             for h in handles:
                 self.reads.close(h)
