@@ -27,7 +27,7 @@ from hdfs_csi_common.units import parse_duration, parse_size
 
 from benchmarks import report
 from benchmarks.environment import PROFILES, SetupError
-from benchmarks.runner import MODES, Bench, BenchConfig
+from benchmarks.runner import DEFAULT_MODES, MODES, Bench, BenchConfig
 from benchmarks.scenarios import ALL, NAMES, ScenarioOptions
 
 log = logging.getLogger("benchmarks")
@@ -51,7 +51,7 @@ def register(parser: argparse.ArgumentParser) -> None:
                      "meta (stat/list trees), dataloader (PyTorch DataLoader), parquet "
                      "(pyarrow.dataset scan); only when named: tfdata (tf.data.TFRecordDataset; "
                      "needs TensorFlow: HDFS_CSI_TF=yes scripts/setup.sh). Modes: local, direct, "
-                     "mount-cold, mount-warm. See BENCHMARKS.md.")
+                     "mount-cold, mount-warm; only when named: mount-warmup. See BENCHMARKS.md.")
     g = parser.add_argument_group("what to run")
     size = g.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="tier", action="store_const", const="quick",
@@ -61,7 +61,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(tier="full")
     g.add_argument("--scenarios", type=_csv(ALL), default=list(NAMES),
                    help="comma-separated scenarios, or 'all' (default: all but tfdata)")
-    g.add_argument("--modes", type=_csv(MODES), default=list(MODES), help="comma-separated modes")
+    g.add_argument("--modes", type=_csv(MODES), default=list(DEFAULT_MODES),
+                   help="comma-separated modes, or 'all'; mount-warmup (the first epoch "
+                        "after the mount's own warm-up) runs only when named or with 'all'")
     g.add_argument("--seed", type=int, default=42, help="dataset content and shuffle order")
     g.add_argument("--prepare", action="store_true",
                    help="only generate/upload the datasets (reusing what matches), then exit")

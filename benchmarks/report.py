@@ -30,7 +30,7 @@ PRIMARY = {
     "tfdata": "mb_per_s",
 }
 
-MODE_ORDER = ("local", "direct", "mount-cold", "mount-warm")
+MODE_ORDER = ("local", "direct", "mount-cold", "mount-warm", "mount-warmup")
 
 
 # -- progress ------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def plot(path: str, results: list[ScenarioResult], title: str = "hdfs-csi bench"
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=False)
     width = 0.8 / max(len(modes), 1)
     colors = {"local": "#7f7f7f", "direct": "#1f77b4", "mount-cold": "#ff7f0e",
-              "mount-warm": "#2ca02c"}
+              "mount-warm": "#2ca02c", "mount-warmup": "#d62728"}
     for ax, key, label in ((axes[0], "to_direct", "ratio to direct (in-process HDFS client)"),
                            (axes[1], "to_local", "ratio to local disk")):
         for i, mode in enumerate(modes):

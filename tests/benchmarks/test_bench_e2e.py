@@ -16,6 +16,7 @@ import pytest
 from bench_kit import check_document
 
 from benchmarks.environment import MountProcess
+from benchmarks.runner import BenchConfig
 from benchmarks.scenarios import NAMES
 from fuse_mount import mounts
 
@@ -57,6 +58,22 @@ def test_quick_run_every_scenario_and_mode(tmp_path):
     assert doc["environment"]["minidfs"] is True
     assert {d["where"] for d in doc["datasets"]} >= {"local"}
     print(f"hdfs-csi bench --quick took {took:.0f} s")
+
+
+@needs_fuse
+@pytest.mark.fuse
+@pytest.mark.timeout(300)
+def test_mount_warmup_mode_reads_after_the_mount_warmed_the_whole_dataset(tmp_path):
+    doc, table, _ = _bench(["--quick", "--scale", "0.25", "--scenarios", "small", "--modes",
+                            "mount-cold,mount-warmup", "--no-progress"], tmp_path, 280)
+    by_key = check_document(doc, ["small"], ["mount-cold", "mount-warmup"])
+    assert any(line.startswith("small") and " mount-warmup " in line
+               for line in table.splitlines())
+    # the pass began only after the mount's warm-up had read every file of the dataset
+    log = (tmp_path / "work" / "mount-small" / "mount.log").read_text()
+    files = by_key[("small", "mount-warmup")]["metrics"]["files"]
+    assert f"warm-up: warmed {files:,} files" in log, log[-2000:]
+    assert "mount-warmup" not in BenchConfig().modes, "mount-warmup runs only when named"
 
 
 def _bench_interrupted_while_mounted(tmp_path, work) -> tuple[int, str, str]:
