@@ -138,7 +138,9 @@ class Reads:
         check :meth:`reader` makes after an open. Only for :meth:`fill_checked`, which
         caches the bytes once a status of the path taken after this open (one listing
         for a whole batch of files, instead of one status call per file) says they
-        are ``h``'s version."""
+        are ``h``'s version. It runs on the caller's thread (the warm-up's own pool),
+        not on the :class:`IoPool` with its ``--io-timeout``: a DataNode that stops
+        answering stalls the warm-up, never a FUSE request."""
         reader = self.reader(h, verify=False)
         try:
             data = reader.read_range(0, h.size)
