@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -69,6 +70,22 @@ PROFILES: dict[str, Profile] = {
 def hdfs_csi_command(*args: str) -> list[str]:
     """``hdfs-csi ...`` with the interpreter running us (works without the entry point)."""
     return [sys.executable, "-m", "hdfs_csi", *args]
+
+
+def wait_for_log(log_file: str, pattern: re.Pattern[str], timeout: float,
+                 poll: float = 0.05) -> re.Match[str] | None:
+    """The first match of ``pattern`` in ``log_file`` (a mount's log, read again every
+    ``poll`` s until it shows up), None after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            with open(log_file, encoding="utf-8", errors="replace") as fh:
+                hit = pattern.search(fh.read())
+            if hit:
+                return hit
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(poll)
 
 
 def _tail(path: str, lines: int = 15) -> str:

@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterator
 from benchmarks import datasets, pagecache, report
 from benchmarks.environment import (
     PROFILES, HadoopDfs, MiniDfsProcess, MountProcess, SetupError, describe_environment,
-    fuse_unavailable_reason,
+    fuse_unavailable_reason, wait_for_log,
 )
 from benchmarks.scenarios import RunContext, ScenarioOptions, ScenarioResult, Skipped, load
 from benchmarks.targets import DirectTarget, FileSystemTarget, Target
@@ -378,14 +378,9 @@ def _mount_defaults() -> dict[str, Any] | None:
 
 def _wait_for_warmup(log_file: str, timeout: float = 1800.0) -> None:
     """Until the mount's log says its warm-up ended (:data:`_WARMUP_END`)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            with open(log_file, encoding="utf-8", errors="replace") as fh:
-                if _WARMUP_END.search(fh.read()):
-                    return
-        time.sleep(0.2)
-    raise SetupError(f"the mount's warm-up did not end within {timeout:.0f} s (see {log_file})")
+    if wait_for_log(log_file, _WARMUP_END, timeout, poll=0.2) is None:
+        raise SetupError(f"the mount's warm-up did not end within {timeout:.0f} s "
+                         f"(see {log_file})")
 
 
 def _remove_tree(path: str) -> None:

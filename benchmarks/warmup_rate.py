@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 
-from benchmarks.environment import PROFILES, MiniDfsProcess, MountProcess
+from benchmarks.environment import PROFILES, MiniDfsProcess, MountProcess, wait_for_log
 from fuse_mount import warmup
 from hdfs_csi_common.units import parse_size
 
@@ -59,15 +59,11 @@ def _direct(client, paths: list[str], threads: int) -> tuple[float, int]:  # typ
 
 def _daemon_seconds(log_file: str, files: int, timeout: float = 600) -> float:
     """Seconds the mount's own warm-up took, from its last log line."""
-    deadline = time.monotonic() + timeout
-    pattern = re.compile(rf"warm-up: warmed {files:,} files, .* in ([0-9.]+) s")
-    while time.monotonic() < deadline:
-        with open(log_file, encoding="utf-8", errors="replace") as fh:
-            hit = pattern.search(fh.read())
-        if hit:
-            return float(hit.group(1))
-        time.sleep(0.05)
-    raise TimeoutError(f"no end of the warm-up in {log_file}")
+    hit = wait_for_log(log_file, re.compile(rf"warm-up: warmed {files:,} files, .* in "
+                                            r"([0-9.]+) s"), timeout)
+    if hit is None:
+        raise TimeoutError(f"no end of the warm-up in {log_file}")
+    return float(hit.group(1))
 
 
 def main(argv: list[str] | None = None) -> int:

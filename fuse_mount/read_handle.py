@@ -127,7 +127,12 @@ class Reads:
         assert self.cache is not None
         if self.cache.has_range(h.key, 0, h.size):
             return 0
-        data = self._read_hdfs(h, 0, h.size)
+        return self._store_whole(h, self._read_hdfs(h, 0, h.size))
+
+    def _store_whole(self, h: ReadHandle, data: bytes) -> int:
+        """Put ``data``, all of ``h``'s file, into the cache: its size once the cache
+        holds it all, 0 for a short read or a cache that took none of it."""
+        assert self.cache is not None
         if len(data) != h.size:
             return 0
         stored = self.cache.put_aligned(h.key, h.size, 0, data)
@@ -158,12 +163,11 @@ class Reads:
         now holds of this version (the file's size), 0 when it was replaced or gone
         (nothing cached, as :meth:`fill` would raise ESTALE) or the cache took none."""
         assert self.cache is not None
-        if fresh is None or not same_file(h, fresh) or len(data) != h.size:
+        if fresh is None or not same_file(h, fresh):
             return 0
         if self.cache.has_range(h.key, 0, h.size):
             return h.size
-        stored = self.cache.put_aligned(h.key, h.size, 0, data)
-        return h.size if stored and self.cache.has_range(h.key, 0, h.size) else 0
+        return self._store_whole(h, data)
 
     # -- the three ways the adapter asks --------------------------------------------------
     def read(self, h: ReadHandle, size: int, offset: int) -> bytes | memoryview:
