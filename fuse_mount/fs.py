@@ -43,6 +43,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from fuse_mount import direct_io
 from fuse_mount.cache import DiskCache
 from fuse_mount.errors import FsError
 from fuse_mount.iopool import IoPool
@@ -63,8 +64,6 @@ T = TypeVar("T")
 #: st_blksize reported for files: the largest FUSE request.  Buffered readers
 #: (Python's io, cp) size their reads from it, so big requests follow.
 BLKSIZE = 1 << 20
-#: --direct-io applies to files at least this large (smaller ones are read whole at once).
-DIRECT_IO_MIN_SIZE = 16 << 20
 #: Answer for statfs when HDFS cannot tell (no admin RPC): large, clearly fake numbers.
 FALLBACK_CAPACITY = 1 << 50  # 1 PiB
 _STATFS_TTL = 5.0
@@ -146,6 +145,9 @@ class HdfsFilesystem:
         self.writes = Writes(client, call=self._call,
                              fresh_length=lambda path: self.status(path, fresh=True).length,
                              invalidate=self._invalidate, invalidate_attrs=self.meta.invalidate)
+        #: --direct-io / directIo: on, off or auto (decided once the connection is up)
+        self.direct_io = direct_io.DirectIoPolicy(
+            self.opts.direct_io, lambda: self.client.content_summary(self.root).length)
         self.prefetch: SmallFilePrefetch | None = None
         if self.cache is not None and self.opts.prefetch_max_size:
             # the lead: what prefetched files not opened yet may hold of the cache
@@ -468,17 +470,17 @@ class HdfsFilesystem:
                 self.reads.close(h)
 
     def wants_direct_io(self, fh: int) -> bool:
-        """Whether handle ``fh`` should bypass the kernel page cache (``--direct-io``);
-        called once, at open, and the answer is kept on the handle
-        (``kernel_cached``: whether cache-file pages behind a reader may be dropped).
+        """Whether handle ``fh`` should bypass the kernel page cache (``--direct-io``,
+        see :mod:`fuse_mount.direct_io` for when it pays); called once, at open, and
+        the answer is kept on the handle (``kernel_cached``: whether cache-file pages
+        behind a reader may be dropped).
 
         Only large files not yet entirely in the disk cache: their first pass
         then costs one kernel copy less per byte and arrives in the
         application's own request sizes, served by our read-ahead.  Files the
         disk cache holds completely keep the page cache, so later epochs are
-        served from memory.  Off by default: with libfuse 3.14, a direct-I/O
-        file cannot be ``mmap``-ed ``MAP_SHARED`` (ENODEV), which numpy
-        memmaps, pyarrow and safetensors do.
+        served from memory (measured: read back from the disk cache through the
+        page cache 0.9-1.3 GB/s, with direct I/O 0.48 GB/s).
         """
         h = self._handles.get(fh)
         if not isinstance(h, ReadHandle):
@@ -486,7 +488,7 @@ class HdfsFilesystem:
         if h.bypass:  # see _note_open
             h.kernel_cached = False
             return True
-        if not self.opts.direct_io or h.size < DIRECT_IO_MIN_SIZE:
+        if not self.direct_io.enabled or h.size < direct_io.MIN_SIZE:
             return False
         direct = self.cache is None or not self.cache.has_range(h.key, 0, h.size)
         h.kernel_cached = not direct

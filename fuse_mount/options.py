@@ -44,6 +44,7 @@ PREFETCH_MAX_SIZE = "prefetchMaxSize"  #: prefetch small files up to this size (
 CACHE_POOL = "cachePool"        #: keep the dataset in this HDFS cache pool while mounted
 CACHE_POOL_TTL = "cachePoolTtl"  #: lifetime of those cache directives, renewed while mounted
 CACHE_POOL_REPLICATION = "cachePoolReplication"  #: cached copies of each block
+DIRECT_IO = "directIo"          #: "true"/"false": cold large reads skip the page cache
 MAX_WARMUP_PATTERNS = 64
 
 
@@ -97,13 +98,15 @@ class MountOptions:
         8 * MiB, "Kernel read-ahead of the mount (bdi read_ahead_kb; needs root). The "
         "default 128 KiB turns every sequential read into 128 KiB FUSE requests; a few "
         "MiB lets the kernel send 1 MiB requests, several at a time.", kind="size")
-    direct_io: bool = _opt(
-        False, "Read large files (16 MiB and more) that are not yet complete in the disk "
+    direct_io: bool | None = _opt(
+        None, "Read large files (16 MiB and more) that are not yet complete in the disk "
         "cache with FUSE direct I/O: no kernel page cache copy, the application's request "
-        "sizes reach the mount. Files "
-        "complete in the disk cache keep the page cache. Off by default: such files cannot "
-        "be mmap-ed MAP_SHARED (ENODEV with libfuse < 3.16), and small reads (8 KiB) each "
-        "become a round trip.", kind="bool")
+        "sizes reach the mount (cold sequential reads 1.3-1.7x faster). Files complete in "
+        "the disk cache keep the page cache. Default: auto = on only when the FUSE "
+        "connection lets such files be mmap-ed MAP_SHARED (the own loop; libfuse 3.14 "
+        "gives ENODEV) and the mount's dataset is larger than half of the available "
+        "memory, so a later epoch could not come from the page cache anyway; small reads "
+        "(8 KiB) each become a round trip.", kind="bool3", csi=DIRECT_IO)
     splice: bool = _opt(
         True, "With --cache-dir and --fuse-loop libfuse: send replies through a pipe by "
         "vmsplice (pages by reference, no copy into a reply buffer: reads the disk cache "
@@ -317,6 +320,8 @@ def volume_attributes(given: Mapping[str, Any]) -> dict[str, str]:
         if kind == "bool":
             if value:
                 out[f.metadata["csi"]] = "true"
+        elif kind == "bool3":   # given at all: an explicit choice, kept either way
+            out[f.metadata["csi"]] = "true" if value else "false"
         else:
             out[f.metadata["csi"]] = _format(kind, value)
     return out

@@ -201,6 +201,8 @@ def run_mount(source: str, mountpoint: str, opts: MountOptions, *,
             if mounts.wait_mounted(mountpoint, timeout=60):
                 tune_kernel_readahead(mountpoint, opts.kernel_read_ahead)
                 log.info("%s is mounted", mountpoint)
+                # libfuse 3.14 cannot let a direct-I/O file be mmap-ed MAP_SHARED
+                core.direct_io.connection_ready(mmap_allowed=False)
                 if on_ready is not None:
                     on_ready()
                 if opts.warmup:

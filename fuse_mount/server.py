@@ -153,9 +153,20 @@ class Server:
         ops = Operations(core, nodes)
         if self.takeover:
             ops.adopt()
+        from fuse_mount import kernel_abi
+
+        def connected(c: Connection) -> None:
+            core.direct_io.connection_ready(bool(c.flags & kernel_abi.DIRECT_IO_ALLOW_MMAP))
+
+        def on_init(c: Connection) -> None:
+            c.save(conn_file)
+            connected(c)
+
         session = self.session = Session(
             self.fd, ops.dispatch, threads=self.opts.fuse_threads, connection=connection,
-            on_init=lambda c: c.save(conn_file))
+            on_init=on_init)
+        if connection is not None:
+            connected(connection)
         handed_over = threading.Event()
 
         def hand_over(*_: Any) -> None:

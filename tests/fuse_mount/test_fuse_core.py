@@ -220,15 +220,15 @@ def test_read_into_from_hdfs_and_from_cache_is_exact(hdfs, base, tmp_path, multi
 
 def test_direct_io_only_for_large_files_not_in_the_cache(hdfs, base, tmp_path, multiblock,
                                                           monkeypatch):
-    import fuse_mount.fs as fs_module
+    from fuse_mount import direct_io
 
-    monkeypatch.setattr(fs_module, "DIRECT_IO_MIN_SIZE", 2 * MiB)
+    monkeypatch.setattr(direct_io, "MIN_SIZE", 2 * MiB)
     hdfs.write_file(f"{base}/small.bin", b"x" * MiB)
     off = make_fs(hdfs, base, cache_dir=str(tmp_path / "c1"))
     on = make_fs(hdfs, base, cache_dir=str(tmp_path / "c2"), direct_io=True)
     try:
         fh = off.open(multiblock, os.O_RDONLY)
-        assert not off.wants_direct_io(fh)  # the default keeps the page cache (mmap works)
+        assert not off.wants_direct_io(fh)  # auto, before it knows: the page cache (mmap works)
         off.release(fh)
         fh = on.open("/small.bin", os.O_RDONLY)
         assert not on.wants_direct_io(fh)
@@ -241,9 +241,72 @@ def test_direct_io_only_for_large_files_not_in_the_cache(hdfs, base, tmp_path, m
         fh = on.open(multiblock, os.O_RDONLY)
         assert not on.wants_direct_io(fh)  # complete in the disk cache: page cache again
         on.release(fh)
+        forced_off = make_fs(hdfs, base, direct_io=False)
+        try:
+            forced_off.direct_io.connection_ready(mmap_allowed=True)   # no sizing when said
+            fh = forced_off.open(multiblock, os.O_RDONLY)
+            assert not forced_off.wants_direct_io(fh)
+            forced_off.release(fh)
+        finally:
+            forced_off.close()
     finally:
         off.close()
         on.close()
+
+
+def test_direct_io_auto_turns_on_only_for_a_dataset_larger_than_half_the_memory(
+        hdfs, base, multiblock, monkeypatch):
+    """Auto (the default): the dataset's size comes from the NameNode once the
+    connection is up; direct I/O only if mmap still works and the dataset could not
+    stay in the page cache (a later epoch from RAM would beat it otherwise)."""
+    from fuse_mount import direct_io
+
+    monkeypatch.setattr(direct_io, "MIN_SIZE", 2 * MiB)
+    size = hdfs.content_summary(base).length
+    assert size >= len(SRC)
+
+    def opened_direct(memory: int, mmap_allowed: bool) -> bool:
+        fs = make_fs(hdfs, base)
+        try:
+            fs.direct_io = direct_io.DirectIoPolicy(
+                None, lambda: fs.client.content_summary(fs.root).length,
+                memory=lambda: memory)
+            fs.direct_io.connection_ready(mmap_allowed)
+            assert fs.direct_io.wait_sized(10)
+            fh = fs.open(multiblock, os.O_RDONLY)
+            try:
+                return fs.wants_direct_io(fh)
+            finally:
+                fs.release(fh)
+        finally:
+            fs.close()
+
+    assert opened_direct(memory=size, mmap_allowed=True)            # 2x the dataset > memory
+    assert not opened_direct(memory=4 * size, mmap_allowed=True)    # fits: page cache
+    assert not opened_direct(memory=size, mmap_allowed=False)       # libfuse: mmap would fail
+
+
+def test_direct_io_policy_rules():
+    from fuse_mount import direct_io
+
+    assert direct_io.auto_decision(11, 20, True)
+    assert not direct_io.auto_decision(10, 20, True)
+    assert not direct_io.auto_decision(None, 20, True)
+    assert not direct_io.auto_decision(11, None, True)
+    assert not direct_io.auto_decision(11, 20, False)
+
+    def refused() -> int:
+        raise PermissionError("no access to the dataset root")
+
+    p = direct_io.DirectIoPolicy(None, refused, memory=lambda: 1)
+    p.connection_ready(True)
+    assert p.wait_sized(5) and not p.enabled and p.describe() == "auto (off)"
+    calls = []
+    p = direct_io.DirectIoPolicy(True, lambda: calls.append(1) or 0)
+    p.connection_ready(True)
+    assert p.enabled and p.describe() == "on" and not calls   # said: never sized
+    assert direct_io.available_memory() > 0
+    assert direct_io.available_memory("/nonexistent") is None
 
 
 def test_changed_file_not_served_stale_from_cache(hdfs, base, tmp_path):

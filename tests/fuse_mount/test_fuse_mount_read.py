@@ -153,6 +153,28 @@ def test_own_loop_lets_a_direct_io_file_be_mmapped(dfs, hdfs, mount_factory):
     assert outcomes == {"own": True, "libfuse": "ENODEV"}
 
 
+def test_direct_io_auto_is_decided_from_the_connection_and_the_dataset(dfs, hdfs,
+                                                                        mount_factory):
+    """The default (auto) asks the connection first: through libfuse (mmap of a
+    direct-I/O file would fail) it stays off without sizing anything; our own loop
+    sizes the dataset at the NameNode and compares it with the memory available
+    (this one is small: off, so a later epoch comes from the page cache)."""
+    base = hdfs_dir(hdfs, "dio-auto")
+    hdfs.write_file(f"{base}/big.bin", b"z" * (17 * MiB))
+    said = {}
+    for loop in ("own", "libfuse"):
+        m = mount_factory(f"{dfs.uri}{base}", "--read-only", "--fuse-loop", loop,
+                          name=f"dio-auto-{loop}")
+        deadline = time.monotonic() + 20
+        while "direct I/O: auto" not in m.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        said[loop] = [line.split("direct I/O: ", 1)[1] for line in m.log_text().splitlines()
+                      if "direct I/O: " in line]
+    assert len(said["own"]) == 1 and said["own"][0].startswith("auto off (dataset 17.0 MiB, ")
+    assert said["libfuse"] == ["auto stays off (this FUSE connection cannot mmap direct-I/O "
+                               "files)"]
+
+
 def test_many_concurrent_readers(ro_mount, dataset):
     _, small = dataset
 

@@ -33,7 +33,7 @@ def test_volume_attribute_keys_are_the_ones_the_csi_driver_accepts():
 
     assert set(VOLUME_ATTRIBUTES) == {"readOnly", "cacheSize", "readAheadMax", "metadataTtl",
                                       "warmup", "prefetchMaxSize", "cachePool", "cachePoolTtl",
-                                      "cachePoolReplication"}
+                                      "cachePoolReplication", "directIo"}
     assert set(params.MOUNT_OPTION_KEYS) == set(VOLUME_ATTRIBUTES)
     assert set(VOLUME_ATTRIBUTES) <= set(params.STORAGE_CLASS_KEYS)
     assert set(VOLUME_ATTRIBUTES) <= set(params.VOLUME_CONTEXT_KEYS)
@@ -137,3 +137,18 @@ def test_errno_table():
     ]
     for exc, code in cases:
         assert errno_for(exc) == code, exc
+
+
+def test_direct_io_is_auto_unless_said_and_an_attribute_keeps_either_answer():
+    """``directIo`` is three-valued: absent = auto; "false" must survive the round trip
+    to the mount command (a dropped false would turn into auto, not off)."""
+    assert MountOptions().direct_io is None
+    for raw, want, flag in (("true", True, "--direct-io"), ("false", False, "--no-direct-io")):
+        given = parse_volume_attributes({"directIo": raw})
+        assert given == {"direct_io": want}
+        assert volume_attributes(given) == {"directIo": raw}
+        assert flags_for(given) == [flag]
+        assert _parse(["hdfs://nn/x", "/mnt", flag]).direct_io is want
+    assert _parse(["hdfs://nn/x", "/mnt"]).direct_io is None
+    with pytest.raises(ValueError, match="directIo"):
+        parse_volume_attributes({"directIo": "sometimes"})
