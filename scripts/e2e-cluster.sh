@@ -602,8 +602,11 @@ our_mounts() {  # deepest first
 our_shims() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-address $CTRD_SOCK " && basename "$p"
+    if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-address $CTRD_SOCK "; then
+      basename "$p"
+    fi
   done
+  return 0   # none found is an answer, not a failure (set -e, pipefail)
 }
 
 down() {
@@ -630,11 +633,11 @@ down() {
   # The FUSE mounts' keepers, which left the node plugin's container for their
   # own cgroup (--mount-cgroup in the overlay): SIGTERM unmounts, then SIGKILL.
   local pids
-  pids="$(cat /sys/fs/cgroup/*/hdfs-csi-e2e/hdfs-csi-mounts/cgroup.procs 2>/dev/null | sort -u)"
+  pids="$(cat /sys/fs/cgroup/*/hdfs-csi-e2e/hdfs-csi-mounts/cgroup.procs 2>/dev/null | sort -u || true)"
   if [ -n "$pids" ]; then
     kill -TERM $pids 2>/dev/null || true
     sleep 2
-    pids="$(cat /sys/fs/cgroup/*/hdfs-csi-e2e/hdfs-csi-mounts/cgroup.procs 2>/dev/null | sort -u)"
+    pids="$(cat /sys/fs/cgroup/*/hdfs-csi-e2e/hdfs-csi-mounts/cgroup.procs 2>/dev/null | sort -u || true)"
     if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null || true; fi
   fi
   local m
