@@ -91,11 +91,6 @@ class DirectIoPolicy:
         """Direct I/O for large files not complete in the disk cache, right now."""
         return self._auto if self.setting is None else self.setting
 
-    def describe(self) -> str:
-        if self.setting is not None:
-            return "on" if self.setting else "off"
-        return f"auto ({'on' if self._auto else 'off'})"
-
     def connection_ready(self, mmap_allowed: bool) -> None:
         """The FUSE connection is up; ``mmap_allowed``: it negotiated
         ``FUSE_DIRECT_IO_ALLOW_MMAP``.  Starts the auto sizing (once)."""
@@ -117,13 +112,13 @@ class DirectIoPolicy:
     def _size(self) -> None:
         try:
             dataset = self._dataset_size()
+            memory = self._memory()
+            self._auto = auto_decision(dataset, memory, True)
+            log.info("direct I/O: auto %s (dataset %s, %s of memory available)",
+                     "on: large first reads bypass the page cache" if self._auto else "off",
+                     format_size(dataset),
+                     "unknown" if memory is None else format_size(memory))
         except Exception as exc:  # noqa: BLE001 - a NameNode refusal only keeps the default
             log.info("direct I/O: auto stays off (cannot size the dataset: %s)", exc)
+        finally:
             self._sized.set()
-            return
-        memory = self._memory()
-        self._auto = auto_decision(dataset, memory, True)
-        log.info("direct I/O: auto %s (dataset %s, %s of memory available)",
-                 "on: large first reads bypass the page cache" if self._auto else "off",
-                 format_size(dataset), "unknown" if memory is None else format_size(memory))
-        self._sized.set()
