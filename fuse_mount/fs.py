@@ -414,21 +414,12 @@ class HdfsFilesystem:
         h.writer = writer
         return self._add_writer(h)
 
-    def fill_cache(self, path: str, st: FileStatus) -> int:
-        """Read the version of ``path`` that ``st`` describes whole into the disk cache
-        (the small-file prefetch); the bytes cached, 0 if it already was.  Raises ESTALE
-        (and caches nothing) when the file was replaced in HDFS since ``st``."""
-        h = self.reads.handle(path, self.hdfs_path(path), st)
-        try:
-            return self.reads.fill(h)
-        finally:
-            self.reads.close(h)
-
     def fill_cache_many(self, entries: list[tuple[str, FileStatus]],
                         map_: Callable[..., Any] = map) -> list[int]:
-        """:meth:`fill_cache` for a batch of small files (the warm-up's): the bytes cached
-        per entry (held already counts), 0 for one replaced, gone or failed since its
-        status.
+        """Read a batch of small files of one or a few directories whole into the disk
+        cache (the warm-up's and the small-file prefetch's): the bytes cached per entry
+        (held already counts, and is not read again), 0 for one replaced, gone or
+        failed since its status.
 
         The identity check every cached read needs (the path's status after the
         reader was opened: :meth:`Reads.reader`) is one listing per parent
@@ -444,6 +435,8 @@ class HdfsFilesystem:
                    for p, st in entries]
         try:
             def read(h: ReadHandle) -> bytes | None:
+                if self.reads.holds(h):
+                    return b""
                 try:
                     return self.reads.read_unchecked(h)
                 except (hdfs_errors.HdfsError, FsError) as exc:

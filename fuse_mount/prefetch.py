@@ -6,18 +6,21 @@ shuffled order.  Read one at a time, each file costs the mount a NameNode
 round trip and a DataNode connection in series with the reader.  Once a
 process opens a second file of a directory, this module reads the other small
 files of that directory (those up to ``--prefetch-max-size``) into the disk
-cache ahead of it, ``--prefetch-streams`` at a time, through the filesystem
-core: the read path's own identity check (the status after the HDFS reader is
-opened must still be the listed file: same file id, else the file is skipped)
-and its checksummed cache writes, so a file rewritten in HDFS is never cached
-under the identity the listing gave it.  An open of a prefetched file then
+cache ahead of it, ``--prefetch-streams`` batches at a time, through the
+filesystem core's batched fill (the warm-up's): a batch of up to
+``BATCH_FILES`` files of one directory is read file after file, then one
+listing of the directory taken after those reads is the identity check of
+all of them (each must still be the listed file: same file id, else it is
+skipped), then the checksummed cache writes, so a file rewritten in HDFS is
+never cached under the identity the listing gave it.  An open of a prefetched file then
 finds it complete in the cache and costs no RPC at all; an open of one being
 fetched waits for that fetch instead of starting a second one.
 
 Bounds, and how it stops:
 
-* memory: at most ``streams`` whole files in flight (``streams`` x
-  ``max_size``); everything fetched goes to the disk cache at once;
+* memory: at most ``streams`` batches in flight, each at most ``max_size``
+  bytes (one file may be that large alone); a batch goes to the disk cache
+  as soon as its identity check is done;
 * the lead: prefetched files that have not been opened yet may hold at most
   ``lead_bytes``.  When a process stops opening them (the pattern stopped),
   nothing more is fetched until it opens one again: what a stopped pattern
@@ -49,6 +52,9 @@ log = logging.getLogger(__name__)
 
 #: opens of distinct files in one directory before its siblings are prefetched
 TRIGGER_OPENS = 2
+#: files of one directory fetched by one stream as one batch, with one identity
+#: check (a listing) for all of them; also bounded by ``max_size`` bytes
+BATCH_FILES = 16
 #: a prefetch stops for good once the disk cache would be fuller than this fraction
 CACHE_FILL = 0.9
 #: directories whose opens are counted (least recently opened forgotten first)
@@ -65,7 +71,7 @@ class Core(Protocol):
 
     def listing(self, path: str) -> list[FileStatus]: ...
 
-    def fill_cache(self, path: str, st: FileStatus) -> int: ...
+    def fill_cache_many(self, entries: list[tuple[str, FileStatus]]) -> list[int]: ...
 
 
 class SmallFilePrefetch:
@@ -87,6 +93,7 @@ class SmallFilePrefetch:
         self._fetched: dict[str, int] = {}      # prefetched, not opened yet: path -> bytes
         self._lead = 0                          # bytes of _fetched and of fetches in flight
         self._inflight: dict[str, threading.Event] = {}
+        self._batches = 0                       # batches being fetched (<= streams)
         self._opened: set[str] = set()          # opened by a process: never fetched after
         self._closed = False
         # Threads of its own: a fetch waits for the core's HDFS calls, which run on the
@@ -190,26 +197,39 @@ class SmallFilePrefetch:
         self._pump()
 
     def _pump(self) -> None:
-        """Start fetches while streams, the lead and the cache allow."""
-        starts: list[tuple[str, FileStatus]] = []
+        """Start batches while streams, the lead and the cache allow: each batch is up
+        to BATCH_FILES consecutive queued files of one directory, at most ``max_size``
+        bytes together (so the memory bound stays ``streams`` x ``max_size``)."""
+        starts: list[list[tuple[str, FileStatus]]] = []
         with self._lock:
             while (self._queue and not self._closed and self.stopped is None
-                   and len(self._inflight) < self.streams):
-                path, st = self._queue[0]
-                if path in self._opened:
+                   and self._batches < self.streams):
+                batch: list[tuple[str, FileStatus]] = []
+                size = 0
+                while self._queue and len(batch) < BATCH_FILES:
+                    path, st = self._queue[0]
+                    if path in self._opened:
+                        self._queue.popleft()
+                        continue
+                    if batch and (posixpath.dirname(path) != posixpath.dirname(batch[0][0])
+                                  or size + st.length > self.max_size):
+                        break
+                    if self._lead + st.length > self.lead_bytes and self._lead > 0:
+                        break               # wait for opens to consume what is fetched
+                    if self.cache.used_bytes + st.length > CACHE_FILL * self.cache.max_bytes:
+                        self._stop_locked(f"the disk cache is {CACHE_FILL:.0%} full")
+                        break
                     self._queue.popleft()
-                    continue
-                if self._lead + st.length > self.lead_bytes and self._lead > 0:
-                    break                   # wait for opens to consume what is fetched
-                if self.cache.used_bytes + st.length > CACHE_FILL * self.cache.max_bytes:
-                    self._stop_locked(f"the disk cache is {CACHE_FILL:.0%} full")
+                    self._inflight[path] = threading.Event()
+                    self._lead += st.length     # reserved now, so the lead bound holds
+                    size += st.length
+                    batch.append((path, st))
+                if not batch:
                     break
-                self._queue.popleft()
-                self._inflight[path] = threading.Event()
-                self._lead += st.length     # reserved now, so the lead bound holds
-                starts.append((path, st))
-        for path, st in starts:
-            self._submit(self._fetch, path, st)
+                self._batches += 1
+                starts.append(batch)
+        for batch in starts:
+            self._submit(self._fetch, batch)
 
     def _stop_locked(self, why: str) -> None:
         self.stopped = why
@@ -217,24 +237,35 @@ class SmallFilePrefetch:
         self.core.metrics.prefetch_stops.inc()
         log.info("prefetch of small files stopped: %s", why)
 
-    # -- one file -------------------------------------------------------------------------
-    def _fetch(self, path: str, st: FileStatus) -> None:
-        n = 0
+    # -- one batch ------------------------------------------------------------------------
+    def _fetch(self, batch: list[tuple[str, FileStatus]]) -> None:
+        """Read ``batch`` whole into the cache through the core's batched fill: the
+        files one after the other on this stream, then one listing of their directory
+        as the identity check of all of them (a file replaced since its listing is not
+        cached), then the cache writes. Measured: one status call per file instead cost
+        as much as the read itself (see BENCHMARKS.md, small-file prefetch)."""
+        got: list[int] = [0] * len(batch)
         try:
-            n = self.core.fill_cache(path, st)
-        except Exception as exc:  # noqa: BLE001 - replaced, gone, unreadable: skip it
-            log.debug("prefetch of %s skipped: %s", path, exc)
+            got = self.core.fill_cache_many(batch)
+        except Exception as exc:  # noqa: BLE001 - gone, unreadable: skip them
+            log.debug("prefetch of %d files of %s skipped: %s", len(batch),
+                      posixpath.dirname(batch[0][0]), exc)
         finally:
+            events = []
             with self._lock:
-                event = self._inflight.pop(path)
-                if n and path not in self._opened:
-                    self._fetched[path] = st.length
-                else:
-                    self._lead -= st.length
-                    if n:          # opened meanwhile: that open waited for this fetch
-                        self.core.metrics.prefetch_hits.inc()
-            event.set()
-        if n:
-            self.core.metrics.prefetch_files.inc()
-            self.core.metrics.prefetch_bytes.inc(n)
+                self._batches -= 1
+                for (path, st), n in zip(batch, got, strict=True):
+                    events.append(self._inflight.pop(path))
+                    if n and path not in self._opened:
+                        self._fetched[path] = st.length
+                    else:
+                        self._lead -= st.length
+                        if n:      # opened meanwhile: that open waited for this fetch
+                            self.core.metrics.prefetch_hits.inc()
+            for event in events:
+                event.set()
+        for n in got:
+            if n:
+                self.core.metrics.prefetch_files.inc()
+                self.core.metrics.prefetch_bytes.inc(n)
         self._pump()

@@ -115,19 +115,9 @@ class Reads:
                 self.close(h)
                 raise
 
-    def fill(self, h: ReadHandle) -> int:
-        """Read ``h``'s whole file into the disk cache now (the small-file prefetch);
-        the byte count, 0 when the cache already held it or took none of it.
-
-        The reader is checked against ``h``'s identity (:meth:`reader`): a file
-        replaced since ``h``'s status raises ESTALE and nothing is cached.  The
-        chunks are written before this returns, so an open that waited for it
-        finds the file complete.
-        """
-        assert self.cache is not None
-        if self.cache.has_range(h.key, 0, h.size):
-            return 0
-        return self._store_whole(h, self._read_hdfs(h, 0, h.size))
+    def holds(self, h: ReadHandle) -> bool:
+        """Whether the disk cache holds all of ``h``'s file already."""
+        return self.cache is not None and self.cache.has_range(h.key, 0, h.size)
 
     def _store_whole(self, h: ReadHandle, data: bytes) -> int:
         """Put ``data``, all of ``h``'s file, into the cache: its size once the cache
@@ -143,9 +133,10 @@ class Reads:
         check :meth:`reader` makes after an open. Only for :meth:`fill_checked`, which
         caches the bytes once a status of the path taken after this open (one listing
         for a whole batch of files, instead of one status call per file) says they
-        are ``h``'s version. It runs on the caller's thread (the warm-up's own pool),
-        not on the :class:`IoPool` with its ``--io-timeout``: a DataNode that stops
-        answering stalls the warm-up, never a FUSE request."""
+        are ``h``'s version. It runs on the caller's thread (the warm-up's or the
+        prefetch's own pool), not on the :class:`IoPool` with its ``--io-timeout``: a
+        DataNode that stops answering stalls a warm-up or a prefetch stream, never a
+        FUSE request."""
         reader = self.reader(h, verify=False)
         try:
             data = reader.read_range(0, h.size)
@@ -161,7 +152,7 @@ class Reads:
         """Cache ``data`` (:meth:`read_unchecked` of ``h``) if ``fresh``, the path's
         status read after that read's open, is still ``h``'s file: the bytes the cache
         now holds of this version (the file's size), 0 when it was replaced or gone
-        (nothing cached, as :meth:`fill` would raise ESTALE) or the cache took none."""
+        (nothing cached, where a checked open would raise ESTALE) or the cache took none."""
         assert self.cache is not None
         if fresh is None or not same_file(h, fresh):
             return 0

@@ -95,6 +95,30 @@ def test_opening_two_files_of_a_directory_prefetches_the_rest(dfs, hdfs, tmp_pat
     assert core.metrics.value("hdfs_fuse_prefetch_hits_total") == len(cls0) - 2
 
 
+@pytest.mark.minidfs_only   # counts the NameNode's calls per method
+def test_a_batch_is_checked_by_one_listing_not_a_status_call_per_file(dfs, hdfs, tmp_path,
+                                                                     closing) -> None:
+    from fuse_mount.prefetch import BATCH_FILES
+    per_dir = 2 + 2 * BATCH_FILES
+    base, files = _tree(hdfs, "pf-batch", dirs=1, per_dir=per_dir, lo=20_000, hi=60_000)
+    core = _core(hdfs, base, tmp_path / "cache", cache_size=256 * MiB,
+                 prefetch_streams=1)
+    closing.append(core)
+    rels = sorted(files)
+    for rel in rels[:2]:
+        assert _read(core, rel) == files[rel]
+    calls = dfs.faults.calls
+    infos, listings = calls.get("getFileInfo", 0), calls.get("getListing", 0)
+    _settle(core)
+    assert core.metrics.value("hdfs_fuse_prefetch_files_total") == per_dir - 2
+    # the prefetched files, two batches of BATCH_FILES: one listing each, no getFileInfo
+    assert calls.get("getFileInfo", 0) - infos <= 1
+    assert calls.get("getListing", 0) - listings <= 3
+    for rel in rels[2:]:
+        assert _read(core, rel) == files[rel], rel
+    assert core.metrics.value("hdfs_fuse_prefetch_hits_total") == per_dir - 2
+
+
 def test_a_stopped_pattern_fetches_no_more_than_the_lead(hdfs, tmp_path, closing) -> None:
     base, files = _tree(hdfs, "pf-lead", dirs=1, per_dir=40, lo=150_000, hi=250_000)
     # the lead is a quarter of the cache: 2 MiB, about ten of these files
