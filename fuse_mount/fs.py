@@ -69,6 +69,9 @@ FALLBACK_CAPACITY = 1 << 50  # 1 PiB
 _STATFS_TTL = 5.0
 #: Bound on the bytes of prefetched small files not opened yet (and a quarter of the cache).
 PREFETCH_LEAD_MAX = 1 << 30
+#: what fill_cache_many's reads give for a file the cache holds already (compared by
+#: identity: a read never returns this very object)
+_HELD = bytes(1)
 # utimensat sentinels as libfuse passes them (tv_sec 0, tv_nsec UTIME_NOW/UTIME_OMIT)
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
@@ -414,6 +417,11 @@ class HdfsFilesystem:
         h.writer = writer
         return self._add_writer(h)
 
+    def cached(self, path: str, st: FileStatus) -> bool:
+        """Whether the disk cache holds all of the version of ``path`` ``st`` describes."""
+        return self.reads.holds(self.reads.handle(path, self.hdfs_path(path), st,
+                                                  read_ahead=False))
+
     def fill_cache_many(self, entries: list[tuple[str, FileStatus]],
                         map_: Callable[..., Any] = map) -> list[int]:
         """Read a batch of small files of one or a few directories whole into the disk
@@ -436,7 +444,7 @@ class HdfsFilesystem:
         try:
             def read(h: ReadHandle) -> bytes | None:
                 if self.reads.holds(h):
-                    return b""
+                    return _HELD
                 try:
                     return self.reads.read_unchecked(h)
                 except (hdfs_errors.HdfsError, FsError) as exc:
@@ -445,7 +453,10 @@ class HdfsFilesystem:
 
             datas = list(map_(read, handles))
             listed: dict[str, FileStatus] = {}
-            for parent in sorted({posixpath.dirname(h.hpath) for h in handles}):
+            read_ = {posixpath.dirname(h.hpath)
+                     for h, data in zip(handles, datas, strict=True)
+                     if data is not None and data is not _HELD}
+            for parent in sorted(read_):     # held ones need no identity check
                 try:
                     listed.update((st.path, st) for st in self.client.list_dir(parent))
                 except hdfs_errors.HdfsError as exc:
@@ -454,6 +465,8 @@ class HdfsFilesystem:
 
             def fill(item: tuple[ReadHandle, bytes | None]) -> int:
                 h, data = item
+                if data is _HELD:
+                    return h.size
                 return 0 if data is None else self.reads.fill_checked(h, data,
                                                                       listed.get(h.hpath))
 

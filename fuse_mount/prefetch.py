@@ -71,6 +71,8 @@ class Core(Protocol):
 
     def listing(self, path: str) -> list[FileStatus]: ...
 
+    def cached(self, path: str, st: FileStatus) -> bool: ...
+
     def fill_cache_many(self, entries: list[tuple[str, FileStatus]]) -> list[int]: ...
 
 
@@ -183,8 +185,10 @@ class SmallFilePrefetch:
             log.debug("prefetch: listing %s failed: %s", parent, exc)
             return
         base = parent.rstrip("/")
+        # files the cache holds already are not queued: no lead, no listing, no count
         picked = [(f"{base}/{c.name}", c) for c in children
                   if not c.is_dir and 0 < c.length <= self.max_size]
+        picked = [(p, c) for p, c in picked if not self.core.cached(p, c)]
         with self._lock:
             for path, st in picked:
                 if path not in self._known and path not in self._opened:

@@ -117,6 +117,17 @@ def test_a_batch_is_checked_by_one_listing_not_a_status_call_per_file(dfs, hdfs,
     for rel in rels[2:]:
         assert _read(core, rel) == files[rel], rel
     assert core.metrics.value("hdfs_fuse_prefetch_hits_total") == per_dir - 2
+    # the next epoch (a new mount over the same cache): all held, nothing to fetch or check
+    closing.remove(core)
+    core.close()
+    again = _core(hdfs, base, tmp_path / "cache", cache_size=256 * MiB, prefetch_streams=1)
+    closing.append(again)
+    for rel in rels[:2]:
+        assert _read(again, rel) == files[rel]
+    listings = calls.get("getListing", 0)
+    _settle(again)
+    assert again.metrics.value("hdfs_fuse_prefetch_files_total") == 0
+    assert calls.get("getListing", 0) - listings <= 1
 
 
 def test_a_stopped_pattern_fetches_no_more_than_the_lead(hdfs, tmp_path, closing) -> None:
