@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 TRIGGER_OPENS = 2
 #: files of one directory fetched by one stream as one batch, with one identity
 #: check (a listing) for all of them; also bounded by ``max_size`` bytes
-BATCH_FILES = 16
+BATCH_FILES = 8
 #: a prefetch stops for good once the disk cache would be fuller than this fraction
 CACHE_FILL = 0.9
 #: directories whose opens are counted (least recently opened forgotten first)
