@@ -151,8 +151,9 @@ class MountOptions:
         "(shards) are left to read-ahead. 0 turns it off.",
         kind="size", csi=PREFETCH_MAX_SIZE, limit=64 * MiB)
     prefetch_streams: int = _opt(
-        8, "Small files prefetched at a time (each one whole in memory until it is in the "
-        "disk cache). More streams hide more NameNode and DataNode round trips.", kind="int")
+        8, "Batches of small files prefetched at a time (up to 8 files of one directory, at "
+        "most --prefetch-max-size bytes, whole in memory until they are in the disk cache). "
+        "More streams hide more NameNode and DataNode round trips.", kind="int")
     cache_pool: str | None = _opt(
         None, "HDFS cache pool (Centralized Cache Management) in which to keep the mounted "
         "data in DataNode memory while mounted, for every node of the cluster: one cache "
